@@ -1,0 +1,454 @@
+//! Bearer-token verification: a JWT in, a [`Principal`] out.
+//!
+//! The algorithm is pinned by configuration. A token whose header names any other algorithm
+//! (including `none`, or HS256 signed with an RSA/EC public key) is refused before its signature
+//! is looked at.
+
+use std::fmt;
+
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use serde::Deserialize;
+
+use crate::ids::UserId;
+use crate::limits::MAX_TOKEN_BYTES;
+use crate::message::Principal;
+
+/// The signing algorithms this service accepts, one of which is pinned per deployment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenAlgorithm {
+    Hs256,
+    Rs256,
+    Es256,
+}
+
+impl TokenAlgorithm {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "HS256" => Some(Self::Hs256),
+            "RS256" => Some(Self::Rs256),
+            "ES256" => Some(Self::Es256),
+            _ => None,
+        }
+    }
+
+    fn jwt(self) -> Algorithm {
+        match self {
+            Self::Hs256 => Algorithm::HS256,
+            Self::Rs256 => Algorithm::RS256,
+            Self::Es256 => Algorithm::ES256,
+        }
+    }
+}
+
+impl fmt::Display for TokenAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Hs256 => "HS256",
+            Self::Rs256 => "RS256",
+            Self::Es256 => "ES256",
+        })
+    }
+}
+
+/// Key material for the pinned algorithm.
+#[derive(Clone)]
+pub enum VerificationKey {
+    /// HS256 shared secret.
+    Secret(Vec<u8>),
+    /// RS256 or ES256 public key, PEM encoded.
+    PublicKeyPem(String),
+}
+
+impl fmt::Debug for VerificationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Secret(_) => f.write_str("Secret(<redacted>)"),
+            Self::PublicKeyPem(_) => f.write_str("PublicKeyPem(..)"),
+        }
+    }
+}
+
+/// Everything needed to verify tokens.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    pub algorithm: TokenAlgorithm,
+    pub key: VerificationKey,
+    pub issuer: String,
+    pub audience: String,
+    pub leeway_seconds: u64,
+}
+
+/// Why a verifier could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthConfigError {
+    #[error("{algorithm} needs {expected}")]
+    WrongKeyKind {
+        algorithm: TokenAlgorithm,
+        expected: &'static str,
+    },
+    #[error("the HS256 secret must be at least 32 bytes long")]
+    SecretTooShort,
+    #[error("the public key is not a valid {algorithm} PEM key: {reason}")]
+    BadPublicKey {
+        algorithm: TokenAlgorithm,
+        reason: String,
+    },
+}
+
+/// Why a token was refused. Every variant is answered with 401; the text goes into the
+/// `WWW-Authenticate` error description, so it names the problem without echoing the token.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("no bearer token was sent")]
+    Missing,
+    #[error("the token is larger than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("the token is not signed with the expected algorithm")]
+    WrongAlgorithm,
+    #[error("the token signature is invalid")]
+    BadSignature,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued by another issuer")]
+    WrongIssuer,
+    #[error("the token is meant for another audience")]
+    WrongAudience,
+    #[error("the token lacks the `{0}` claim")]
+    MissingClaim(String),
+    #[error("the token subject is not a valid user id")]
+    InvalidSubject,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    jti: Option<String>,
+    /// OAuth 2 style: space-separated scopes.
+    #[serde(default)]
+    scope: Option<String>,
+    /// Array style, as some identity providers send.
+    #[serde(default)]
+    scp: Option<Vec<String>>,
+}
+
+/// Verifies tokens against one pinned algorithm and key. Build it once at cold start.
+pub struct TokenVerifier {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenVerifier {
+    pub fn new(config: &AuthConfig) -> Result<Self, AuthConfigError> {
+        let key = match (config.algorithm, &config.key) {
+            (TokenAlgorithm::Hs256, VerificationKey::Secret(secret)) => {
+                if secret.len() < 32 {
+                    return Err(AuthConfigError::SecretTooShort);
+                }
+                DecodingKey::from_secret(secret)
+            }
+            (TokenAlgorithm::Rs256, VerificationKey::PublicKeyPem(pem)) => {
+                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| bad_key(config, e))?
+            }
+            (TokenAlgorithm::Es256, VerificationKey::PublicKeyPem(pem)) => {
+                DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| bad_key(config, e))?
+            }
+            (algorithm @ TokenAlgorithm::Hs256, _) => {
+                return Err(AuthConfigError::WrongKeyKind {
+                    algorithm,
+                    expected: "a shared secret",
+                });
+            }
+            (algorithm, _) => {
+                return Err(AuthConfigError::WrongKeyKind {
+                    algorithm,
+                    expected: "a PEM public key",
+                });
+            }
+        };
+        let mut validation = Validation::new(config.algorithm.jwt());
+        validation.algorithms = vec![config.algorithm.jwt()];
+        validation.set_issuer(&[&config.issuer]);
+        validation.set_audience(&[&config.audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.leeway = config.leeway_seconds;
+        Ok(Self { key, validation })
+    }
+
+    /// Verifies a bearer token and returns who sent it.
+    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| token_error(e.kind()))?;
+        let claims = data.claims;
+        let sub = claims.sub.ok_or_else(|| TokenError::MissingClaim("sub".to_owned()))?;
+        let subject = UserId::parse(sub).map_err(|_| TokenError::InvalidSubject)?;
+        let scopes = match (claims.scope, claims.scp) {
+            (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
+            (None, Some(scp)) => scp,
+            (None, None) => Vec::new(),
+        };
+        Ok(Principal {
+            subject,
+            token_id: claims.jti,
+            scopes,
+        })
+    }
+}
+
+fn bad_key(config: &AuthConfig, error: jsonwebtoken::errors::Error) -> AuthConfigError {
+    AuthConfigError::BadPublicKey {
+        algorithm: config.algorithm,
+        reason: error.to_string(),
+    }
+}
+
+fn token_error(kind: &ErrorKind) -> TokenError {
+    match kind {
+        ErrorKind::InvalidSignature => TokenError::BadSignature,
+        ErrorKind::ExpiredSignature => TokenError::Expired,
+        ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenError::WrongAudience,
+        ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim.clone()),
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+            TokenError::WrongAlgorithm
+        }
+        _ => TokenError::Malformed,
+    }
+}
+
+/// Pulls the token out of an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(header: Option<&str>) -> Result<&str, TokenError> {
+    let value = header.ok_or(TokenError::Missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or(TokenError::Malformed)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::Missing);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(TokenError::Missing);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    use serde_json::{Value, json};
+
+    const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
+    const RSA_PRIVATE: &str = include_str!("../testdata/rsa-private.pem");
+    const RSA_PUBLIC: &str = include_str!("../testdata/rsa-public.pem");
+    const OTHER_RSA_PRIVATE: &str = include_str!("../testdata/other-rsa-private.pem");
+    const EC_PRIVATE: &str = include_str!("../testdata/ec-private.pem");
+    const EC_PUBLIC: &str = include_str!("../testdata/ec-public.pem");
+
+    fn now() -> i64 {
+        time::OffsetDateTime::now_utc().unix_timestamp()
+    }
+
+    fn config(algorithm: TokenAlgorithm, key: VerificationKey) -> AuthConfig {
+        AuthConfig {
+            algorithm,
+            key,
+            issuer: "https://issuer.test".into(),
+            audience: "scores-api".into(),
+            leeway_seconds: 5,
+        }
+    }
+
+    fn hs256() -> TokenVerifier {
+        TokenVerifier::new(&config(TokenAlgorithm::Hs256, VerificationKey::Secret(SECRET.to_vec()))).unwrap()
+    }
+
+    fn rs256() -> TokenVerifier {
+        TokenVerifier::new(&config(TokenAlgorithm::Rs256, VerificationKey::PublicKeyPem(RSA_PUBLIC.into())))
+            .unwrap()
+    }
+
+    fn claims() -> Value {
+        json!({"sub": "alice", "iss": "https://issuer.test", "aud": "scores-api",
+               "exp": now() + 300, "iat": now(), "jti": "t-1", "scope": "scores:write profile"})
+    }
+
+    fn with(mut claims: Value, key: &str, value: Value) -> Value {
+        claims[key] = value;
+        claims
+    }
+
+    fn sign_hs(claims: &Value) -> String {
+        encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET)).unwrap()
+    }
+
+    fn sign_rs(claims: &Value, private_pem: &str) -> String {
+        encode(
+            &Header::new(Algorithm::RS256),
+            claims,
+            &EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        // Minimal base64url without padding, to build tokens the library refuses to produce.
+        const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_valid_hs256_token_yields_its_principal() {
+        let principal = hs256().verify(&sign_hs(&claims())).unwrap();
+        assert_eq!(principal.subject.as_str(), "alice");
+        assert_eq!(principal.token_id.as_deref(), Some("t-1"));
+        assert_eq!(principal.scopes, ["scores:write", "profile"]);
+    }
+
+    #[test]
+    fn valid_rs256_and_es256_tokens_are_accepted() {
+        assert_eq!(rs256().verify(&sign_rs(&claims(), RSA_PRIVATE)).unwrap().subject.as_str(), "alice");
+        let es = TokenVerifier::new(&config(TokenAlgorithm::Es256, VerificationKey::PublicKeyPem(EC_PUBLIC.into())))
+            .unwrap();
+        let token = encode(
+            &Header::new(Algorithm::ES256),
+            &claims(),
+            &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(es.verify(&token).unwrap().subject.as_str(), "alice");
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_beyond_the_leeway() {
+        assert_eq!(hs256().verify(&sign_hs(&with(claims(), "exp", json!(now() - 60)))), Err(TokenError::Expired));
+        // Within the 5 s leeway it still passes.
+        assert!(hs256().verify(&sign_hs(&with(claims(), "exp", json!(now() - 2)))).is_ok());
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let token = sign_hs(&with(claims(), "nbf", json!(now() + 120)));
+        assert_eq!(hs256().verify(&token), Err(TokenError::NotYetValid));
+    }
+
+    #[test]
+    fn wrong_issuer_and_audience_are_refused() {
+        assert_eq!(hs256().verify(&sign_hs(&with(claims(), "iss", json!("https://evil.test")))), Err(TokenError::WrongIssuer));
+        assert_eq!(hs256().verify(&sign_hs(&with(claims(), "aud", json!("other-api")))), Err(TokenError::WrongAudience));
+    }
+
+    #[test]
+    fn missing_required_claims_are_named() {
+        let mut no_sub = claims();
+        no_sub.as_object_mut().unwrap().remove("sub");
+        assert_eq!(hs256().verify(&sign_hs(&no_sub)), Err(TokenError::MissingClaim("sub".into())));
+        let mut no_exp = claims();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert_eq!(hs256().verify(&sign_hs(&no_exp)), Err(TokenError::MissingClaim("exp".into())));
+    }
+
+    #[test]
+    fn a_bad_signature_is_refused() {
+        let token = sign_rs(&claims(), OTHER_RSA_PRIVATE);
+        assert_eq!(rs256().verify(&token), Err(TokenError::BadSignature));
+        let mut tampered = sign_hs(&claims());
+        tampered.pop();
+        tampered.push(if tampered.ends_with('A') { 'B' } else { 'A' });
+        assert!(matches!(hs256().verify(&tampered), Err(TokenError::BadSignature | TokenError::Malformed)));
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
+        let payload = b64(claims().to_string().as_bytes());
+        for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+            assert!(
+                matches!(hs256().verify(&token), Err(TokenError::WrongAlgorithm | TokenError::Malformed)),
+                "{token}"
+            );
+            assert!(rs256().verify(&token).is_err());
+        }
+    }
+
+    #[test]
+    fn hs256_signed_with_the_rsa_public_key_is_refused() {
+        // The classic algorithm-confusion attack: the public key used as an HMAC secret.
+        let token = encode(
+            &Header::new(Algorithm::HS256),
+            &claims(),
+            &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(rs256().verify(&token), Err(TokenError::WrongAlgorithm));
+    }
+
+    #[test]
+    fn an_rs256_token_is_refused_by_an_hs256_verifier() {
+        assert_eq!(hs256().verify(&sign_rs(&claims(), RSA_PRIVATE)), Err(TokenError::WrongAlgorithm));
+    }
+
+    #[test]
+    fn truncated_and_oversized_tokens_are_refused() {
+        let token = sign_hs(&claims());
+        assert_eq!(hs256().verify(&token[..token.len() / 2]), Err(TokenError::Malformed));
+        assert_eq!(hs256().verify("not-a-jwt"), Err(TokenError::Malformed));
+        let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(hs256().verify(&huge), Err(TokenError::TooLarge));
+    }
+
+    #[test]
+    fn a_subject_with_control_characters_is_refused() {
+        assert_eq!(hs256().verify(&sign_hs(&with(claims(), "sub", json!("a\u{7}b")))), Err(TokenError::InvalidSubject));
+    }
+
+    #[test]
+    fn scopes_may_come_as_an_array() {
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove("scope");
+        c["scp"] = json!(["scores:write"]);
+        assert_eq!(hs256().verify(&sign_hs(&c)).unwrap().scopes, ["scores:write"]);
+    }
+
+    #[test]
+    fn misconfigured_keys_are_reported_at_start() {
+        assert!(matches!(
+            TokenVerifier::new(&config(TokenAlgorithm::Hs256, VerificationKey::Secret(b"short".to_vec()))),
+            Err(AuthConfigError::SecretTooShort)
+        ));
+        assert!(matches!(
+            TokenVerifier::new(&config(TokenAlgorithm::Rs256, VerificationKey::Secret(SECRET.to_vec()))),
+            Err(AuthConfigError::WrongKeyKind { .. })
+        ));
+        assert!(matches!(
+            TokenVerifier::new(&config(TokenAlgorithm::Es256, VerificationKey::PublicKeyPem("garbage".into()))),
+            Err(AuthConfigError::BadPublicKey { .. })
+        ));
+    }
+
+    #[test]
+    fn bearer_tokens_are_taken_from_the_authorization_header() {
+        assert_eq!(bearer_token(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(Some("bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(None), Err(TokenError::Missing));
+        assert_eq!(bearer_token(Some("Basic dXNlcjpwYXNz")), Err(TokenError::Missing));
+        assert_eq!(bearer_token(Some("Bearer ")), Err(TokenError::Missing));
+        assert_eq!(bearer_token(Some("Bearer")), Err(TokenError::Malformed));
+    }
+}

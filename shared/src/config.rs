@@ -1,0 +1,240 @@
+//! Configuration from environment variables, read once at cold start. Every error names the
+//! variable that is missing or wrong and says what it should hold.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::auth::{AuthConfig, TokenAlgorithm, VerificationKey};
+use crate::limits::{DEFAULT_TOKEN_LEEWAY_SECONDS, DEFAULT_USER_CACHE_TTL};
+
+pub const JWT_ALGORITHM: &str = "JWT_ALGORITHM";
+pub const JWT_SECRET: &str = "JWT_SECRET";
+pub const JWT_PUBLIC_KEY_PEM: &str = "JWT_PUBLIC_KEY_PEM";
+pub const JWT_PUBLIC_KEY_FILE: &str = "JWT_PUBLIC_KEY_FILE";
+pub const JWT_ISSUER: &str = "JWT_ISSUER";
+pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
+pub const JWT_LEEWAY_SECONDS: &str = "JWT_LEEWAY_SECONDS";
+pub const SUBMISSIONS_QUEUE_URL: &str = "SUBMISSIONS_QUEUE_URL";
+pub const SUBMISSIONS_TABLE: &str = "SUBMISSIONS_TABLE";
+pub const USERS_TABLE: &str = "USERS_TABLE";
+pub const REJECTIONS_QUEUE_URL: &str = "REJECTIONS_QUEUE_URL";
+pub const REJECTIONS_TOPIC_ARN: &str = "REJECTIONS_TOPIC_ARN";
+pub const USER_CACHE_TTL_SECONDS: &str = "USER_CACHE_TTL_SECONDS";
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("environment variable {name} is not set; it should hold {expected}")]
+    Missing {
+        name: &'static str,
+        expected: &'static str,
+    },
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Where variables come from: the process environment, or a map in tests.
+pub trait EnvSource {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+pub struct ProcessEnv;
+
+impl EnvSource for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl<F: Fn(&str) -> Option<String>> EnvSource for F {
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+fn required(
+    env: &dyn EnvSource,
+    name: &'static str,
+    expected: &'static str,
+) -> Result<String, ConfigError> {
+    env.var(name).ok_or(ConfigError::Missing { name, expected })
+}
+
+fn parsed_or<T: FromStr>(
+    env: &dyn EnvSource,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match env.var(name) {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e| ConfigError::Invalid {
+            name,
+            reason: format!("{raw:?}: {e}"),
+        }),
+    }
+}
+
+/// Token verification settings.
+pub fn auth_from_env(env: &dyn EnvSource) -> Result<AuthConfig, ConfigError> {
+    let algorithm_name = required(env, JWT_ALGORITHM, "HS256, RS256 or ES256")?;
+    let algorithm = TokenAlgorithm::parse(algorithm_name.trim()).ok_or_else(|| ConfigError::Invalid {
+        name: JWT_ALGORITHM,
+        reason: format!("{algorithm_name:?} is not one of HS256, RS256, ES256"),
+    })?;
+    let key = match algorithm {
+        TokenAlgorithm::Hs256 => VerificationKey::Secret(
+            required(env, JWT_SECRET, "the HS256 shared secret (at least 32 bytes)")?.into_bytes(),
+        ),
+        TokenAlgorithm::Rs256 | TokenAlgorithm::Es256 => {
+            VerificationKey::PublicKeyPem(public_key_pem(env)?)
+        }
+    };
+    Ok(AuthConfig {
+        algorithm,
+        key,
+        issuer: required(env, JWT_ISSUER, "the expected `iss` claim")?,
+        audience: required(env, JWT_AUDIENCE, "the expected `aud` claim")?,
+        leeway_seconds: parsed_or(env, JWT_LEEWAY_SECONDS, DEFAULT_TOKEN_LEEWAY_SECONDS)?,
+    })
+}
+
+fn public_key_pem(env: &dyn EnvSource) -> Result<String, ConfigError> {
+    if let Some(pem) = env.var(JWT_PUBLIC_KEY_PEM) {
+        return Ok(pem);
+    }
+    let Some(path) = env.var(JWT_PUBLIC_KEY_FILE) else {
+        return Err(ConfigError::Missing {
+            name: JWT_PUBLIC_KEY_PEM,
+            expected: "the PEM public key (or set JWT_PUBLIC_KEY_FILE to a file holding it)",
+        });
+    };
+    std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+        name: JWT_PUBLIC_KEY_FILE,
+        reason: format!("cannot read {path}: {e}"),
+    })
+}
+
+/// The ingest function's settings.
+#[derive(Clone, Debug)]
+pub struct IngestConfig {
+    pub auth: AuthConfig,
+    pub submissions_queue_url: String,
+    pub submissions_table: String,
+}
+
+impl IngestConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            auth: auth_from_env(env)?,
+            submissions_queue_url: required(env, SUBMISSIONS_QUEUE_URL, "the submissions queue URL")?,
+            submissions_table: required(env, SUBMISSIONS_TABLE, "the submissions table name")?,
+        })
+    }
+}
+
+/// The processor function's settings.
+#[derive(Clone, Debug)]
+pub struct ProcessorConfig {
+    pub users_table: String,
+    pub submissions_table: String,
+    pub rejections_queue_url: String,
+    pub user_cache_ttl: Duration,
+}
+
+impl ProcessorConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            users_table: required(env, USERS_TABLE, "the users table name")?,
+            submissions_table: required(env, SUBMISSIONS_TABLE, "the submissions table name")?,
+            rejections_queue_url: required(env, REJECTIONS_QUEUE_URL, "the rejections queue URL")?,
+            user_cache_ttl: Duration::from_secs(parsed_or(
+                env,
+                USER_CACHE_TTL_SECONDS,
+                DEFAULT_USER_CACHE_TTL.as_secs(),
+            )?),
+        })
+    }
+}
+
+/// The notifier function's settings.
+#[derive(Clone, Debug)]
+pub struct NotifierConfig {
+    pub rejections_topic_arn: String,
+}
+
+impl NotifierConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            rejections_topic_arn: required(env, REJECTIONS_TOPIC_ARN, "the rejections SNS topic ARN")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl EnvSource {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name: &str| map.get(name).cloned()
+    }
+
+    const HS: &[(&str, &str)] = &[
+        (JWT_ALGORITHM, "HS256"),
+        (JWT_SECRET, "0123456789abcdef0123456789abcdef"),
+        (JWT_ISSUER, "iss"),
+        (JWT_AUDIENCE, "aud"),
+    ];
+
+    #[test]
+    fn hs256_settings_are_read_with_a_default_leeway() {
+        let auth = auth_from_env(&env(HS)).unwrap();
+        assert_eq!(auth.algorithm, TokenAlgorithm::Hs256);
+        assert_eq!(auth.leeway_seconds, DEFAULT_TOKEN_LEEWAY_SECONDS);
+        assert_eq!(auth.issuer, "iss");
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let err = auth_from_env(&env(&HS[..3])).unwrap_err();
+        assert_eq!(err, ConfigError::Missing { name: JWT_AUDIENCE, expected: "the expected `aud` claim" });
+        assert!(err.to_string().contains("JWT_AUDIENCE"));
+    }
+
+    #[test]
+    fn an_invalid_value_is_named_with_the_reason() {
+        let err = auth_from_env(&env(&[(JWT_ALGORITHM, "none")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: JWT_ALGORITHM, .. }), "{err}");
+        let mut pairs = HS.to_vec();
+        pairs.push((JWT_LEEWAY_SECONDS, "soon"));
+        let err = auth_from_env(&env(&pairs)).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: JWT_LEEWAY_SECONDS, .. }), "{err}");
+    }
+
+    #[test]
+    fn asymmetric_algorithms_need_a_public_key() {
+        let pairs = [(JWT_ALGORITHM, "ES256"), (JWT_ISSUER, "i"), (JWT_AUDIENCE, "a")];
+        let err = auth_from_env(&env(&pairs)).unwrap_err();
+        assert!(matches!(err, ConfigError::Missing { name: JWT_PUBLIC_KEY_PEM, .. }));
+        let mut with_file = pairs.to_vec();
+        with_file.push((JWT_PUBLIC_KEY_FILE, "/nonexistent/key.pem"));
+        let err = auth_from_env(&env(&with_file)).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { name: JWT_PUBLIC_KEY_FILE, .. }));
+    }
+
+    #[test]
+    fn processor_settings_default_the_cache_ttl() {
+        let cfg = ProcessorConfig::from_env(&env(&[
+            (USERS_TABLE, "users"),
+            (SUBMISSIONS_TABLE, "subs"),
+            (REJECTIONS_QUEUE_URL, "http://q"),
+        ]))
+        .unwrap();
+        assert_eq!(cfg.user_cache_ttl, DEFAULT_USER_CACHE_TTL);
+    }
+}

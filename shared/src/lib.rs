@@ -1,0 +1,17 @@
+//! The score pipeline's shared core: the domain (submissions, rejection reasons, validation),
+//! token verification, the ports the handlers talk through and their adapters, configuration
+//! and telemetry.
+
+pub mod auth;
+pub mod config;
+pub mod ids;
+pub mod limits;
+pub mod memory;
+pub mod message;
+pub mod ports;
+pub mod record;
+pub mod rejection;
+pub mod retry;
+pub mod submission;
+pub mod telemetry;
+pub mod users;

@@ -1,0 +1,43 @@
+//! Every limit of the pipeline, in one place. The OpenAPI document and the README quote these.
+
+use std::time::Duration;
+
+/// Largest request body ingest reads, in bytes. A full batch of 100 maximal submissions is about 25 KiB.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most submissions in one `POST /v1/scores/batch`.
+pub const MAX_BATCH_SUBMISSIONS: usize = 100;
+/// `heroId`: 1 to this many characters of `[A-Za-z0-9_-]`.
+pub const HERO_ID_MAX_CHARS: usize = 64;
+/// `score`: an integer in `SCORE_MIN..=SCORE_MAX`.
+pub const SCORE_MIN: u32 = 0;
+pub const SCORE_MAX: u32 = 1_000_000_000;
+/// `achievedAt` may be at most this far in the future (client clock skew).
+pub const ACHIEVED_AT_MAX_FUTURE: Duration = Duration::from_secs(5 * 60);
+/// `clientRef`: 1 to this many visible ASCII characters.
+pub const CLIENT_REF_MAX_CHARS: usize = 64;
+/// `Idempotency-Key` header: 1 to this many visible ASCII characters.
+pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
+/// `X-Correlation-Id` header: 1 to this many characters of `[A-Za-z0-9._:-]`; otherwise one is generated.
+pub const CORRELATION_ID_MAX_CHARS: usize = 128;
+/// Longest bearer token accepted, in bytes; longer ones are refused before any decoding.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Longest token subject (user id) accepted, in characters.
+pub const SUBJECT_MAX_CHARS: usize = 128;
+/// Default leeway for `exp` and `nbf`, in seconds.
+pub const DEFAULT_TOKEN_LEEWAY_SECONDS: u64 = 30;
+/// A submission id without a stored record is reported `pending` for this long after it was issued
+/// (the longest an SQS message can be retained); older unknown ids are `404`.
+pub const PENDING_HORIZON: Duration = Duration::from_secs(14 * 24 * 60 * 60);
+
+/// DynamoDB BatchWriteItem takes at most 25 items a call.
+pub const STORE_WRITE_BATCH: usize = 25;
+/// DynamoDB BatchGetItem takes at most 100 keys a call.
+pub const DIRECTORY_LOOKUP_BATCH: usize = 100;
+/// SQS SendMessageBatch takes at most 10 entries a call.
+pub const QUEUE_SEND_BATCH: usize = 10;
+/// SNS PublishBatch takes at most 10 entries a call.
+pub const NOTIFY_PUBLISH_BATCH: usize = 10;
+/// Default time a users-directory entry is cached across warm invocations.
+pub const DEFAULT_USER_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Most directory entries a warm processor keeps cached.
+pub const USER_CACHE_MAX_ENTRIES: usize = 10_000;

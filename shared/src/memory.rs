@@ -1,0 +1,459 @@
+//! In-memory adapters for every port: the local stack and unit tests run on these.
+//!
+//! [`MemoryQueue`] behaves like an SQS standard queue where it matters to the pipeline: messages
+//! are received in batches, a received message is invisible until deleted or its visibility
+//! timeout ends, and a message received more than `max_receive_count` times moves to a
+//! dead-letter list instead of being delivered again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::ids::{SubmissionId, UserId};
+use crate::message::{QueuedSubmission, Rejection, encode};
+use crate::ports::{
+    BatchReport, Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore,
+    UserDirectory,
+};
+use crate::record::SubmissionRecord;
+use crate::users::User;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Redrive and visibility settings of a [`MemoryQueue`].
+#[derive(Clone, Copy, Debug)]
+pub struct QueueSettings {
+    /// How long a received message stays invisible before it can be received again.
+    pub visibility_timeout: Duration,
+    /// Receives after which a message goes to the dead-letter list (SQS `maxReceiveCount`).
+    pub max_receive_count: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(30),
+            max_receive_count: 5,
+        }
+    }
+}
+
+/// One message as held by the queue and handed to a consumer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub message_id: String,
+    pub body: String,
+    /// How many times it has been received, this delivery included.
+    pub receive_count: u32,
+    pub sent_at: OffsetDateTime,
+}
+
+/// Counts of messages by state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub visible: usize,
+    pub in_flight: usize,
+    pub dead_letters: usize,
+}
+
+impl QueueDepth {
+    /// Nothing left to deliver (dead letters aside).
+    pub fn is_drained(&self) -> bool {
+        self.visible == 0 && self.in_flight == 0
+    }
+}
+
+#[derive(Default)]
+struct QueueState {
+    next_id: u64,
+    visible: VecDeque<QueuedMessage>,
+    in_flight: HashMap<String, (QueuedMessage, Instant)>,
+    dead_letters: Vec<QueuedMessage>,
+}
+
+pub struct MemoryQueue {
+    name: String,
+    settings: QueueSettings,
+    state: Mutex<QueueState>,
+    changed: Notify,
+}
+
+impl MemoryQueue {
+    pub fn new(name: impl Into<String>, settings: QueueSettings) -> Self {
+        Self {
+            name: name.into(),
+            settings,
+            state: Mutex::new(QueueState::default()),
+            changed: Notify::new(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn settings(&self) -> QueueSettings {
+        self.settings
+    }
+
+    /// Sends one raw message body; returns its message id.
+    pub fn push(&self, body: String) -> String {
+        let message_id = {
+            let mut state = lock(&self.state);
+            state.next_id += 1;
+            let message_id = format!("{}-{:08}", self.name, state.next_id);
+            state.visible.push_back(QueuedMessage {
+                message_id: message_id.clone(),
+                body,
+                receive_count: 0,
+                sent_at: OffsetDateTime::now_utc(),
+            });
+            message_id
+        };
+        self.changed.notify_waiters();
+        message_id
+    }
+
+    /// Receives up to `max` messages, waiting up to `wait` for the first one (long polling).
+    pub async fn receive(&self, max: usize, wait: Duration) -> Vec<QueuedMessage> {
+        let until = Instant::now() + wait;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let (batch, next_return) = self.try_receive(max);
+            if !batch.is_empty() {
+                return batch;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return batch;
+            }
+            let wake = next_return.map_or(until, |t| t.min(until));
+            let _ = tokio::time::timeout_at(wake, changed).await;
+        }
+    }
+
+    fn try_receive(&self, max: usize) -> (Vec<QueuedMessage>, Option<Instant>) {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        let expired: Vec<String> = state
+            .in_flight
+            .iter()
+            .filter(|(_, (_, visible_at))| *visible_at <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some((message, _)) = state.in_flight.remove(&id) {
+                state.visible.push_back(message);
+            }
+        }
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let Some(mut message) = state.visible.pop_front() else {
+                break;
+            };
+            if message.receive_count >= self.settings.max_receive_count {
+                state.dead_letters.push(message);
+                continue;
+            }
+            message.receive_count += 1;
+            let visible_at = now + self.settings.visibility_timeout;
+            state
+                .in_flight
+                .insert(message.message_id.clone(), (message.clone(), visible_at));
+            batch.push(message);
+        }
+        let next_return = state.in_flight.values().map(|(_, at)| *at).min();
+        (batch, next_return)
+    }
+
+    /// Deletes a received message (the consumer finished it).
+    pub fn delete(&self, message_id: &str) {
+        lock(&self.state).in_flight.remove(message_id);
+        self.changed.notify_waiters();
+    }
+
+    /// Makes a received message visible again after `delay` (ChangeMessageVisibility).
+    pub fn release(&self, message_id: &str, delay: Duration) {
+        if let Some((_, visible_at)) = lock(&self.state).in_flight.get_mut(message_id) {
+            *visible_at = Instant::now() + delay;
+        }
+        self.changed.notify_waiters();
+    }
+
+    pub fn depth(&self) -> QueueDepth {
+        let state = lock(&self.state);
+        QueueDepth {
+            visible: state.visible.len(),
+            in_flight: state.in_flight.len(),
+            dead_letters: state.dead_letters.len(),
+        }
+    }
+
+    pub fn dead_letters(&self) -> Vec<QueuedMessage> {
+        lock(&self.state).dead_letters.clone()
+    }
+
+    /// Waits until the queue's depth changes or `wait` passes.
+    pub async fn wait_for_change(&self, wait: Duration) {
+        let _ = tokio::time::timeout(wait, self.changed.notified()).await;
+    }
+}
+
+#[async_trait]
+impl SubmissionQueue for MemoryQueue {
+    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError> {
+        for message in messages {
+            self.push(encode(message));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RejectionSink for MemoryQueue {
+    async fn send(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError> {
+        for rejection in rejections {
+            self.push(encode(rejection));
+        }
+        Ok(BatchReport::default())
+    }
+}
+
+/// The submissions table in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: RwLock<HashMap<SubmissionId, SubmissionRecord>>,
+    write_calls: AtomicU64,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn records(&self) -> Vec<SubmissionRecord> {
+        self.records
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many `write` calls (each one BatchWriteItem's worth) have been made.
+    pub fn write_calls(&self) -> u64 {
+        self.write_calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl SubmissionStore for MemoryStore {
+    async fn write(
+        &self,
+        records: &[SubmissionRecord],
+        _deadline: Instant,
+    ) -> Result<BatchReport, PortError> {
+        if records.len() > crate::limits::STORE_WRITE_BATCH {
+            return Err(PortError::Refused {
+                service: "store",
+                detail: format!(
+                    "{} records in one write; at most {}",
+                    records.len(),
+                    crate::limits::STORE_WRITE_BATCH
+                ),
+            });
+        }
+        self.write_calls.fetch_add(1, Ordering::Relaxed);
+        let mut table = self.records.write().unwrap_or_else(PoisonError::into_inner);
+        for record in records {
+            table.insert(record.submission_id, record.clone());
+        }
+        Ok(BatchReport::default())
+    }
+
+    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+        Ok(self
+            .records
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+            .cloned())
+    }
+}
+
+/// The users directory in memory.
+#[derive(Default)]
+pub struct MemoryUserDirectory {
+    users: RwLock<HashMap<UserId, User>>,
+    lookup_calls: AtomicU64,
+}
+
+impl MemoryUserDirectory {
+    pub fn new(users: impl IntoIterator<Item = User>) -> Self {
+        let directory = Self::default();
+        for user in users {
+            directory.upsert(user);
+        }
+        directory
+    }
+
+    pub fn upsert(&self, user: User) {
+        self.users
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(user.user_id.clone(), user);
+    }
+
+    pub fn lookup_calls(&self) -> u64 {
+        self.lookup_calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl UserDirectory for MemoryUserDirectory {
+    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError> {
+        self.lookup_calls.fetch_add(1, Ordering::Relaxed);
+        let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(ids
+            .iter()
+            .filter_map(|id| users.get(id).map(|u| (id.clone(), u.clone())))
+            .collect())
+    }
+}
+
+type PublishListener = Box<dyn Fn(&Rejection) + Send + Sync>;
+
+/// Records published notifications; optionally tells a listener about each one.
+#[derive(Default)]
+pub struct MemoryNotifier {
+    published: Mutex<Vec<Rejection>>,
+    publish_calls: AtomicU64,
+    listener: Option<PublishListener>,
+}
+
+impl MemoryNotifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn with_listener(listener: impl Fn(&Rejection) + Send + Sync + 'static) -> Self {
+        Self {
+            listener: Some(Box::new(listener)),
+            ..Self::default()
+        }
+    }
+
+    pub fn published(&self) -> Vec<Rejection> {
+        lock(&self.published).clone()
+    }
+
+    pub fn publish_calls(&self) -> u64 {
+        self.publish_calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl Notifier for MemoryNotifier {
+    async fn publish(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError> {
+        self.publish_calls.fetch_add(1, Ordering::Relaxed);
+        if let Some(listener) = &self.listener {
+            rejections.iter().for_each(listener);
+        }
+        lock(&self.published).extend_from_slice(rejections);
+        Ok(BatchReport::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue(max_receive_count: u32) -> MemoryQueue {
+        MemoryQueue::new(
+            "q",
+            QueueSettings {
+                visibility_timeout: Duration::from_millis(20),
+                max_receive_count,
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn messages_arrive_in_batches_of_at_most_the_requested_size() {
+        let q = queue(3);
+        for i in 0..5 {
+            q.push(format!("m{i}"));
+        }
+        let first = q.receive(3, Duration::ZERO).await;
+        assert_eq!(first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2"]);
+        assert_eq!(q.receive(10, Duration::ZERO).await.len(), 2);
+        assert_eq!(q.depth(), QueueDepth { visible: 0, in_flight: 5, dead_letters: 0 });
+    }
+
+    #[tokio::test]
+    async fn a_deleted_message_never_comes_back() {
+        let q = queue(3);
+        q.push("m".into());
+        let m = q.receive(1, Duration::ZERO).await.remove(0);
+        q.delete(&m.message_id);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(q.receive(1, Duration::ZERO).await.is_empty());
+        assert!(q.depth().is_drained());
+    }
+
+    #[tokio::test]
+    async fn an_undeleted_message_comes_back_after_the_visibility_timeout() {
+        let q = queue(3);
+        q.push("m".into());
+        let first = q.receive(1, Duration::ZERO).await.remove(0);
+        assert!(q.receive(1, Duration::ZERO).await.is_empty(), "invisible while in flight");
+        let again = q.receive(1, Duration::from_secs(1)).await.remove(0);
+        assert_eq!(again.message_id, first.message_id);
+        assert_eq!(again.receive_count, 2);
+    }
+
+    #[tokio::test]
+    async fn a_message_received_too_often_moves_to_the_dead_letters() {
+        let q = queue(2);
+        q.push("poison".into());
+        for _ in 0..2 {
+            let m = q.receive(1, Duration::from_secs(1)).await.remove(0);
+            q.release(&m.message_id, Duration::ZERO);
+        }
+        assert!(q.receive(1, Duration::from_millis(50)).await.is_empty());
+        let dead = q.dead_letters();
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].body, "poison");
+        assert_eq!(dead[0].receive_count, 2);
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_wakes_up_when_a_message_arrives() {
+        let q = std::sync::Arc::new(queue(3));
+        let sender = q.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            sender.push("late".into());
+        });
+        let got = q.receive(10, Duration::from_secs(5)).await;
+        assert_eq!(got.len(), 1);
+    }
+}

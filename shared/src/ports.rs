@@ -1,0 +1,87 @@
+//! The traits the handlers talk through. Each has an AWS adapter (`aws`), an in-memory adapter
+//! (`memory`) and, in the tests crate, fault-injecting wrappers.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::ids::{SubmissionId, UserId};
+use crate::message::{QueuedSubmission, Rejection};
+use crate::record::SubmissionRecord;
+use crate::users::User;
+
+/// How a port call failed. Adapters retry transient failures themselves; what reaches a handler
+/// has already been retried as far as the deadline allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    #[error("{service} throttled the request: {detail}")]
+    Throttled { service: &'static str, detail: String },
+    #[error("{service} did not answer in time: {detail}")]
+    Timeout { service: &'static str, detail: String },
+    #[error("{service} is unavailable: {detail}")]
+    Unavailable { service: &'static str, detail: String },
+    #[error("{service} refused the request: {detail}")]
+    Refused { service: &'static str, detail: String },
+}
+
+impl PortError {
+    /// Whether trying again later may succeed.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, PortError::Refused { .. })
+    }
+}
+
+/// Per-item result of a batch call: the ids that did not go through (after retries).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub failed: Vec<SubmissionId>,
+}
+
+impl BatchReport {
+    pub fn all_failed<'a>(ids: impl IntoIterator<Item = &'a SubmissionId>) -> Self {
+        Self {
+            failed: ids.into_iter().copied().collect(),
+        }
+    }
+}
+
+/// Where ingest puts accepted submissions. `Ok` means every message is durably enqueued.
+#[async_trait]
+pub trait SubmissionQueue: Send + Sync {
+    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError>;
+}
+
+/// The submissions table: one record per submission, keyed by its id.
+#[async_trait]
+pub trait SubmissionStore: Send + Sync {
+    /// Writes up to [`crate::limits::STORE_WRITE_BATCH`] records, retrying unprocessed items
+    /// until `deadline`; reports the ids still unwritten.
+    async fn write(
+        &self,
+        records: &[SubmissionRecord],
+        deadline: Instant,
+    ) -> Result<BatchReport, PortError>;
+
+    /// Reads one record.
+    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError>;
+}
+
+/// The users directory, read by the processor to authorize submissions.
+#[async_trait]
+pub trait UserDirectory: Send + Sync {
+    /// Looks up every id at once; ids that are not in the directory are absent from the map.
+    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError>;
+}
+
+/// Where the processor hands rejections for notification (at most 10 a call).
+#[async_trait]
+pub trait RejectionSink: Send + Sync {
+    async fn send(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError>;
+}
+
+/// Publishes rejection notifications to subscribers (at most 10 a call).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn publish(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError>;
+}

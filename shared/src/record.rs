@@ -1,0 +1,66 @@
+//! What the store keeps for each submission, and the status the API reports from it.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ids::{CorrelationId, SubmissionId, UserId};
+use crate::message::QueuedSubmission;
+use crate::rejection::RejectionReason;
+use crate::submission::{ClientRef, HeroId, Score};
+
+/// The processor's verdict on one submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    Accepted,
+    Rejected(RejectionReason),
+}
+
+/// One stored item per submission. Everything in it derives from the queue message and the
+/// verdict, so writing it again for a redelivered message leaves exactly the same item.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubmissionRecord {
+    pub submission_id: SubmissionId,
+    pub user_id: UserId,
+    pub hero_id: HeroId,
+    pub score: Score,
+    pub achieved_at: Option<OffsetDateTime>,
+    pub client_ref: Option<ClientRef>,
+    pub received_at: OffsetDateTime,
+    pub correlation_id: CorrelationId,
+    pub outcome: Outcome,
+}
+
+impl SubmissionRecord {
+    pub fn new(message: &QueuedSubmission, outcome: Outcome) -> Self {
+        Self {
+            submission_id: message.submission_id,
+            user_id: message.principal.subject.clone(),
+            hero_id: message.submission.hero_id.clone(),
+            score: message.submission.score,
+            achieved_at: message.submission.achieved_at,
+            client_ref: message.submission.client_ref.clone(),
+            received_at: message.received_at,
+            correlation_id: message.correlation_id.clone(),
+            outcome,
+        }
+    }
+}
+
+/// A submission's status as `GET /v1/submissions/{id}` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum SubmissionStatus {
+    Pending,
+    Accepted,
+    Rejected(RejectionReason),
+}
+
+impl From<Outcome> for SubmissionStatus {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Accepted => SubmissionStatus::Accepted,
+            Outcome::Rejected(reason) => SubmissionStatus::Rejected(reason),
+        }
+    }
+}
