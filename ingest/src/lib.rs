@@ -1,1 +1,375 @@
+//! The ingest HTTP app: authenticate, validate strictly, give each submission an id, enqueue,
+//! answer 202. The same router serves API Gateway (through lambda_http) and the local stack.
+//! The write path never touches the database.
 
+pub mod error;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::json;
+use shared::auth::{TokenVerifier, bearer_token};
+use shared::ids::{CorrelationId, SubmissionId};
+use shared::limits::{ACHIEVED_AT_MAX_FUTURE, MAX_BODY_BYTES, PENDING_HORIZON};
+use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission};
+use shared::ports::{SubmissionQueue, SubmissionStore};
+use shared::record::{SubmissionRecord, SubmissionStatus};
+use shared::submission::{FieldError, ScoreSubmission, check_idempotency_key, parse_batch, parse_submission};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tracing::Instrument;
+
+pub use error::IngestError;
+
+pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+/// What the handlers need, built once at cold start.
+pub struct App {
+    pub verifier: TokenVerifier,
+    pub queue: Arc<dyn SubmissionQueue>,
+    pub store: Arc<dyn SubmissionStore>,
+}
+
+/// The HTTP API.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/scores", post(post_score))
+        .route("/v1/scores/batch", post(post_batch))
+        .route("/v1/submissions/{id}", get(get_submission))
+        .fallback(|| async { IngestError::NotFound })
+        .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
+        .layer(middleware::from_fn(correlate))
+        .with_state(app)
+}
+
+/// Gives every request a correlation id (the caller's `X-Correlation-Id` if it is well-formed),
+/// runs the request inside a span that carries it, and echoes it in the response.
+async fn correlate(mut request: Request, next: Next) -> Response {
+    let correlation_id = request
+        .headers()
+        .get(CORRELATION_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(CorrelationId::parse)
+        .unwrap_or_else(CorrelationId::generate);
+    let span = tracing::info_span!(
+        "request",
+        correlation_id = %correlation_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+    );
+    request.extensions_mut().insert(correlation_id.clone());
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status();
+    span.in_scope(|| {
+        let elapsed_us = started.elapsed().as_micros() as u64;
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), elapsed_us, "request done");
+        } else {
+            tracing::debug!(status = status.as_u16(), elapsed_us, "request done");
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
+        response.headers_mut().insert(CORRELATION_ID_HEADER, value);
+    }
+    response
+}
+
+fn correlation_id(request_extensions: &axum::http::Extensions) -> CorrelationId {
+    request_extensions
+        .get::<CorrelationId>()
+        .cloned()
+        .unwrap_or_else(CorrelationId::generate)
+}
+
+async fn post_score(State(app): State<Arc<App>>, request: Request) -> Result<Response, IngestError> {
+    let (parts, body) = request.into_parts();
+    let principal = authenticate(&app, &parts.headers)?;
+    require_json(&parts.headers)?;
+    let idempotency_key = idempotency_key(&parts.headers)?;
+    let bytes = read_body(&parts.headers, body).await?;
+    let now = OffsetDateTime::now_utc();
+    let submission = parse_submission(&bytes, now)?;
+    let submission_id = match (&idempotency_key, &submission.client_ref) {
+        (Some(key), _) => SubmissionId::from_idempotency_key(&principal.subject, key),
+        (None, Some(client_ref)) => SubmissionId::from_client_ref(&principal.subject, client_ref.as_str()),
+        (None, None) => SubmissionId::new_unique(),
+    };
+    let message = queued(submission_id, &principal, submission, correlation_id(&parts.extensions), now);
+    enqueue(&app, std::slice::from_ref(&message)).await?;
+    let status_url = status_url(submission_id);
+    let body = json!({ "submissionId": submission_id, "statusUrl": status_url });
+    let mut response = (StatusCode::ACCEPTED, json_body(&body)).into_response();
+    if let Ok(location) = HeaderValue::from_str(&status_url) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+async fn post_batch(State(app): State<Arc<App>>, request: Request) -> Result<Response, IngestError> {
+    let (parts, body) = request.into_parts();
+    let principal = authenticate(&app, &parts.headers)?;
+    require_json(&parts.headers)?;
+    let idempotency_key = idempotency_key(&parts.headers)?;
+    let bytes = read_body(&parts.headers, body).await?;
+    let now = OffsetDateTime::now_utc();
+    let submissions = parse_batch(&bytes, now)?;
+    let correlation_id = correlation_id(&parts.extensions);
+    let messages: Vec<QueuedSubmission> = submissions
+        .into_iter()
+        .enumerate()
+        .map(|(index, submission)| {
+            let id = batch_item_id(&principal, idempotency_key.as_deref(), index, &submission);
+            queued(id, &principal, submission, correlation_id.clone(), now)
+        })
+        .collect();
+    enqueue(&app, &messages).await?;
+    let items: Vec<_> = messages
+        .iter()
+        .map(|m| json!({ "submissionId": m.submission_id, "statusUrl": status_url(m.submission_id) }))
+        .collect();
+    Ok((StatusCode::ACCEPTED, json_body(&json!({ "submissions": items }))).into_response())
+}
+
+/// A batch item's id: from its `clientRef`, else from the request's `Idempotency-Key` and its
+/// position, else fresh. Either of the first two makes a retried batch map to the same ids.
+fn batch_item_id(
+    principal: &Principal,
+    idempotency_key: Option<&str>,
+    index: usize,
+    submission: &ScoreSubmission,
+) -> SubmissionId {
+    match (&submission.client_ref, idempotency_key) {
+        (Some(client_ref), _) => SubmissionId::from_client_ref(&principal.subject, client_ref.as_str()),
+        (None, Some(key)) => SubmissionId::from_batch_idempotency_key(&principal.subject, key, index),
+        (None, None) => SubmissionId::new_unique(),
+    }
+}
+
+async fn get_submission(
+    State(app): State<Arc<App>>,
+    Path(raw_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, IngestError> {
+    let principal = authenticate(&app, &headers)?;
+    let id = SubmissionId::parse(&raw_id).ok_or(IngestError::NotFound)?;
+    let record = app.store.get(id).await.map_err(IngestError::StoreUnavailable)?;
+    let view = status_view(&principal, id, record, OffsetDateTime::now_utc()).ok_or(IngestError::NotFound)?;
+    Ok((StatusCode::OK, json_body(&view)).into_response())
+}
+
+/// What the caller may see of a submission. Another user's record is answered exactly like an
+/// id with no record. Without a database write on ingest, an id with no record yet cannot be
+/// told apart from one never issued, so a plausible id (derived, or fresh and issued within the
+/// pending horizon) is `pending`; anything else is not found.
+pub fn status_view(
+    caller: &Principal,
+    id: SubmissionId,
+    record: Option<SubmissionRecord>,
+    now: OffsetDateTime,
+) -> Option<serde_json::Value> {
+    if let Some(record) = record.filter(|r| r.user_id == caller.subject) {
+        let status = SubmissionStatus::from(record.outcome);
+        let mut view = json!({
+            "submissionId": id,
+            "heroId": record.hero_id.as_str(),
+            "score": record.score.get(),
+            "receivedAt": record.received_at.format(&Rfc3339).ok(),
+        });
+        merge(&mut view, serde_json::to_value(status).ok()?);
+        return Some(view);
+    }
+    let plausible = match id.issued_at() {
+        None => true,
+        Some(issued) => issued <= now + ACHIEVED_AT_MAX_FUTURE && now - issued <= PENDING_HORIZON,
+    };
+    plausible.then(|| {
+        let mut view = json!({ "submissionId": id });
+        merge(&mut view, json!({ "status": "pending" }));
+        view
+    })
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(into), serde_json::Value::Object(from)) = (into.as_object_mut(), from) {
+        into.extend(from);
+    }
+}
+
+fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, IngestError> {
+    let header = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| shared::auth::TokenError::Malformed)?),
+    };
+    Ok(app.verifier.verify(bearer_token(header)?)?)
+}
+
+/// Accepts `application/json` and `application/<anything>+json`, with parameters.
+fn require_json(headers: &HeaderMap) -> Result<(), IngestError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(IngestError::UnsupportedMediaType)?;
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let is_json = essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    if is_json { Ok(()) } else { Err(IngestError::UnsupportedMediaType) }
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, IngestError> {
+    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
+        return Ok(None);
+    };
+    let invalid = |detail: String| IngestError::Validation(vec![FieldError::header("Idempotency-Key", detail)]);
+    let key = value
+        .to_str()
+        .map_err(|_| invalid("may only contain visible ASCII characters".to_owned()))?;
+    check_idempotency_key(key).map_err(invalid)?;
+    Ok(Some(key.to_owned()))
+}
+
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] (early when Content-Length says so).
+async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, IngestError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(IngestError::PayloadTooLarge);
+    }
+    match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(IngestError::PayloadTooLarge),
+        Err(e) => Err(IngestError::UnreadableBody(e.to_string())),
+    }
+}
+
+fn queued(
+    submission_id: SubmissionId,
+    principal: &Principal,
+    submission: ScoreSubmission,
+    correlation_id: CorrelationId,
+    received_at: OffsetDateTime,
+) -> QueuedSubmission {
+    QueuedSubmission {
+        v: MESSAGE_VERSION,
+        submission_id,
+        correlation_id,
+        received_at,
+        principal: principal.clone(),
+        submission,
+    }
+}
+
+async fn enqueue(app: &App, messages: &[QueuedSubmission]) -> Result<(), IngestError> {
+    app.queue.enqueue(messages).await.map_err(IngestError::QueueUnavailable)?;
+    for message in messages {
+        tracing::info!(
+            submission_id = %message.submission_id,
+            user_id = %message.principal.subject,
+            "submission enqueued"
+        );
+    }
+    Ok(())
+}
+
+fn status_url(id: SubmissionId) -> String {
+    format!("/v1/submissions/{id}")
+}
+
+fn json_body(value: &serde_json::Value) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::ids::UserId;
+    use shared::record::Outcome;
+    use shared::rejection::RejectionReason;
+    use shared::submission::{HeroId, Score};
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-22 12:00:00 UTC);
+
+    fn principal(name: &str) -> Principal {
+        Principal {
+            subject: UserId::parse(name).unwrap(),
+            token_id: None,
+            scopes: vec![],
+        }
+    }
+
+    fn record(id: SubmissionId, owner: &str, outcome: Outcome) -> SubmissionRecord {
+        SubmissionRecord {
+            submission_id: id,
+            user_id: UserId::parse(owner).unwrap(),
+            hero_id: HeroId::parse("storm").unwrap(),
+            score: Score::new(7).unwrap(),
+            achieved_at: None,
+            client_ref: None,
+            received_at: NOW,
+            correlation_id: CorrelationId::generate(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn the_owner_sees_a_rejection_with_its_reason() {
+        let id = SubmissionId::from_client_ref(&UserId::parse("alice").unwrap(), "r1");
+        let rec = record(id, "alice", Outcome::Rejected(RejectionReason::SuspendedUser));
+        let view = status_view(&principal("alice"), id, Some(rec), NOW).unwrap();
+        assert_eq!(view["status"], "rejected");
+        assert_eq!(view["reason"], "suspended_user");
+        assert_eq!(view["score"], 7);
+    }
+
+    #[test]
+    fn another_users_record_looks_exactly_like_an_unprocessed_id() {
+        let id = SubmissionId::from_client_ref(&UserId::parse("alice").unwrap(), "r1");
+        let theirs = status_view(&principal("mallory"), id, Some(record(id, "alice", Outcome::Accepted)), NOW);
+        let unknown = status_view(&principal("mallory"), id, None, NOW);
+        assert_eq!(theirs, unknown);
+        assert_eq!(unknown.unwrap()["status"], "pending");
+    }
+
+    #[test]
+    fn an_old_fresh_id_without_a_record_is_not_found() {
+        let id = SubmissionId::new_unique();
+        let issued = id.issued_at().unwrap();
+        assert!(status_view(&principal("a"), id, None, issued + time::Duration::minutes(1)).is_some());
+        assert!(status_view(&principal("a"), id, None, issued + PENDING_HORIZON + time::Duration::seconds(1)).is_none());
+        assert!(status_view(&principal("a"), id, None, issued - time::Duration::hours(1)).is_none(), "issued in the future");
+    }
+
+    #[test]
+    fn batch_items_take_their_id_from_client_ref_then_idempotency_key() {
+        let p = principal("alice");
+        let item = |client_ref: Option<&str>| ScoreSubmission {
+            hero_id: HeroId::parse("h").unwrap(),
+            score: Score::new(1).unwrap(),
+            achieved_at: None,
+            client_ref: client_ref.map(|r| shared::submission::ClientRef::parse(r).unwrap()),
+        };
+        assert_eq!(
+            batch_item_id(&p, Some("k"), 0, &item(Some("r"))),
+            SubmissionId::from_client_ref(&p.subject, "r")
+        );
+        assert_eq!(batch_item_id(&p, Some("k"), 3, &item(None)), batch_item_id(&p, Some("k"), 3, &item(None)));
+        assert_ne!(batch_item_id(&p, Some("k"), 3, &item(None)), batch_item_id(&p, Some("k"), 4, &item(None)));
+        assert_ne!(batch_item_id(&p, None, 0, &item(None)), batch_item_id(&p, None, 0, &item(None)));
+    }
+}

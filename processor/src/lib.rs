@@ -1,1 +1,235 @@
+//! The processor: authorizes each queued submission against the users directory, stores every
+//! submission as one item carrying its outcome, hands rejections to the rejections queue, and
+//! reports back to SQS only the records whose work did not complete.
 
+pub mod cache;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
+use futures::future::join_all;
+use shared::ids::{SubmissionId, UserId};
+use shared::lambda::batch_response;
+use shared::limits::{QUEUE_SEND_BATCH, STORE_WRITE_BATCH};
+use shared::message::{MESSAGE_VERSION, QueuedSubmission, Rejection, decode};
+use shared::ports::{BatchReport, PortError, RejectionSink, SubmissionStore, UserDirectory};
+use shared::record::{Outcome, SubmissionRecord};
+use shared::rejection::RejectionReason;
+use shared::users::{User, UserStatus};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tracing::{Instrument, info_span};
+
+pub use cache::UserCache;
+
+/// The ports the processor acts through.
+#[derive(Clone)]
+pub struct Ports {
+    pub users: Arc<dyn UserDirectory>,
+    pub store: Arc<dyn SubmissionStore>,
+    pub rejections: Arc<dyn RejectionSink>,
+}
+
+/// Built once per cold start; the user cache lives across warm invocations.
+pub struct Processor {
+    ports: Ports,
+    cache: UserCache,
+}
+
+/// The verdict on one submission, from the user's directory entry alone.
+pub fn decide(user: Option<&User>) -> Outcome {
+    match user {
+        None => Outcome::Rejected(RejectionReason::UnknownUser),
+        Some(user) if user.status == UserStatus::Suspended => {
+            Outcome::Rejected(RejectionReason::SuspendedUser)
+        }
+        Some(user) if !user.may_submit_scores() => {
+            Outcome::Rejected(RejectionReason::MissingPermission)
+        }
+        Some(_) => Outcome::Accepted,
+    }
+}
+
+/// What became of one batch; `failed_message_ids` go back to SQS for retry.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct BatchSummary {
+    pub records: usize,
+    pub accepted: usize,
+    pub rejected: usize,
+    pub malformed: usize,
+    pub failed_message_ids: Vec<String>,
+}
+
+impl BatchSummary {
+    pub fn into_response(self) -> SqsBatchResponse {
+        batch_response(self.failed_message_ids)
+    }
+}
+
+struct Parsed<'a> {
+    message_id: &'a str,
+    message: QueuedSubmission,
+}
+
+impl Processor {
+    pub fn new(ports: Ports, cache: UserCache) -> Self {
+        Self { ports, cache }
+    }
+
+    /// Handles one SQS batch; work still unfinished at `deadline` is reported failed.
+    pub async fn process(&self, records: &[SqsMessage], deadline: Instant) -> BatchSummary {
+        let mut summary = BatchSummary {
+            records: records.len(),
+            ..BatchSummary::default()
+        };
+        let parsed = parse_all(records, &mut summary);
+
+        let user_ids: Vec<UserId> = parsed
+            .iter()
+            .map(|p| p.message.principal.subject.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let users = match self.cache.resolve(&user_ids, self.ports.users.as_ref()).await {
+            Ok(users) => users,
+            Err(error) => {
+                tracing::warn!(%error, records = parsed.len(), "users directory lookup failed; the batch will be retried");
+                summary
+                    .failed_message_ids
+                    .extend(parsed.iter().map(|p| p.message_id.to_owned()));
+                return summary;
+            }
+        };
+
+        let rejected_at = OffsetDateTime::now_utc();
+        let mut records_by_id: HashMap<SubmissionId, SubmissionRecord> = HashMap::new();
+        let mut rejections: Vec<Rejection> = Vec::new();
+        for p in &parsed {
+            let message = &p.message;
+            let outcome = decide(users.get(&message.principal.subject).and_then(Option::as_ref));
+            let span = info_span!(
+                "submission",
+                correlation_id = %message.correlation_id,
+                submission_id = %message.submission_id,
+                user_id = %message.principal.subject,
+            );
+            let _entered = span.enter();
+            match outcome {
+                Outcome::Accepted => {
+                    summary.accepted += 1;
+                    tracing::info!("submission accepted");
+                }
+                Outcome::Rejected(reason) => {
+                    summary.rejected += 1;
+                    tracing::info!(%reason, "submission rejected");
+                }
+            }
+            // A redelivered duplicate in the same batch carries the same id: write it once.
+            if records_by_id.contains_key(&message.submission_id) {
+                continue;
+            }
+            if let Outcome::Rejected(reason) = outcome {
+                rejections.push(rejection(message, reason, rejected_at));
+            }
+            records_by_id.insert(message.submission_id, SubmissionRecord::new(message, outcome));
+        }
+
+        let records: Vec<SubmissionRecord> = records_by_id.into_values().collect();
+        let unwritten = self.write_all(&records, deadline).await;
+        // Only rejections whose record is stored are notified; the rest come back with their record.
+        rejections.retain(|r| !unwritten.contains(&r.submission_id));
+        let unsent = self.send_all(&rejections).await;
+
+        for p in &parsed {
+            let id = p.message.submission_id;
+            if unwritten.contains(&id) || unsent.contains(&id) {
+                summary.failed_message_ids.push(p.message_id.to_owned());
+            }
+        }
+        tracing::info!(
+            records = summary.records,
+            accepted = summary.accepted,
+            rejected = summary.rejected,
+            malformed = summary.malformed,
+            failed = summary.failed_message_ids.len(),
+            "batch processed"
+        );
+        summary
+    }
+
+    /// Writes records in chunks of 25 (one BatchWriteItem each), all chunks at once.
+    async fn write_all(&self, records: &[SubmissionRecord], deadline: Instant) -> HashSet<SubmissionId> {
+        let calls = records.chunks(STORE_WRITE_BATCH).map(|chunk| async move {
+            let result = self.ports.store.write(chunk, deadline).await;
+            failed_ids(result, chunk.iter().map(|r| &r.submission_id), "store write")
+        });
+        join_all(calls).await.into_iter().flatten().collect()
+    }
+
+    /// Sends rejections in chunks of 10 (one SendMessageBatch each), all chunks at once.
+    async fn send_all(&self, rejections: &[Rejection]) -> HashSet<SubmissionId> {
+        let calls = rejections.chunks(QUEUE_SEND_BATCH).map(|chunk| {
+            let span = info_span!("send_rejections", count = chunk.len());
+            async move {
+                let result = self.ports.rejections.send(chunk).await;
+                failed_ids(result, chunk.iter().map(|r| &r.submission_id), "rejection send")
+            }
+            .instrument(span)
+        });
+        join_all(calls).await.into_iter().flatten().collect()
+    }
+}
+
+/// The ids of a chunk that did not go through: the report's, or all of them when the call failed.
+fn failed_ids<'a>(
+    result: Result<BatchReport, PortError>,
+    chunk: impl Iterator<Item = &'a SubmissionId>,
+    what: &str,
+) -> Vec<SubmissionId> {
+    match result {
+        Ok(report) => {
+            if !report.failed.is_empty() {
+                tracing::warn!(failed = report.failed.len(), "{what} left items undone; they will be retried");
+            }
+            report.failed
+        }
+        Err(error) => {
+            tracing::warn!(%error, "{what} failed; the chunk will be retried");
+            chunk.copied().collect()
+        }
+    }
+}
+
+fn parse_all<'a>(records: &'a [SqsMessage], summary: &mut BatchSummary) -> Vec<Parsed<'a>> {
+    let mut parsed = Vec::with_capacity(records.len());
+    for record in records {
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        match decode::<QueuedSubmission>(record.body.as_deref()) {
+            Ok(message) => parsed.push(Parsed { message_id, message }),
+            Err(error) => {
+                summary.malformed += 1;
+                tracing::error!(
+                    message_id,
+                    %error,
+                    "malformed message; it will be retried and then moved to the dead-letter queue"
+                );
+                summary.failed_message_ids.push(message_id.to_owned());
+            }
+        }
+    }
+    parsed
+}
+
+fn rejection(message: &QueuedSubmission, reason: RejectionReason, rejected_at: OffsetDateTime) -> Rejection {
+    Rejection {
+        v: MESSAGE_VERSION,
+        submission_id: message.submission_id,
+        user_id: message.principal.subject.clone(),
+        hero_id: message.submission.hero_id.clone(),
+        score: message.submission.score,
+        reason,
+        rejected_at,
+        correlation_id: message.correlation_id.clone(),
+    }
+}

@@ -5,6 +5,9 @@
 pub mod auth;
 pub mod config;
 pub mod ids;
+#[cfg(feature = "faults")]
+pub mod faults;
+pub mod lambda;
 pub mod limits;
 pub mod memory;
 pub mod message;

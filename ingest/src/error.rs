@@ -1,0 +1,165 @@
+//! `IngestError`: every way an ingest request can fail, mapped to an HTTP answer in one place.
+//! Every error body is RFC 9457 problem JSON with a stable `type`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use shared::auth::TokenError;
+use shared::limits::MAX_BODY_BYTES;
+use shared::ports::PortError;
+use shared::submission::{FieldError, InvalidInput};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a client should wait before retrying after a 503.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("authentication failed: {0}")]
+    Unauthorized(TokenError),
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    #[error("the body is larger than {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    #[error("the body could not be read: {0}")]
+    UnreadableBody(String),
+    #[error("the body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("the request is invalid")]
+    Validation(Vec<FieldError>),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the submissions queue refused the request: {0}")]
+    QueueUnavailable(PortError),
+    #[error("the submissions store could not be read: {0}")]
+    StoreUnavailable(PortError),
+}
+
+impl From<InvalidInput> for IngestError {
+    fn from(value: InvalidInput) -> Self {
+        match value {
+            InvalidInput::Json(detail) => IngestError::InvalidJson(detail),
+            InvalidInput::Fields(errors) => IngestError::Validation(errors),
+        }
+    }
+}
+
+impl From<TokenError> for IngestError {
+    fn from(value: TokenError) -> Self {
+        IngestError::Unauthorized(value)
+    }
+}
+
+/// The parts of a problem document.
+struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    title: &'static str,
+    detail: String,
+    extra: Option<(&'static str, Value)>,
+}
+
+impl IngestError {
+    fn problem(&self) -> Problem {
+        let (status, slug, title) = match self {
+            IngestError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
+            IngestError::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            ),
+            IngestError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            IngestError::UnreadableBody(_) => (StatusCode::BAD_REQUEST, "unreadable-body", "The body could not be read"),
+            IngestError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid-json", "The body is not valid JSON"),
+            IngestError::Validation(_) => (StatusCode::BAD_REQUEST, "validation-failed", "The request is invalid"),
+            IngestError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            IngestError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "Method not allowed",
+            ),
+            IngestError::QueueUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue-unavailable",
+                "Submissions cannot be accepted right now",
+            ),
+            IngestError::StoreUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "Submission status cannot be read right now",
+            ),
+        };
+        let detail = match self {
+            IngestError::Unauthorized(e) => format!("{e}; send `Authorization: Bearer <token>` with a valid token"),
+            IngestError::UnsupportedMediaType => {
+                "send the body as JSON with `Content-Type: application/json`".to_owned()
+            }
+            IngestError::PayloadTooLarge => format!("the body must not exceed {MAX_BODY_BYTES} bytes"),
+            IngestError::UnreadableBody(reason) | IngestError::InvalidJson(reason) => reason.clone(),
+            IngestError::Validation(errors) => format!("{} field(s) failed validation; see `errors`", errors.len()),
+            IngestError::NotFound => "no such resource".to_owned(),
+            IngestError::MethodNotAllowed => "this resource does not support that method".to_owned(),
+            // Internal causes go to the log, not to the client.
+            IngestError::QueueUnavailable(_) => format!(
+                "nothing was accepted; retry after {RETRY_AFTER_SECONDS} seconds with the same Idempotency-Key"
+            ),
+            IngestError::StoreUnavailable(_) => format!("retry after {RETRY_AFTER_SECONDS} seconds"),
+        };
+        let extra = match self {
+            IngestError::Validation(errors) => Some(("errors", json!(errors))),
+            _ => None,
+        };
+        Problem {
+            status,
+            slug,
+            title,
+            detail,
+            extra,
+        }
+    }
+}
+
+impl IntoResponse for IngestError {
+    fn into_response(self) -> Response {
+        let problem = self.problem();
+        match problem.status {
+            s if s.is_server_error() => tracing::error!(error = %self, "request failed"),
+            _ => tracing::info!(error = %self, status = problem.status.as_u16(), "request refused"),
+        }
+        let mut body = json!({
+            "type": format!("/problems/{}", problem.slug),
+            "title": problem.title,
+            "status": problem.status.as_u16(),
+            "detail": problem.detail,
+        });
+        if let Some((key, value)) = problem.extra {
+            body[key] = value;
+        }
+        let mut response = (problem.status, body.to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        match &self {
+            IngestError::Unauthorized(reason) => {
+                headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));
+            }
+            IngestError::QueueUnavailable(_) | IngestError::StoreUnavailable(_) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// RFC 6750: no error code when no credentials were sent, `invalid_token` otherwise.
+fn www_authenticate(reason: &TokenError) -> HeaderValue {
+    let value = match reason {
+        TokenError::Missing => r#"Bearer realm="scores""#.to_owned(),
+        other => format!(r#"Bearer realm="scores", error="invalid_token", error_description="{other}""#)
+            .replace('`', "'"),
+    };
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer realm="scores""#))
+}

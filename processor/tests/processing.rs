@@ -1,0 +1,293 @@
+//! The processor's behaviour over in-memory and fault-injecting ports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use processor::{BatchSummary, Ports, Processor, UserCache, decide};
+use shared::faults::{FaultPlan, Faulty, Times, throttled};
+use shared::ids::{CorrelationId, SubmissionId, UserId};
+use shared::memory::{MemoryQueue, MemoryStore, MemoryUserDirectory, QueueSettings};
+use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, Rejection, decode, encode};
+use shared::ports::SubmissionStore;
+use shared::record::Outcome;
+use shared::rejection::RejectionReason;
+use shared::submission::{HeroId, Score, ScoreSubmission};
+use shared::users::{User, UserStatus};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+
+fn user(name: &str) -> UserId {
+    UserId::parse(name).unwrap()
+}
+
+fn submission_from(name: &str, score: u32) -> QueuedSubmission {
+    QueuedSubmission {
+        v: MESSAGE_VERSION,
+        submission_id: SubmissionId::new_unique(),
+        correlation_id: CorrelationId::generate(),
+        received_at: OffsetDateTime::now_utc(),
+        principal: Principal {
+            subject: user(name),
+            token_id: None,
+            scopes: vec![],
+        },
+        submission: ScoreSubmission {
+            hero_id: HeroId::parse("storm").unwrap(),
+            score: Score::new(score).unwrap(),
+            achieved_at: None,
+            client_ref: None,
+        },
+    }
+}
+
+fn sqs_record(message_id: &str, body: &str) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = Some(message_id.to_owned());
+    record.body = Some(body.to_owned());
+    record
+}
+
+fn records(messages: &[QueuedSubmission]) -> Vec<SqsMessage> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| sqs_record(&format!("m{i}"), &encode(m)))
+        .collect()
+}
+
+struct Fixture {
+    directory: Arc<MemoryUserDirectory>,
+    store: Arc<MemoryStore>,
+    rejections: Arc<MemoryQueue>,
+    store_faults: Arc<FaultPlan>,
+    directory_faults: Arc<FaultPlan>,
+    sink_faults: Arc<FaultPlan>,
+    processor: Processor,
+}
+
+fn fixture_with_ttl(ttl: Duration) -> Fixture {
+    let no_permission = User {
+        user_id: user("nobody"),
+        status: UserStatus::Active,
+        permissions: vec![],
+    };
+    let directory = Arc::new(MemoryUserDirectory::new([
+        User::active(user("alice")),
+        User::suspended(user("mallory")),
+        no_permission,
+    ]));
+    let store = Arc::new(MemoryStore::new());
+    let rejections = Arc::new(MemoryQueue::new("rejections", QueueSettings::default()));
+    let (store_faults, directory_faults, sink_faults) = (FaultPlan::new(), FaultPlan::new(), FaultPlan::new());
+    let ports = Ports {
+        users: Arc::new(Faulty::new(directory.clone(), directory_faults.clone())),
+        store: Arc::new(Faulty::new(store.clone(), store_faults.clone())),
+        rejections: Arc::new(Faulty::new(rejections.clone(), sink_faults.clone())),
+    };
+    Fixture {
+        directory,
+        store,
+        rejections,
+        store_faults,
+        directory_faults,
+        sink_faults,
+        processor: Processor::new(ports, UserCache::new(ttl)),
+    }
+}
+
+fn fixture() -> Fixture {
+    fixture_with_ttl(Duration::from_secs(60))
+}
+
+fn deadline() -> Instant {
+    Instant::now() + Duration::from_secs(10)
+}
+
+impl Fixture {
+    async fn process(&self, records: &[SqsMessage]) -> BatchSummary {
+        self.processor.process(records, deadline()).await
+    }
+
+    async fn outcome(&self, id: SubmissionId) -> Option<Outcome> {
+        self.store.get(id).await.unwrap().map(|r| r.outcome)
+    }
+
+    async fn sent_rejections(&self) -> Vec<Rejection> {
+        self.rejections
+            .receive(100, Duration::ZERO)
+            .await
+            .iter()
+            .map(|m| decode::<Rejection>(Some(&m.body)).unwrap())
+            .collect()
+    }
+}
+
+#[test]
+fn decisions_follow_the_directory_entry() {
+    assert_eq!(decide(Some(&User::active(user("a")))), Outcome::Accepted);
+    assert_eq!(decide(None), Outcome::Rejected(RejectionReason::UnknownUser));
+    assert_eq!(decide(Some(&User::suspended(user("a")))), Outcome::Rejected(RejectionReason::SuspendedUser));
+    let no_permission = User {
+        permissions: vec!["profile:read".into()],
+        ..User::active(user("a"))
+    };
+    assert_eq!(decide(Some(&no_permission)), Outcome::Rejected(RejectionReason::MissingPermission));
+    let suspended_without_permission = User {
+        permissions: vec![],
+        ..User::suspended(user("a"))
+    };
+    assert_eq!(
+        decide(Some(&suspended_without_permission)),
+        Outcome::Rejected(RejectionReason::SuspendedUser),
+        "suspension is reported before permissions"
+    );
+}
+
+#[tokio::test]
+async fn an_active_users_submission_is_stored_as_accepted_and_not_sent_on() {
+    let f = fixture();
+    let message = submission_from("alice", 10);
+    let summary = f.process(&records(std::slice::from_ref(&message))).await;
+    assert!(summary.failed_message_ids.is_empty());
+    assert_eq!(f.outcome(message.submission_id).await, Some(Outcome::Accepted));
+    assert!(f.sent_rejections().await.is_empty());
+}
+
+#[tokio::test]
+async fn each_rejection_is_stored_with_its_reason_and_sent_once() {
+    let f = fixture();
+    let messages = [submission_from("mallory", 1), submission_from("ghost", 2), submission_from("nobody", 3)];
+    let summary = f.process(&records(&messages)).await;
+    assert!(summary.failed_message_ids.is_empty());
+    let expected = [
+        RejectionReason::SuspendedUser,
+        RejectionReason::UnknownUser,
+        RejectionReason::MissingPermission,
+    ];
+    for (message, reason) in messages.iter().zip(expected) {
+        assert_eq!(f.outcome(message.submission_id).await, Some(Outcome::Rejected(reason)));
+    }
+    let mut sent = f.sent_rejections().await;
+    sent.sort_by_key(|r| r.score);
+    assert_eq!(sent.iter().map(|r| r.reason).collect::<Vec<_>>(), expected);
+    assert_eq!(sent[0].correlation_id, messages[0].correlation_id, "the correlation id travels on");
+    assert_eq!(sent[0].user_id, user("mallory"));
+}
+
+#[tokio::test]
+async fn a_hundred_records_take_four_writes_and_one_lookup_then_none_when_cached() {
+    let f = fixture();
+    let batch: Vec<_> = (0..100).map(|i| submission_from(if i % 2 == 0 { "alice" } else { "mallory" }, i)).collect();
+    let summary = f.process(&records(&batch)).await;
+    assert!(summary.failed_message_ids.is_empty());
+    assert_eq!((summary.accepted, summary.rejected), (50, 50));
+    assert_eq!(f.store.write_calls(), 4);
+    assert_eq!(f.directory.lookup_calls(), 1);
+    assert_eq!(f.store.len(), 100);
+
+    let again: Vec<_> = (0..100).map(|i| submission_from("alice", i)).collect();
+    f.process(&records(&again)).await;
+    assert_eq!(f.directory.lookup_calls(), 1, "warm invocations use the cached entries");
+}
+
+#[tokio::test]
+async fn a_zero_ttl_looks_users_up_every_time() {
+    let f = fixture_with_ttl(Duration::ZERO);
+    for _ in 0..2 {
+        f.process(&records(&[submission_from("alice", 1)])).await;
+    }
+    assert_eq!(f.directory.lookup_calls(), 2);
+}
+
+#[tokio::test]
+async fn a_malformed_body_fails_only_its_own_record() {
+    let f = fixture();
+    let good = submission_from("alice", 5);
+    let batch = vec![
+        sqs_record("bad-json", "{not json"),
+        sqs_record("good", &encode(&good)),
+        sqs_record("bad-version", &encode(&good).replacen(r#""v":1"#, r#""v":9"#, 1)),
+    ];
+    let summary = f.process(&batch).await;
+    assert_eq!(summary.failed_message_ids, ["bad-json", "bad-version"]);
+    assert_eq!(summary.malformed, 2);
+    assert_eq!(f.outcome(good.submission_id).await, Some(Outcome::Accepted));
+}
+
+#[tokio::test]
+async fn unwritten_items_fail_only_their_records() {
+    let f = fixture();
+    let batch: Vec<_> = (0..30).map(|i| submission_from("mallory", i)).collect();
+    f.store_faults.fail_item(batch[3].submission_id, Times::Always);
+    f.store_faults.fail_item(batch[27].submission_id, Times::Always);
+    let summary = f.process(&records(&batch)).await;
+    assert_eq!(summary.failed_message_ids, ["m3", "m27"]);
+    assert_eq!(f.store.len(), 28);
+    let sent = f.sent_rejections().await;
+    assert_eq!(sent.len(), 28, "a rejection is only sent once its record is stored");
+    assert!(sent.iter().all(|r| r.submission_id != batch[3].submission_id));
+}
+
+#[tokio::test]
+async fn a_failed_write_call_fails_exactly_its_chunk() {
+    let f = fixture();
+    let batch: Vec<_> = (0..30).map(|i| submission_from("alice", i)).collect();
+    f.store_faults.fail_next_calls(1, throttled("dynamodb"));
+    let summary = f.process(&records(&batch)).await;
+    // One of the two chunks (25 + 5 records) failed; which one depends on scheduling.
+    let failed = summary.failed_message_ids.len();
+    assert!(failed == 25 || failed == 5, "{failed}");
+    assert_eq!(f.store.len(), 30 - failed);
+}
+
+#[tokio::test]
+async fn a_directory_outage_fails_every_parsed_record() {
+    let f = fixture();
+    f.directory_faults.fail_next_calls(1, throttled("dynamodb"));
+    let batch = vec![
+        sqs_record("a", &encode(&submission_from("alice", 1))),
+        sqs_record("b", &encode(&submission_from("mallory", 1))),
+    ];
+    let summary = f.process(&batch).await;
+    assert_eq!(summary.failed_message_ids, ["a", "b"]);
+    assert!(f.store.is_empty());
+}
+
+#[tokio::test]
+async fn an_unsent_rejection_fails_its_record_and_the_retry_converges() {
+    let f = fixture();
+    let message = submission_from("mallory", 1);
+    f.sink_faults.fail_next_calls(1, throttled("sqs"));
+    let batch = records(std::slice::from_ref(&message));
+    assert_eq!(f.process(&batch).await.failed_message_ids, ["m0"]);
+    assert!(f.sent_rejections().await.is_empty());
+    // SQS delivers the record again: the same item is rewritten and the rejection goes out.
+    assert!(f.process(&batch).await.failed_message_ids.is_empty());
+    assert_eq!(f.sent_rejections().await.len(), 1);
+    assert_eq!(f.store.len(), 1);
+}
+
+#[tokio::test]
+async fn processing_a_record_again_leaves_the_same_stored_state() {
+    let f = fixture();
+    let batch = records(&[submission_from("alice", 1), submission_from("mallory", 2)]);
+    f.process(&batch).await;
+    let mut first = f.store.records();
+    f.process(&batch).await;
+    let mut second = f.store.records();
+    first.sort_by_key(|r| r.submission_id);
+    second.sort_by_key(|r| r.submission_id);
+    assert_eq!(first, second);
+}
+
+#[tokio::test]
+async fn a_duplicate_in_one_batch_is_written_and_notified_once() {
+    let f = fixture();
+    let message = submission_from("mallory", 1);
+    let batch = vec![sqs_record("first", &encode(&message)), sqs_record("retry", &encode(&message))];
+    let summary = f.process(&batch).await;
+    assert!(summary.failed_message_ids.is_empty());
+    assert_eq!(f.store.len(), 1);
+    assert_eq!(f.sent_rejections().await.len(), 1);
+}

@@ -1,0 +1,220 @@
+//! Fault-injecting wrappers for every port, for tests: whole calls that fail (throttling,
+//! timeouts, outages) and single items that fail inside a successful batch call (failed batch
+//! entries, UnprocessedItems). moto never produces these; the pipeline must survive them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use crate::ids::{SubmissionId, UserId};
+use crate::message::{QueuedSubmission, Rejection};
+use crate::ports::{
+    BatchReport, Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore,
+    UserDirectory,
+};
+use crate::record::SubmissionRecord;
+use crate::users::User;
+
+/// How often a planned item fault fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Times {
+    Always,
+    Next(u32),
+}
+
+/// What to break, shared between a test and the wrapper it installed.
+#[derive(Default)]
+pub struct FaultPlan {
+    calls_to_fail: AtomicU32,
+    call_error: Mutex<Option<PortError>>,
+    items: Mutex<HashMap<SubmissionId, Times>>,
+    injected: AtomicU64,
+}
+
+impl FaultPlan {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// The next `n` calls fail as a whole with `error`.
+    pub fn fail_next_calls(&self, n: u32, error: PortError) {
+        *self.call_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+        self.calls_to_fail.store(n, Ordering::SeqCst);
+    }
+
+    /// Every call fails as a whole with `error` until [`FaultPlan::heal`].
+    pub fn fail_all_calls(&self, error: PortError) {
+        self.fail_next_calls(u32::MAX, error);
+    }
+
+    /// Calls succeed again; item faults are forgotten.
+    pub fn heal(&self) {
+        self.calls_to_fail.store(0, Ordering::SeqCst);
+        self.items.lock().unwrap_or_else(PoisonError::into_inner).clear();
+    }
+
+    /// The item with this id fails inside otherwise successful calls.
+    pub fn fail_item(&self, id: SubmissionId, times: Times) {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, times);
+    }
+
+    /// How many faults were injected so far.
+    pub fn injected(&self) -> u64 {
+        self.injected.load(Ordering::SeqCst)
+    }
+
+    fn call_fault(&self) -> Option<PortError> {
+        let taken = self
+            .calls_to_fail
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
+                0 => None,
+                u32::MAX => Some(u32::MAX),
+                n => Some(n - 1),
+            })
+            .is_ok();
+        if !taken {
+            return None;
+        }
+        self.injected.fetch_add(1, Ordering::SeqCst);
+        self.call_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn item_fails(&self, id: &SubmissionId) -> bool {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let fails = match items.get_mut(id) {
+            None => false,
+            Some(Times::Always) => true,
+            Some(Times::Next(0)) => false,
+            Some(Times::Next(n)) => {
+                *n -= 1;
+                true
+            }
+        };
+        if fails {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+        }
+        fails
+    }
+
+    /// Splits a batch into the items to pass on and the ids that fail here.
+    fn split<'a, T>(&self, items: &'a [T], id: impl Fn(&T) -> SubmissionId) -> (Vec<T>, Vec<SubmissionId>)
+    where
+        T: Clone + 'a,
+    {
+        let mut pass = Vec::with_capacity(items.len());
+        let mut failed = Vec::new();
+        for item in items {
+            let item_id = id(item);
+            if self.item_fails(&item_id) {
+                failed.push(item_id);
+            } else {
+                pass.push(item.clone());
+            }
+        }
+        (pass, failed)
+    }
+}
+
+/// A port wrapped with a [`FaultPlan`].
+pub struct Faulty<P: ?Sized> {
+    inner: Arc<P>,
+    plan: Arc<FaultPlan>,
+}
+
+impl<P: ?Sized> Faulty<P> {
+    pub fn new(inner: Arc<P>, plan: Arc<FaultPlan>) -> Self {
+        Self { inner, plan }
+    }
+}
+
+fn merged(mut report: BatchReport, mut failed_here: Vec<SubmissionId>) -> BatchReport {
+    report.failed.append(&mut failed_here);
+    report
+}
+
+#[async_trait]
+impl<P: SubmissionQueue + ?Sized> SubmissionQueue for Faulty<P> {
+    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError> {
+        if let Some(error) = self.plan.call_fault() {
+            return Err(error);
+        }
+        // The queue port is all-or-nothing: a failing entry fails the call, after the others went in.
+        let (pass, failed) = self.plan.split(messages, |m| m.submission_id);
+        self.inner.enqueue(&pass).await?;
+        match failed.len() {
+            0 => Ok(()),
+            n => Err(PortError::Unavailable {
+                service: "sqs",
+                detail: format!("{n} entries failed (injected)"),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
+    async fn write(&self, records: &[SubmissionRecord], deadline: Instant) -> Result<BatchReport, PortError> {
+        if let Some(error) = self.plan.call_fault() {
+            return Err(error);
+        }
+        let (pass, failed) = self.plan.split(records, |r| r.submission_id);
+        let report = self.inner.write(&pass, deadline).await?;
+        Ok(merged(report, failed))
+    }
+
+    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+        match self.plan.call_fault() {
+            Some(error) => Err(error),
+            None => self.inner.get(id).await,
+        }
+    }
+}
+
+#[async_trait]
+impl<P: UserDirectory + ?Sized> UserDirectory for Faulty<P> {
+    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError> {
+        match self.plan.call_fault() {
+            Some(error) => Err(error),
+            None => self.inner.lookup(ids).await,
+        }
+    }
+}
+
+#[async_trait]
+impl<P: RejectionSink + ?Sized> RejectionSink for Faulty<P> {
+    async fn send(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError> {
+        if let Some(error) = self.plan.call_fault() {
+            return Err(error);
+        }
+        let (pass, failed) = self.plan.split(rejections, |r| r.submission_id);
+        Ok(merged(self.inner.send(&pass).await?, failed))
+    }
+}
+
+#[async_trait]
+impl<P: Notifier + ?Sized> Notifier for Faulty<P> {
+    async fn publish(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError> {
+        if let Some(error) = self.plan.call_fault() {
+            return Err(error);
+        }
+        let (pass, failed) = self.plan.split(rejections, |r| r.submission_id);
+        Ok(merged(self.inner.publish(&pass).await?, failed))
+    }
+}
+
+/// A throttling error, as DynamoDB, SQS or SNS would send it.
+pub fn throttled(service: &'static str) -> PortError {
+    PortError::Throttled {
+        service,
+        detail: "injected throttling".to_owned(),
+    }
+}
