@@ -3,7 +3,7 @@
 //! entries, UnprocessedItems). moto never produces these; the pipeline must survive them.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
@@ -28,6 +28,8 @@ pub enum Times {
 /// What to break, shared between a test and the wrapper it installed.
 #[derive(Default)]
 pub struct FaultPlan {
+    /// Set once anything is planned, so an idle plan costs one atomic load per call.
+    armed: AtomicBool,
     calls_to_fail: AtomicU32,
     call_error: Mutex<Option<PortError>>,
     items: Mutex<HashMap<SubmissionId, Times>>,
@@ -43,6 +45,7 @@ impl FaultPlan {
     pub fn fail_next_calls(&self, n: u32, error: PortError) {
         *self.call_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
         self.calls_to_fail.store(n, Ordering::SeqCst);
+        self.armed.store(true, Ordering::SeqCst);
     }
 
     /// Every call fails as a whole with `error` until [`FaultPlan::heal`].
@@ -62,6 +65,7 @@ impl FaultPlan {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, times);
+        self.armed.store(true, Ordering::SeqCst);
     }
 
     /// How many faults were injected so far.
@@ -70,6 +74,9 @@ impl FaultPlan {
     }
 
     fn call_fault(&self) -> Option<PortError> {
+        if !self.armed.load(Ordering::Relaxed) {
+            return None;
+        }
         let taken = self
             .calls_to_fail
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
@@ -89,6 +96,9 @@ impl FaultPlan {
     }
 
     fn item_fails(&self, id: &SubmissionId) -> bool {
+        if !self.armed.load(Ordering::Relaxed) {
+            return false;
+        }
         let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
         let fails = match items.get_mut(id) {
             None => false,

@@ -271,9 +271,22 @@ fn as_utf8(body: &[u8]) -> Result<&str, InvalidInput> {
 fn classify(error: serde_json::Error, pointer: &str) -> InvalidInput {
     use serde_json::error::Category;
     match error.classify() {
-        Category::Data => InvalidInput::Fields(vec![FieldError::at(pointer, error.to_string())]),
+        Category::Data => {
+            let message = error.to_string();
+            let field_pointer = offending_field(&message)
+                .map_or_else(|| pointer.to_owned(), |field| format!("{pointer}/{field}"));
+            InvalidInput::Fields(vec![FieldError::at(field_pointer, message)])
+        }
         Category::Syntax | Category::Eof | Category::Io => InvalidInput::Json(error.to_string()),
     }
+}
+
+/// The key named by serde's "unknown field `x`" and "duplicate field `x`" messages.
+fn offending_field(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("duplicate field `"))?;
+    rest.split_once('`').map(|(field, _)| field)
 }
 
 /// Parses one submission object. Field problems go to `errors`; a body that is not JSON ends parsing.
@@ -486,9 +499,13 @@ mod tests {
     #[test]
     fn unknown_and_duplicate_keys_are_refused() {
         let errors = field_errors(single(r#"{"heroId":"a","score":1,"admin":true}"#));
+        assert_eq!(errors[0].0, "/admin");
         assert!(errors[0].1.contains("unknown field `admin`"), "{errors:?}");
         let errors = field_errors(single(r#"{"heroId":"a","score":1,"score":2}"#));
+        assert_eq!(errors[0].0, "/score");
         assert!(errors[0].1.contains("duplicate field `score`"), "{errors:?}");
+        let errors = field_errors(parse_batch(br#"{"submissions":[{"heroId":"a","score":1,"x":1}]}"#, NOW));
+        assert_eq!(errors[0].0, "/submissions/0/x");
     }
 
     #[test]
@@ -498,7 +515,7 @@ mod tests {
         assert!(matches!(parse_submission(b"{\"heroId\":\"\xff\"}", NOW), Err(InvalidInput::Json(_))));
         let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(single(&nested), Err(InvalidInput::Json(_))));
-        assert_eq!(pointers(single("[1,2]")), [""]);
+        assert_eq!(pointers(single("[1,2]")), [""], "a non-object is reported against the whole body");
     }
 
     #[test]
@@ -511,7 +528,7 @@ mod tests {
             br#"{"submissions":[{"heroId":"a","score":1},{"heroId":"b","score":-2},{"x":1}]}"#,
             NOW,
         ));
-        assert_eq!(errors, ["/submissions/1/score", "/submissions/2"]);
+        assert_eq!(errors, ["/submissions/1/score", "/submissions/2/x"]);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Logging set-up: JSON lines under Lambda (CloudWatch parses them), readable text elsewhere.
 //! Always on stderr, so a local tool's stdout stays machine-readable.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Whether this process runs inside AWS Lambda.
@@ -25,7 +27,11 @@ pub fn init() {
             .with_ansi(false)
             .try_init()
     } else {
-        builder.compact().with_target(false).try_init()
+        builder
+            .compact()
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init()
     };
     // An error only means a subscriber is already installed (tests, or a second call).
     drop(result);

@@ -1,1 +1,9 @@
+//! The pipeline assembled outside Lambda: the local stack, its SQS event-source emulation and
+//! token minting, used by the `local` binary, the end-to-end tests and the load generator.
 
+pub mod event_source;
+pub mod stack;
+pub mod tokens;
+
+pub use stack::{LocalStack, StackOptions};
+pub use tokens::TokenMinter;

@@ -1,0 +1,220 @@
+//! The whole pipeline in one process: the ingest router on a TCP listener, and the processor
+//! and notifier fed by SQS-like in-memory queues.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use ingest::App;
+use notifier::RejectionNotifier;
+use processor::{Ports, Processor, UserCache};
+use shared::auth::TokenVerifier;
+use shared::faults::{FaultPlan, Faulty};
+use shared::memory::{MemoryNotifier, MemoryQueue, MemoryStore, MemoryUserDirectory, QueueSettings};
+use shared::message::Rejection;
+use shared::ports::{Notifier, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory};
+use shared::users::User;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::event_source::{HandlerFuture, PollSettings, SqsHandler, spawn_consumer};
+use crate::tokens::TokenMinter;
+
+/// Time the processor gets per batch, like a Lambda timeout.
+pub const PROCESSOR_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How to assemble the stack.
+pub struct StackOptions {
+    pub addr: SocketAddr,
+    pub users: Vec<User>,
+    pub minter: TokenMinter,
+    pub submissions_queue: QueueSettings,
+    pub rejections_queue: QueueSettings,
+    pub processor_poll: PollSettings,
+    pub notifier_poll: PollSettings,
+    pub user_cache_ttl: Duration,
+    /// Called with each notification as it is published.
+    pub on_notification: Option<Box<dyn Fn(&Rejection) + Send + Sync>>,
+}
+
+impl StackOptions {
+    /// Loopback on an ephemeral port, fast redelivery: for tests.
+    pub fn for_tests(users: Vec<User>) -> Self {
+        let queue = QueueSettings {
+            visibility_timeout: Duration::from_millis(100),
+            max_receive_count: 3,
+        };
+        let poll = PollSettings {
+            batch_size: 10,
+            wait: Duration::from_millis(50),
+        };
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            users,
+            minter: TokenMinter::random_local(),
+            submissions_queue: queue,
+            rejections_queue: queue,
+            processor_poll: poll,
+            notifier_poll: poll,
+            user_cache_ttl: Duration::from_secs(60),
+            on_notification: None,
+        }
+    }
+}
+
+/// One fault plan per port.
+pub struct StackFaults {
+    pub submissions_queue: Arc<FaultPlan>,
+    pub store: Arc<FaultPlan>,
+    pub directory: Arc<FaultPlan>,
+    pub rejections_queue: Arc<FaultPlan>,
+    pub notifier: Arc<FaultPlan>,
+}
+
+pub struct LocalStack {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub minter: TokenMinter,
+    pub submissions: Arc<MemoryQueue>,
+    pub rejections: Arc<MemoryQueue>,
+    pub store: Arc<MemoryStore>,
+    pub directory: Arc<MemoryUserDirectory>,
+    pub notifier: Arc<MemoryNotifier>,
+    /// Fault plans for every port; idle unless a test arms them.
+    pub faults: StackFaults,
+    stop_http: watch::Sender<bool>,
+    stop_consumers: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    consumers: Vec<JoinHandle<()>>,
+}
+
+impl LocalStack {
+    pub async fn start(options: StackOptions) -> std::io::Result<Self> {
+        let submissions = Arc::new(MemoryQueue::new("submissions", options.submissions_queue));
+        let rejections = Arc::new(MemoryQueue::new("rejections", options.rejections_queue));
+        let store = Arc::new(MemoryStore::new());
+        let directory = Arc::new(MemoryUserDirectory::new(options.users));
+        let notifier = Arc::new(match options.on_notification {
+            Some(listener) => MemoryNotifier::with_listener(listener),
+            None => MemoryNotifier::new(),
+        });
+        let faults = StackFaults {
+            submissions_queue: FaultPlan::new(),
+            store: FaultPlan::new(),
+            directory: FaultPlan::new(),
+            rejections_queue: FaultPlan::new(),
+            notifier: FaultPlan::new(),
+        };
+        // Every port goes through a fault injector; an idle one costs an atomic load per call.
+        let queue_port: Arc<dyn SubmissionQueue> =
+            Arc::new(Faulty::new(submissions.clone(), faults.submissions_queue.clone()));
+        let store_port: Arc<dyn SubmissionStore> = Arc::new(Faulty::new(store.clone(), faults.store.clone()));
+        let directory_port: Arc<dyn UserDirectory> =
+            Arc::new(Faulty::new(directory.clone(), faults.directory.clone()));
+        let sink_port: Arc<dyn RejectionSink> =
+            Arc::new(Faulty::new(rejections.clone(), faults.rejections_queue.clone()));
+        let notifier_port: Arc<dyn Notifier> = Arc::new(Faulty::new(notifier.clone(), faults.notifier.clone()));
+
+        let verifier = TokenVerifier::new(&options.minter.auth_config())
+            .map_err(|e| std::io::Error::other(format!("token verifier: {e}")))?;
+        let app = Arc::new(App {
+            verifier,
+            queue: queue_port,
+            store: store_port.clone(),
+        });
+        let listener = TcpListener::bind(options.addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop_http, mut http_stopped) = watch::channel(false);
+        let http = tokio::spawn(async move {
+            axum::serve(listener, ingest::router(app))
+                .with_graceful_shutdown(async move {
+                    let _ = http_stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+
+        let processor = Arc::new(Processor::new(
+            Ports {
+                users: directory_port,
+                store: store_port,
+                rejections: sink_port,
+            },
+            UserCache::new(options.user_cache_ttl),
+        ));
+        let process: SqsHandler = Arc::new(move |event: SqsEvent| -> HandlerFuture {
+            let processor = processor.clone();
+            Box::pin(async move {
+                let deadline = Instant::now() + PROCESSOR_BATCH_TIMEOUT;
+                processor.process(&event.records, deadline).await.into_response()
+            })
+        });
+        let rejection_notifier = Arc::new(RejectionNotifier::new(notifier_port));
+        let notify: SqsHandler = Arc::new(move |event: SqsEvent| -> HandlerFuture {
+            let handler = rejection_notifier.clone();
+            Box::pin(async move { handler.handle(&event.records).await.into_response() })
+        });
+        let (stop_consumers, consumers_stopped) = watch::channel(false);
+        let consumers = vec![
+            spawn_consumer(submissions.clone(), process, options.processor_poll, consumers_stopped.clone()),
+            spawn_consumer(rejections.clone(), notify, options.notifier_poll, consumers_stopped),
+        ];
+
+        Ok(Self {
+            url: format!("http://{addr}"),
+            addr,
+            minter: options.minter,
+            submissions,
+            rejections,
+            store,
+            directory,
+            notifier,
+            faults,
+            stop_http,
+            stop_consumers,
+            http,
+            consumers,
+        })
+    }
+
+    /// A token for `user`, valid for an hour.
+    pub fn token(&self, user: &str) -> String {
+        self.minter.mint(user, 3600)
+    }
+
+    /// Whether both queues have nothing visible or in flight.
+    pub fn is_drained(&self) -> bool {
+        self.submissions.depth().is_drained() && self.rejections.depth().is_drained()
+    }
+
+    /// Waits until both queues are drained; false if `timeout` passed first.
+    pub async fn wait_until_drained(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.is_drained() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.is_drained()
+    }
+
+    /// Stops taking requests, lets queued work finish (up to `drain_timeout`), then stops the
+    /// consumers. Returns whether everything drained.
+    pub async fn shutdown(mut self, drain_timeout: Duration) -> bool {
+        let _ = self.stop_http.send(true);
+        match (&mut self.http).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "HTTP server failed"),
+            Err(error) => tracing::error!(%error, "HTTP server task failed"),
+        }
+        let drained = self.wait_until_drained(drain_timeout).await;
+        let _ = self.stop_consumers.send(true);
+        for consumer in self.consumers {
+            let _ = consumer.await;
+        }
+        drained
+    }
+}

@@ -1,0 +1,493 @@
+//! End-to-end: real HTTP against the assembled pipeline (ingest -> queue -> processor -> store,
+//! rejections -> queue -> notifier), on in-memory adapters with fault injection.
+
+use std::time::Duration;
+
+use pipeline_tests::{LocalStack, StackOptions};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use shared::faults::Times;
+use shared::ids::{SubmissionId, UserId};
+use shared::limits::MAX_BODY_BYTES;
+use shared::ports::PortError;
+use shared::record::Outcome;
+use shared::rejection::RejectionReason;
+use shared::users::User;
+
+const DRAIN: Duration = Duration::from_secs(10);
+
+async fn stack() -> LocalStack {
+    let users = vec![
+        User::active(UserId::parse("alice").unwrap()),
+        User::active(UserId::parse("bob").unwrap()),
+        User::suspended(UserId::parse("mallory").unwrap()),
+    ];
+    LocalStack::start(StackOptions::for_tests(users)).await.unwrap()
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Client {
+    fn new(stack: &LocalStack) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: stack.url.clone(),
+        }
+    }
+
+    fn post(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self.http.post(format!("{}{path}", self.base));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    async fn post_json(&self, path: &str, token: &str, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .post(path, Some(token))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    async fn status_of(&self, token: &str, id: &str) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .get(format!("{}/v1/submissions/{id}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+}
+
+async fn read(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn score(hero: &str, points: u32) -> Value {
+    json!({ "heroId": hero, "score": points })
+}
+
+fn id_of(body: &Value) -> SubmissionId {
+    SubmissionId::parse(body["submissionId"].as_str().unwrap()).unwrap()
+}
+
+async fn outcome(stack: &LocalStack, id: SubmissionId) -> Option<Outcome> {
+    stack.store.records().into_iter().find(|r| r.submission_id == id).map(|r| r.outcome)
+}
+
+/// Asserts the response is problem JSON of the given type and returns its body.
+async fn expect_problem(response: reqwest::Response, status: StatusCode, slug: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"], "application/problem+json",
+        "errors are RFC 9457 problem JSON"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["type"], format!("/problems/{slug}"), "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    body
+}
+
+#[tokio::test]
+async fn an_active_users_submission_is_stored_and_its_status_becomes_accepted() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let token = stack.token("alice");
+    let (status, body) = client.post_json("/v1/scores", &token, &score("storm", 9001)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = id_of(&body);
+    assert_eq!(body["statusUrl"], format!("/v1/submissions/{id}"));
+
+    assert!(stack.wait_until_drained(DRAIN).await);
+    let record = stack.store.records().into_iter().find(|r| r.submission_id == id).unwrap();
+    assert_eq!(record.outcome, Outcome::Accepted);
+    assert_eq!(record.score.get(), 9001);
+    assert_eq!(record.user_id.as_str(), "alice");
+    let (status, view) = client.status_of(&token, &id.to_string()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(view["status"], "accepted");
+    assert_eq!(view["submissionId"], id.to_string());
+    assert!(stack.notifier.published().is_empty());
+}
+
+#[tokio::test]
+async fn a_suspended_users_submission_is_rejected_and_notified_exactly_once() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let token = stack.token("mallory");
+    let (status, body) = client.post_json("/v1/scores", &token, &score("storm", 5)).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = id_of(&body);
+
+    assert!(stack.wait_until_drained(DRAIN).await);
+    let published = stack.notifier.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].submission_id, id);
+    assert_eq!(published[0].reason, RejectionReason::SuspendedUser);
+    assert_eq!(published[0].user_id.as_str(), "mallory");
+    let (_, view) = client.status_of(&token, &id.to_string()).await;
+    assert_eq!(view["status"], "rejected");
+    assert_eq!(view["reason"], "suspended_user");
+}
+
+#[tokio::test]
+async fn an_unknown_user_is_rejected_with_its_reason() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let (_, body) = client.post_json("/v1/scores", &stack.token("ghost"), &score("storm", 5)).await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert_eq!(outcome(&stack, id_of(&body)).await, Some(Outcome::Rejected(RejectionReason::UnknownUser)));
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_gets_the_same_id_and_is_stored_once() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let token = stack.token("alice");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let response = client
+            .post("/v1/scores", Some(&token))
+            .header("content-type", "application/json")
+            .header("idempotency-key", "run-7-attempt")
+            .body(score("storm", 70).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+        ids.push(id_of(&response.json().await.unwrap()));
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(ids[0], SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "run-7-attempt"));
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert_eq!(stack.store.len(), 1);
+
+    // The same key from another user is another submission.
+    let (_, other) = client.post_json("/v1/scores", &stack.token("bob"), &score("storm", 70)).await;
+    assert_ne!(id_of(&other), ids[0]);
+}
+
+#[tokio::test]
+async fn a_batch_is_accepted_in_request_order_and_every_item_is_stored() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let body = json!({ "submissions": [
+        { "heroId": "a", "score": 1, "clientRef": "r-1" },
+        { "heroId": "b", "score": 2 },
+        { "heroId": "c", "score": 3, "achievedAt": "2026-01-01T00:00:00Z" },
+    ]});
+    let (status, answer) = client.post_json("/v1/scores/batch", &stack.token("alice"), &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let items = answer["submissions"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        id_of(&items[0]),
+        SubmissionId::from_client_ref(&UserId::parse("alice").unwrap(), "r-1"),
+        "a clientRef makes the id deterministic"
+    );
+    assert!(stack.wait_until_drained(DRAIN).await);
+    for (item, hero) in items.iter().zip(["a", "b", "c"]) {
+        let record = stack.store.records().into_iter().find(|r| r.submission_id == id_of(item)).unwrap();
+        assert_eq!(record.hero_id.as_str(), hero);
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_batch_item_refuses_the_whole_batch() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let body = json!({ "submissions": [score("a", 1), score("b", 2_000_000_000)] });
+    let response = client
+        .post("/v1/scores/batch", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
+    assert_eq!(problem["errors"][0]["pointer"], "/submissions/1/score");
+    assert_eq!(stack.submissions.depth().visible + stack.submissions.depth().in_flight, 0);
+    assert!(stack.store.is_empty());
+}
+
+#[tokio::test]
+async fn invalid_json_is_a_400_invalid_json_problem() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .body("{\"heroId\": ")
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::BAD_REQUEST, "invalid-json").await;
+}
+
+#[tokio::test]
+async fn invalid_fields_are_a_400_with_errors_per_field() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .body(r#"{"heroId":"bad/id","score":1.5,"extra":true}"#)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
+    let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert_eq!(pointers, ["/extra"], "unknown fields are refused before field checks");
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .body(r#"{"heroId":"bad/id","score":1.5}"#)
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
+    let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert_eq!(pointers, ["/heroId", "/score"]);
+}
+
+#[tokio::test]
+async fn an_invalid_idempotency_key_is_a_400_naming_the_header() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "k".repeat(300))
+        .body(score("a", 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
+    assert_eq!(problem["errors"][0]["header"], "Idempotency-Key");
+}
+
+#[tokio::test]
+async fn a_missing_or_bad_token_is_a_401_with_www_authenticate() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let send = |token: Option<String>| {
+        client
+            .post("/v1/scores", token.as_deref())
+            .header("content-type", "application/json")
+            .body(score("a", 1).to_string())
+            .send()
+    };
+    let response = send(None).await.unwrap();
+    assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="scores""#);
+    expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+    let expired = stack.minter.mint("alice", -3600);
+    let response = send(Some(expired)).await.unwrap();
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains(r#"error="invalid_token""#) && challenge.contains("expired"), "{challenge}");
+    expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+    let forged = pipeline_tests::TokenMinter::random_local().mint("alice", 3600);
+    let response = send(Some(forged)).await.unwrap();
+    expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    assert!(stack.store.is_empty() && stack.submissions.depth().is_drained());
+}
+
+#[tokio::test]
+async fn unknown_routes_and_unknown_ids_are_a_404() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let token = stack.token("alice");
+    let response = client.http.get(format!("{}/v1/nothing", stack.url)).send().await.unwrap();
+    expect_problem(response, StatusCode::NOT_FOUND, "not-found").await;
+    for bad in ["not-an-id", "0b6f1d9e-4c1a-4b8e-9d3f-2a7c5e1f9b04", "..%2F..%2Fetc%2Fpasswd"] {
+        let response = client
+            .http
+            .get(format!("{}/v1/submissions/{bad}", stack.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        expect_problem(response, StatusCode::NOT_FOUND, "not-found").await;
+    }
+    let response = client.http.delete(format!("{}/v1/scores", stack.url)).send().await.unwrap();
+    expect_problem(response, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed").await;
+}
+
+#[tokio::test]
+async fn another_users_submission_looks_like_one_not_yet_processed() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let (_, body) = client.post_json("/v1/scores", &stack.token("alice"), &score("a", 1)).await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+    let id = id_of(&body).to_string();
+    let (status, theirs) = client.status_of(&stack.token("bob"), &id).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(theirs, json!({ "submissionId": id, "status": "pending" }));
+    let never_issued = SubmissionId::new_unique().to_string();
+    let (_, unknown) = client.status_of(&stack.token("bob"), &never_issued).await;
+    assert_eq!(unknown, json!({ "submissionId": never_issued, "status": "pending" }));
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_a_413() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let padding = " ".repeat(MAX_BODY_BYTES);
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"heroId":"a","score":1}}{padding}"#))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large").await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_a_415() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
+        let mut request = client.post("/v1/scores", Some(&stack.token("alice"))).body(score("a", 1).to_string());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        expect_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type").await;
+    }
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(score("a", 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED, "parameters on application/json are fine");
+}
+
+#[tokio::test]
+async fn a_queue_that_keeps_refusing_gets_a_503_and_nothing_is_accepted() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    stack.faults.submissions_queue.fail_all_calls(PortError::Unavailable {
+        service: "sqs",
+        detail: "injected outage".into(),
+    });
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .body(score("a", 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["retry-after"], "2");
+    expect_problem(response, StatusCode::SERVICE_UNAVAILABLE, "queue-unavailable").await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert!(stack.store.is_empty(), "a refused submission is never processed");
+    assert_eq!(stack.submissions.depth(), Default::default());
+}
+
+#[tokio::test]
+async fn a_record_that_fails_transiently_is_retried_and_then_stored() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let key = "flaky-1";
+    let id = SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), key);
+    stack.faults.store.fail_item(id, Times::Next(2));
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(score("a", 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted));
+    assert_eq!(stack.faults.store.injected(), 2, "it failed twice before it went through");
+    assert!(stack.submissions.dead_letters().is_empty());
+}
+
+#[tokio::test]
+async fn a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is_lost() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let token = stack.token("alice");
+    let doomed = SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "doomed");
+    stack.faults.store.fail_item(doomed, Times::Always);
+    stack.submissions.push("{\"this is\": \"poison\"}".to_owned());
+
+    let response = client
+        .post("/v1/scores", Some(&token))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "doomed")
+        .body(score("a", 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let mut fine = Vec::new();
+    for i in 0..20 {
+        let (status, body) = client.post_json("/v1/scores", &token, &score("a", i)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        fine.push(id_of(&body));
+    }
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    let dead = stack.submissions.dead_letters();
+    assert_eq!(dead.len(), 2, "the poison message and the doomed submission");
+    assert!(dead.iter().any(|m| m.body.contains("poison")));
+    assert!(dead.iter().any(|m| m.body.contains(&doomed.to_string())));
+    assert!(dead.iter().all(|m| m.receive_count == 3), "each was tried max_receive_count times");
+    for id in fine {
+        assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted), "{id} was lost");
+    }
+    assert_eq!(outcome(&stack, doomed).await, None);
+}
+
+#[tokio::test]
+async fn shutdown_drains_queued_work_first() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let token = stack.token("mallory");
+    for i in 0..30 {
+        client.post_json("/v1/scores", &token, &score("a", i)).await;
+    }
+    let store = stack.store.clone();
+    let notifier = stack.notifier.clone();
+    assert!(stack.shutdown(DRAIN).await);
+    assert_eq!(store.len(), 30);
+    assert_eq!(notifier.published().len(), 30);
+}
+
+#[tokio::test]
+async fn the_correlation_id_is_echoed_and_travels_to_the_notification() {
+    let stack = stack().await;
+    let client = Client::new(&stack);
+    let response = client
+        .post("/v1/scores", Some(&stack.token("mallory")))
+        .header("content-type", "application/json")
+        .header("x-correlation-id", "trace-abc-123")
+        .body(score("a", 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-correlation-id"], "trace-abc-123");
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert_eq!(stack.notifier.published()[0].correlation_id.as_str(), "trace-abc-123");
+}

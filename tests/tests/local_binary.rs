@@ -1,0 +1,53 @@
+//! The `local` binary as a user runs it: start, read the ready line, submit with the printed
+//! tokens, see the notification on stdout, stop with Ctrl-C (SIGINT) and exit cleanly.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[tokio::test]
+async fn the_local_binary_prints_a_usable_token_and_the_notifications() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--addr", "127.0.0.1:0", "--drain-timeout-seconds", "5"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the local binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready: Value = serde_json::from_str(&stdout.next().unwrap().unwrap()).unwrap();
+    let url = ready["url"].as_str().unwrap().to_owned();
+    let client = reqwest::Client::new();
+    for (user, score) in [("alice", 10), ("mallory", 20)] {
+        let token = ready["tokens"][user].as_str().unwrap();
+        let response = client
+            .post(format!("{url}/v1/scores"))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(format!(r#"{{"heroId":"storm","score":{score}}}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 202, "{user}");
+    }
+
+    let notification: Value = serde_json::from_str(&stdout.next().unwrap().unwrap()).unwrap();
+    assert_eq!(notification["userId"], "mallory");
+    assert_eq!(notification["reason"], "suspended_user");
+    assert_eq!(notification["score"], 20);
+    for field in ["submissionId", "heroId", "rejectedAt"] {
+        assert!(notification[field].is_string(), "{field} in {notification}");
+    }
+
+    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(interrupted.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(move || child.wait()))
+        .await
+        .expect("the local binary stops within 20 s of Ctrl-C")
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert!(stdout.next().is_none(), "nothing else was printed");
+}
