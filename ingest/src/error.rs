@@ -65,16 +65,36 @@ struct Problem {
 impl IngestError {
     fn problem(&self) -> Problem {
         let (status, slug, title) = match self {
-            IngestError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Authentication required"),
+            IngestError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "Authentication required",
+            ),
             IngestError::UnsupportedMediaType => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported-media-type",
                 "Unsupported media type",
             ),
-            IngestError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
-            IngestError::UnreadableBody(_) => (StatusCode::BAD_REQUEST, "unreadable-body", "The body could not be read"),
-            IngestError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid-json", "The body is not valid JSON"),
-            IngestError::Validation(_) => (StatusCode::BAD_REQUEST, "validation-failed", "The request is invalid"),
+            IngestError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            ),
+            IngestError::UnreadableBody(_) => (
+                StatusCode::BAD_REQUEST,
+                "unreadable-body",
+                "The body could not be read",
+            ),
+            IngestError::InvalidJson(_) => (
+                StatusCode::BAD_REQUEST,
+                "invalid-json",
+                "The body is not valid JSON",
+            ),
+            IngestError::Validation(_) => (
+                StatusCode::BAD_REQUEST,
+                "validation-failed",
+                "The request is invalid",
+            ),
             IngestError::NotFound => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             IngestError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -93,20 +113,32 @@ impl IngestError {
             ),
         };
         let detail = match self {
-            IngestError::Unauthorized(e) => format!("{e}; send `Authorization: Bearer <token>` with a valid token"),
+            IngestError::Unauthorized(e) => {
+                format!("{e}; send `Authorization: Bearer <token>` with a valid token")
+            }
             IngestError::UnsupportedMediaType => {
                 "send the body as JSON with `Content-Type: application/json`".to_owned()
             }
-            IngestError::PayloadTooLarge => format!("the body must not exceed {MAX_BODY_BYTES} bytes"),
-            IngestError::UnreadableBody(reason) | IngestError::InvalidJson(reason) => reason.clone(),
-            IngestError::Validation(errors) => format!("{} field(s) failed validation; see `errors`", errors.len()),
+            IngestError::PayloadTooLarge => {
+                format!("the body must not exceed {MAX_BODY_BYTES} bytes")
+            }
+            IngestError::UnreadableBody(reason) | IngestError::InvalidJson(reason) => {
+                reason.clone()
+            }
+            IngestError::Validation(errors) => {
+                format!("{} field(s) failed validation; see `errors`", errors.len())
+            }
             IngestError::NotFound => "no such resource".to_owned(),
-            IngestError::MethodNotAllowed => "this resource does not support that method".to_owned(),
+            IngestError::MethodNotAllowed => {
+                "this resource does not support that method".to_owned()
+            }
             // Internal causes go to the log, not to the client.
             IngestError::QueueUnavailable(_) => format!(
                 "nothing was accepted; retry after {RETRY_AFTER_SECONDS} seconds with the same Idempotency-Key"
             ),
-            IngestError::StoreUnavailable(_) => format!("retry after {RETRY_AFTER_SECONDS} seconds"),
+            IngestError::StoreUnavailable(_) => {
+                format!("retry after {RETRY_AFTER_SECONDS} seconds")
+            }
         };
         let extra = match self {
             IngestError::Validation(errors) => Some(("errors", json!(errors))),
@@ -158,8 +190,11 @@ impl IntoResponse for IngestError {
 fn www_authenticate(reason: &TokenError) -> HeaderValue {
     let value = match reason {
         TokenError::Missing => r#"Bearer realm="scores""#.to_owned(),
-        other => format!(r#"Bearer realm="scores", error="invalid_token", error_description="{other}""#)
-            .replace('`', "'"),
+        other => {
+            format!(r#"Bearer realm="scores", error="invalid_token", error_description="{other}""#)
+                .replace('`', "'")
+        }
     };
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer realm="scores""#))
+    HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer realm="scores""#))
 }

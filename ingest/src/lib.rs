@@ -22,7 +22,9 @@ use shared::limits::{ACHIEVED_AT_MAX_FUTURE, MAX_BODY_BYTES, PENDING_HORIZON};
 use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission};
 use shared::ports::{SubmissionQueue, SubmissionStore};
 use shared::record::{SubmissionRecord, SubmissionStatus};
-use shared::submission::{FieldError, ScoreSubmission, check_idempotency_key, parse_batch, parse_submission};
+use shared::submission::{
+    FieldError, ScoreSubmission, check_idempotency_key, parse_batch, parse_submission,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
@@ -91,7 +93,10 @@ fn correlation_id(request_extensions: &axum::http::Extensions) -> CorrelationId 
         .unwrap_or_else(CorrelationId::generate)
 }
 
-async fn post_score(State(app): State<Arc<App>>, request: Request) -> Result<Response, IngestError> {
+async fn post_score(
+    State(app): State<Arc<App>>,
+    request: Request,
+) -> Result<Response, IngestError> {
     let (parts, body) = request.into_parts();
     let principal = authenticate(&app, &parts.headers)?;
     require_json(&parts.headers)?;
@@ -101,10 +106,18 @@ async fn post_score(State(app): State<Arc<App>>, request: Request) -> Result<Res
     let submission = parse_submission(&bytes, now)?;
     let submission_id = match (&idempotency_key, &submission.client_ref) {
         (Some(key), _) => SubmissionId::from_idempotency_key(&principal.subject, key),
-        (None, Some(client_ref)) => SubmissionId::from_client_ref(&principal.subject, client_ref.as_str()),
+        (None, Some(client_ref)) => {
+            SubmissionId::from_client_ref(&principal.subject, client_ref.as_str())
+        }
         (None, None) => SubmissionId::new_unique(),
     };
-    let message = queued(submission_id, &principal, submission, correlation_id(&parts.extensions), now);
+    let message = queued(
+        submission_id,
+        &principal,
+        submission,
+        correlation_id(&parts.extensions),
+        now,
+    );
     enqueue(&app, std::slice::from_ref(&message)).await?;
     let status_url = status_url(submission_id);
     let body = json!({ "submissionId": submission_id, "statusUrl": status_url });
@@ -115,7 +128,10 @@ async fn post_score(State(app): State<Arc<App>>, request: Request) -> Result<Res
     Ok(response)
 }
 
-async fn post_batch(State(app): State<Arc<App>>, request: Request) -> Result<Response, IngestError> {
+async fn post_batch(
+    State(app): State<Arc<App>>,
+    request: Request,
+) -> Result<Response, IngestError> {
     let (parts, body) = request.into_parts();
     let principal = authenticate(&app, &parts.headers)?;
     require_json(&parts.headers)?;
@@ -137,7 +153,11 @@ async fn post_batch(State(app): State<Arc<App>>, request: Request) -> Result<Res
         .iter()
         .map(|m| json!({ "submissionId": m.submission_id, "statusUrl": status_url(m.submission_id) }))
         .collect();
-    Ok((StatusCode::ACCEPTED, json_body(&json!({ "submissions": items }))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        json_body(&json!({ "submissions": items })),
+    )
+        .into_response())
 }
 
 /// A batch item's id: from its `clientRef`, else from the request's `Idempotency-Key` and its
@@ -149,8 +169,12 @@ fn batch_item_id(
     submission: &ScoreSubmission,
 ) -> SubmissionId {
     match (&submission.client_ref, idempotency_key) {
-        (Some(client_ref), _) => SubmissionId::from_client_ref(&principal.subject, client_ref.as_str()),
-        (None, Some(key)) => SubmissionId::from_batch_idempotency_key(&principal.subject, key, index),
+        (Some(client_ref), _) => {
+            SubmissionId::from_client_ref(&principal.subject, client_ref.as_str())
+        }
+        (None, Some(key)) => {
+            SubmissionId::from_batch_idempotency_key(&principal.subject, key, index)
+        }
         (None, None) => SubmissionId::new_unique(),
     }
 }
@@ -162,8 +186,13 @@ async fn get_submission(
 ) -> Result<Response, IngestError> {
     let principal = authenticate(&app, &headers)?;
     let id = SubmissionId::parse(&raw_id).ok_or(IngestError::NotFound)?;
-    let record = app.store.get(id).await.map_err(IngestError::StoreUnavailable)?;
-    let view = status_view(&principal, id, record, OffsetDateTime::now_utc()).ok_or(IngestError::NotFound)?;
+    let record = app
+        .store
+        .get(id)
+        .await
+        .map_err(IngestError::StoreUnavailable)?;
+    let view = status_view(&principal, id, record, OffsetDateTime::now_utc())
+        .ok_or(IngestError::NotFound)?;
     Ok((StatusCode::OK, json_body(&view)).into_response())
 }
 
@@ -208,7 +237,11 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
 fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, IngestError> {
     let header = match headers.get(header::AUTHORIZATION) {
         None => None,
-        Some(value) => Some(value.to_str().map_err(|_| shared::auth::TokenError::Malformed)?),
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| shared::auth::TokenError::Malformed)?,
+        ),
     };
     Ok(app.verifier.verify(bearer_token(header)?)?)
 }
@@ -219,17 +252,28 @@ fn require_json(headers: &HeaderMap) -> Result<(), IngestError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or(IngestError::UnsupportedMediaType)?;
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     let is_json = essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"));
-    if is_json { Ok(()) } else { Err(IngestError::UnsupportedMediaType) }
+    if is_json {
+        Ok(())
+    } else {
+        Err(IngestError::UnsupportedMediaType)
+    }
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, IngestError> {
     let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
         return Ok(None);
     };
-    let invalid = |detail: String| IngestError::Validation(vec![FieldError::header("Idempotency-Key", detail)]);
+    let invalid = |detail: String| {
+        IngestError::Validation(vec![FieldError::header("Idempotency-Key", detail)])
+    };
     let key = value
         .to_str()
         .map_err(|_| invalid("may only contain visible ASCII characters".to_owned()))?;
@@ -248,7 +292,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, IngestError
     }
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(IngestError::PayloadTooLarge),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(IngestError::PayloadTooLarge)
+        }
         Err(e) => Err(IngestError::UnreadableBody(e.to_string())),
     }
 }
@@ -271,7 +317,10 @@ fn queued(
 }
 
 async fn enqueue(app: &App, messages: &[QueuedSubmission]) -> Result<(), IngestError> {
-    app.queue.enqueue(messages).await.map_err(IngestError::QueueUnavailable)?;
+    app.queue
+        .enqueue(messages)
+        .await
+        .map_err(IngestError::QueueUnavailable)?;
     for message in messages {
         tracing::info!(
             submission_id = %message.submission_id,
@@ -288,7 +337,10 @@ fn status_url(id: SubmissionId) -> String {
 
 fn json_body(value: &serde_json::Value) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         value.to_string(),
     )
         .into_response()
@@ -330,7 +382,11 @@ mod tests {
     #[test]
     fn the_owner_sees_a_rejection_with_its_reason() {
         let id = SubmissionId::from_client_ref(&UserId::parse("alice").unwrap(), "r1");
-        let rec = record(id, "alice", Outcome::Rejected(RejectionReason::SuspendedUser));
+        let rec = record(
+            id,
+            "alice",
+            Outcome::Rejected(RejectionReason::SuspendedUser),
+        );
         let view = status_view(&principal("alice"), id, Some(rec), NOW).unwrap();
         assert_eq!(view["status"], "rejected");
         assert_eq!(view["reason"], "suspended_user");
@@ -340,7 +396,12 @@ mod tests {
     #[test]
     fn another_users_record_looks_exactly_like_an_unprocessed_id() {
         let id = SubmissionId::from_client_ref(&UserId::parse("alice").unwrap(), "r1");
-        let theirs = status_view(&principal("mallory"), id, Some(record(id, "alice", Outcome::Accepted)), NOW);
+        let theirs = status_view(
+            &principal("mallory"),
+            id,
+            Some(record(id, "alice", Outcome::Accepted)),
+            NOW,
+        );
         let unknown = status_view(&principal("mallory"), id, None, NOW);
         assert_eq!(theirs, unknown);
         assert_eq!(unknown.unwrap()["status"], "pending");
@@ -350,9 +411,28 @@ mod tests {
     fn an_old_fresh_id_without_a_record_is_not_found() {
         let id = SubmissionId::new_unique();
         let issued = id.issued_at().unwrap();
-        assert!(status_view(&principal("a"), id, None, issued + time::Duration::minutes(1)).is_some());
-        assert!(status_view(&principal("a"), id, None, issued + PENDING_HORIZON + time::Duration::seconds(1)).is_none());
-        assert!(status_view(&principal("a"), id, None, issued - time::Duration::hours(1)).is_none(), "issued in the future");
+        assert!(
+            status_view(
+                &principal("a"),
+                id,
+                None,
+                issued + time::Duration::minutes(1)
+            )
+            .is_some()
+        );
+        assert!(
+            status_view(
+                &principal("a"),
+                id,
+                None,
+                issued + PENDING_HORIZON + time::Duration::seconds(1)
+            )
+            .is_none()
+        );
+        assert!(
+            status_view(&principal("a"), id, None, issued - time::Duration::hours(1)).is_none(),
+            "issued in the future"
+        );
     }
 
     #[test]
@@ -368,8 +448,17 @@ mod tests {
             batch_item_id(&p, Some("k"), 0, &item(Some("r"))),
             SubmissionId::from_client_ref(&p.subject, "r")
         );
-        assert_eq!(batch_item_id(&p, Some("k"), 3, &item(None)), batch_item_id(&p, Some("k"), 3, &item(None)));
-        assert_ne!(batch_item_id(&p, Some("k"), 3, &item(None)), batch_item_id(&p, Some("k"), 4, &item(None)));
-        assert_ne!(batch_item_id(&p, None, 0, &item(None)), batch_item_id(&p, None, 0, &item(None)));
+        assert_eq!(
+            batch_item_id(&p, Some("k"), 3, &item(None)),
+            batch_item_id(&p, Some("k"), 3, &item(None))
+        );
+        assert_ne!(
+            batch_item_id(&p, Some("k"), 3, &item(None)),
+            batch_item_id(&p, Some("k"), 4, &item(None))
+        );
+        assert_ne!(
+            batch_item_id(&p, None, 0, &item(None)),
+            batch_item_id(&p, None, 0, &item(None))
+        );
     }
 }

@@ -1,1 +1,27 @@
-fn main() {}
+//! The ingest Lambda: API Gateway (HTTP API) events in, the ingest router out.
+
+use std::sync::Arc;
+
+use ingest::App;
+use shared::auth::TokenVerifier;
+use shared::aws::{AwsClients, dynamodb::DynamoSubmissionStore, load_sdk_config, sqs::SqsQueue};
+use shared::config::{IngestConfig, ProcessEnv};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    // Configuration and clients are built once per cold start; a bad setting stops the cold
+    // start with a message naming the variable.
+    let config = IngestConfig::from_env(&ProcessEnv)?;
+    let verifier = TokenVerifier::new(&config.auth)?;
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let app = Arc::new(App {
+        verifier,
+        queue: Arc::new(SqsQueue::new(clients.sqs, config.submissions_queue_url)),
+        store: Arc::new(DynamoSubmissionStore::new(
+            clients.dynamodb,
+            config.submissions_table,
+        )),
+    });
+    lambda_http::run(ingest::router(app)).await
+}

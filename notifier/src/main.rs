@@ -1,1 +1,25 @@
-fn main() {}
+//! The notifier Lambda: SQS batches from the rejections queue in, a partial batch response out.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use notifier::RejectionNotifier;
+use shared::aws::{AwsClients, load_sdk_config, sns::SnsNotifier};
+use shared::config::{NotifierConfig, ProcessEnv};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = NotifierConfig::from_env(&ProcessEnv)?;
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let handler = RejectionNotifier::new(Arc::new(SnsNotifier::new(
+        clients.sns,
+        config.rejections_topic_arn,
+    )));
+    let handler = &handler;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<SqsBatchResponse, Error>(handler.handle(&event.payload.records).await.into_response())
+    }))
+    .await
+}

@@ -86,8 +86,21 @@ async fn a_failed_call_fails_its_chunk_and_the_redelivery_succeeds() {
     let (sink, faults, handler) = notifier();
     let batch: Vec<_> = (0..3).map(|i| rejection("mallory", i)).collect();
     faults.fail_next_calls(1, throttled("sns"));
-    assert_eq!(handler.handle(&records(&batch)).await.failed_message_ids.len(), 3);
-    assert!(handler.handle(&records(&batch)).await.failed_message_ids.is_empty());
+    assert_eq!(
+        handler
+            .handle(&records(&batch))
+            .await
+            .failed_message_ids
+            .len(),
+        3
+    );
+    assert!(
+        handler
+            .handle(&records(&batch))
+            .await
+            .failed_message_ids
+            .is_empty()
+    );
     assert_eq!(sink.published().len(), 3);
 }
 
@@ -95,7 +108,9 @@ async fn a_failed_call_fails_its_chunk_and_the_redelivery_succeeds() {
 async fn a_rejection_delivered_twice_in_a_batch_is_published_once() {
     let (sink, _, handler) = notifier();
     let r = rejection("mallory", 1);
-    let summary = handler.handle(&[record("a", &encode(&r)), record("b", &encode(&r))]).await;
+    let summary = handler
+        .handle(&[record("a", &encode(&r)), record("b", &encode(&r))])
+        .await;
     assert!(summary.failed_message_ids.is_empty());
     assert_eq!(sink.published().len(), 1);
 }

@@ -55,7 +55,9 @@ pub fn decide(user: Option<&User>) -> Outcome {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BatchSummary {
     pub records: usize,
+    /// Records finished as accepted (stored).
     pub accepted: usize,
+    /// Records finished as rejected (stored and handed to the rejections queue).
     pub rejected: usize,
     pub malformed: usize,
     pub failed_message_ids: Vec<String>,
@@ -91,7 +93,11 @@ impl Processor {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let users = match self.cache.resolve(&user_ids, self.ports.users.as_ref()).await {
+        let users = match self
+            .cache
+            .resolve(&user_ids, self.ports.users.as_ref())
+            .await
+        {
             Ok(users) => users,
             Err(error) => {
                 tracing::warn!(%error, records = parsed.len(), "users directory lookup failed; the batch will be retried");
@@ -103,36 +109,31 @@ impl Processor {
         };
 
         let rejected_at = OffsetDateTime::now_utc();
+        let outcomes: Vec<Outcome> = parsed
+            .iter()
+            .map(|p| {
+                decide(
+                    users
+                        .get(&p.message.principal.subject)
+                        .and_then(Option::as_ref),
+                )
+            })
+            .collect();
+        // A redelivered duplicate in the same batch carries the same id: write and notify it once.
         let mut records_by_id: HashMap<SubmissionId, SubmissionRecord> = HashMap::new();
         let mut rejections: Vec<Rejection> = Vec::new();
-        for p in &parsed {
+        for (p, outcome) in parsed.iter().zip(&outcomes) {
             let message = &p.message;
-            let outcome = decide(users.get(&message.principal.subject).and_then(Option::as_ref));
-            let span = info_span!(
-                "submission",
-                correlation_id = %message.correlation_id,
-                submission_id = %message.submission_id,
-                user_id = %message.principal.subject,
-            );
-            let _entered = span.enter();
-            match outcome {
-                Outcome::Accepted => {
-                    summary.accepted += 1;
-                    tracing::info!("submission accepted");
-                }
-                Outcome::Rejected(reason) => {
-                    summary.rejected += 1;
-                    tracing::info!(%reason, "submission rejected");
-                }
-            }
-            // A redelivered duplicate in the same batch carries the same id: write it once.
             if records_by_id.contains_key(&message.submission_id) {
                 continue;
             }
-            if let Outcome::Rejected(reason) = outcome {
+            if let Outcome::Rejected(reason) = *outcome {
                 rejections.push(rejection(message, reason, rejected_at));
             }
-            records_by_id.insert(message.submission_id, SubmissionRecord::new(message, outcome));
+            records_by_id.insert(
+                message.submission_id,
+                SubmissionRecord::new(message, *outcome),
+            );
         }
 
         let records: Vec<SubmissionRecord> = records_by_id.into_values().collect();
@@ -141,10 +142,33 @@ impl Processor {
         rejections.retain(|r| !unwritten.contains(&r.submission_id));
         let unsent = self.send_all(&rejections).await;
 
-        for p in &parsed {
-            let id = p.message.submission_id;
+        for (p, outcome) in parsed.iter().zip(outcomes) {
+            let message = &p.message;
+            let _span = info_span!(
+                "submission",
+                correlation_id = %message.correlation_id,
+                submission_id = %message.submission_id,
+                user_id = %message.principal.subject,
+            )
+            .entered();
+            let id = message.submission_id;
             if unwritten.contains(&id) || unsent.contains(&id) {
+                tracing::warn!(
+                    message_id = p.message_id,
+                    "submission not finished; SQS will deliver it again"
+                );
                 summary.failed_message_ids.push(p.message_id.to_owned());
+                continue;
+            }
+            match outcome {
+                Outcome::Accepted => {
+                    summary.accepted += 1;
+                    tracing::info!("submission stored as accepted");
+                }
+                Outcome::Rejected(reason) => {
+                    summary.rejected += 1;
+                    tracing::info!(%reason, "submission stored as rejected and sent for notification");
+                }
             }
         }
         tracing::info!(
@@ -159,10 +183,18 @@ impl Processor {
     }
 
     /// Writes records in chunks of 25 (one BatchWriteItem each), all chunks at once.
-    async fn write_all(&self, records: &[SubmissionRecord], deadline: Instant) -> HashSet<SubmissionId> {
+    async fn write_all(
+        &self,
+        records: &[SubmissionRecord],
+        deadline: Instant,
+    ) -> HashSet<SubmissionId> {
         let calls = records.chunks(STORE_WRITE_BATCH).map(|chunk| async move {
             let result = self.ports.store.write(chunk, deadline).await;
-            failed_ids(result, chunk.iter().map(|r| &r.submission_id), "store write")
+            failed_ids(
+                result,
+                chunk.iter().map(|r| &r.submission_id),
+                "store write",
+            )
         });
         join_all(calls).await.into_iter().flatten().collect()
     }
@@ -173,7 +205,11 @@ impl Processor {
             let span = info_span!("send_rejections", count = chunk.len());
             async move {
                 let result = self.ports.rejections.send(chunk).await;
-                failed_ids(result, chunk.iter().map(|r| &r.submission_id), "rejection send")
+                failed_ids(
+                    result,
+                    chunk.iter().map(|r| &r.submission_id),
+                    "rejection send",
+                )
             }
             .instrument(span)
         });
@@ -190,7 +226,10 @@ fn failed_ids<'a>(
     match result {
         Ok(report) => {
             if !report.failed.is_empty() {
-                tracing::warn!(failed = report.failed.len(), "{what} left items undone; they will be retried");
+                tracing::warn!(
+                    failed = report.failed.len(),
+                    "{what} left items undone; they will be retried"
+                );
             }
             report.failed
         }
@@ -206,7 +245,10 @@ fn parse_all<'a>(records: &'a [SqsMessage], summary: &mut BatchSummary) -> Vec<P
     for record in records {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         match decode::<QueuedSubmission>(record.body.as_deref()) {
-            Ok(message) => parsed.push(Parsed { message_id, message }),
+            Ok(message) => parsed.push(Parsed {
+                message_id,
+                message,
+            }),
             Err(error) => {
                 summary.malformed += 1;
                 tracing::error!(
@@ -221,7 +263,11 @@ fn parse_all<'a>(records: &'a [SqsMessage], summary: &mut BatchSummary) -> Vec<P
     parsed
 }
 
-fn rejection(message: &QueuedSubmission, reason: RejectionReason, rejected_at: OffsetDateTime) -> Rejection {
+fn rejection(
+    message: &QueuedSubmission,
+    reason: RejectionReason,
+    rejected_at: OffsetDateTime,
+) -> Rejection {
     Rejection {
         v: MESSAGE_VERSION,
         submission_id: message.submission_id,

@@ -1,1 +1,39 @@
-fn main() {}
+//! The processor Lambda: SQS batches from the submissions queue in, a partial batch response out.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use processor::{Ports, Processor, UserCache};
+use shared::aws::dynamodb::{DynamoSubmissionStore, DynamoUserDirectory};
+use shared::aws::{AwsClients, load_sdk_config, sqs::SqsQueue};
+use shared::config::{ProcessEnv, ProcessorConfig};
+use shared::lambda::work_deadline;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    shared::telemetry::init();
+    let config = ProcessorConfig::from_env(&ProcessEnv)?;
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let processor = Processor::new(
+        Ports {
+            users: Arc::new(DynamoUserDirectory::new(
+                clients.dynamodb.clone(),
+                config.users_table,
+            )),
+            store: Arc::new(DynamoSubmissionStore::new(
+                clients.dynamodb,
+                config.submissions_table,
+            )),
+            rejections: Arc::new(SqsQueue::new(clients.sqs, config.rejections_queue_url)),
+        },
+        UserCache::new(config.user_cache_ttl),
+    );
+    let processor = &processor;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let deadline = work_deadline(event.context.deadline);
+        let summary = processor.process(&event.payload.records, deadline).await;
+        Ok::<SqsBatchResponse, Error>(summary.into_response())
+    }))
+    .await
+}

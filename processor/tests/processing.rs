@@ -79,7 +79,8 @@ fn fixture_with_ttl(ttl: Duration) -> Fixture {
     ]));
     let store = Arc::new(MemoryStore::new());
     let rejections = Arc::new(MemoryQueue::new("rejections", QueueSettings::default()));
-    let (store_faults, directory_faults, sink_faults) = (FaultPlan::new(), FaultPlan::new(), FaultPlan::new());
+    let (store_faults, directory_faults, sink_faults) =
+        (FaultPlan::new(), FaultPlan::new(), FaultPlan::new());
     let ports = Ports {
         users: Arc::new(Faulty::new(directory.clone(), directory_faults.clone())),
         store: Arc::new(Faulty::new(store.clone(), store_faults.clone())),
@@ -126,13 +127,22 @@ impl Fixture {
 #[test]
 fn decisions_follow_the_directory_entry() {
     assert_eq!(decide(Some(&User::active(user("a")))), Outcome::Accepted);
-    assert_eq!(decide(None), Outcome::Rejected(RejectionReason::UnknownUser));
-    assert_eq!(decide(Some(&User::suspended(user("a")))), Outcome::Rejected(RejectionReason::SuspendedUser));
+    assert_eq!(
+        decide(None),
+        Outcome::Rejected(RejectionReason::UnknownUser)
+    );
+    assert_eq!(
+        decide(Some(&User::suspended(user("a")))),
+        Outcome::Rejected(RejectionReason::SuspendedUser)
+    );
     let no_permission = User {
         permissions: vec!["profile:read".into()],
         ..User::active(user("a"))
     };
-    assert_eq!(decide(Some(&no_permission)), Outcome::Rejected(RejectionReason::MissingPermission));
+    assert_eq!(
+        decide(Some(&no_permission)),
+        Outcome::Rejected(RejectionReason::MissingPermission)
+    );
     let suspended_without_permission = User {
         permissions: vec![],
         ..User::suspended(user("a"))
@@ -150,14 +160,21 @@ async fn an_active_users_submission_is_stored_as_accepted_and_not_sent_on() {
     let message = submission_from("alice", 10);
     let summary = f.process(&records(std::slice::from_ref(&message))).await;
     assert!(summary.failed_message_ids.is_empty());
-    assert_eq!(f.outcome(message.submission_id).await, Some(Outcome::Accepted));
+    assert_eq!(
+        f.outcome(message.submission_id).await,
+        Some(Outcome::Accepted)
+    );
     assert!(f.sent_rejections().await.is_empty());
 }
 
 #[tokio::test]
 async fn each_rejection_is_stored_with_its_reason_and_sent_once() {
     let f = fixture();
-    let messages = [submission_from("mallory", 1), submission_from("ghost", 2), submission_from("nobody", 3)];
+    let messages = [
+        submission_from("mallory", 1),
+        submission_from("ghost", 2),
+        submission_from("nobody", 3),
+    ];
     let summary = f.process(&records(&messages)).await;
     assert!(summary.failed_message_ids.is_empty());
     let expected = [
@@ -166,19 +183,27 @@ async fn each_rejection_is_stored_with_its_reason_and_sent_once() {
         RejectionReason::MissingPermission,
     ];
     for (message, reason) in messages.iter().zip(expected) {
-        assert_eq!(f.outcome(message.submission_id).await, Some(Outcome::Rejected(reason)));
+        assert_eq!(
+            f.outcome(message.submission_id).await,
+            Some(Outcome::Rejected(reason))
+        );
     }
     let mut sent = f.sent_rejections().await;
     sent.sort_by_key(|r| r.score);
     assert_eq!(sent.iter().map(|r| r.reason).collect::<Vec<_>>(), expected);
-    assert_eq!(sent[0].correlation_id, messages[0].correlation_id, "the correlation id travels on");
+    assert_eq!(
+        sent[0].correlation_id, messages[0].correlation_id,
+        "the correlation id travels on"
+    );
     assert_eq!(sent[0].user_id, user("mallory"));
 }
 
 #[tokio::test]
 async fn a_hundred_records_take_four_writes_and_one_lookup_then_none_when_cached() {
     let f = fixture();
-    let batch: Vec<_> = (0..100).map(|i| submission_from(if i % 2 == 0 { "alice" } else { "mallory" }, i)).collect();
+    let batch: Vec<_> = (0..100)
+        .map(|i| submission_from(if i % 2 == 0 { "alice" } else { "mallory" }, i))
+        .collect();
     let summary = f.process(&records(&batch)).await;
     assert!(summary.failed_message_ids.is_empty());
     assert_eq!((summary.accepted, summary.rejected), (50, 50));
@@ -188,7 +213,11 @@ async fn a_hundred_records_take_four_writes_and_one_lookup_then_none_when_cached
 
     let again: Vec<_> = (0..100).map(|i| submission_from("alice", i)).collect();
     f.process(&records(&again)).await;
-    assert_eq!(f.directory.lookup_calls(), 1, "warm invocations use the cached entries");
+    assert_eq!(
+        f.directory.lookup_calls(),
+        1,
+        "warm invocations use the cached entries"
+    );
 }
 
 #[tokio::test]
@@ -207,7 +236,10 @@ async fn a_malformed_body_fails_only_its_own_record() {
     let batch = vec![
         sqs_record("bad-json", "{not json"),
         sqs_record("good", &encode(&good)),
-        sqs_record("bad-version", &encode(&good).replacen(r#""v":1"#, r#""v":9"#, 1)),
+        sqs_record(
+            "bad-version",
+            &encode(&good).replacen(r#""v":1"#, r#""v":9"#, 1),
+        ),
     ];
     let summary = f.process(&batch).await;
     assert_eq!(summary.failed_message_ids, ["bad-json", "bad-version"]);
@@ -219,14 +251,23 @@ async fn a_malformed_body_fails_only_its_own_record() {
 async fn unwritten_items_fail_only_their_records() {
     let f = fixture();
     let batch: Vec<_> = (0..30).map(|i| submission_from("mallory", i)).collect();
-    f.store_faults.fail_item(batch[3].submission_id, Times::Always);
-    f.store_faults.fail_item(batch[27].submission_id, Times::Always);
+    f.store_faults
+        .fail_item(batch[3].submission_id, Times::Always);
+    f.store_faults
+        .fail_item(batch[27].submission_id, Times::Always);
     let summary = f.process(&records(&batch)).await;
     assert_eq!(summary.failed_message_ids, ["m3", "m27"]);
     assert_eq!(f.store.len(), 28);
     let sent = f.sent_rejections().await;
-    assert_eq!(sent.len(), 28, "a rejection is only sent once its record is stored");
-    assert!(sent.iter().all(|r| r.submission_id != batch[3].submission_id));
+    assert_eq!(
+        sent.len(),
+        28,
+        "a rejection is only sent once its record is stored"
+    );
+    assert!(
+        sent.iter()
+            .all(|r| r.submission_id != batch[3].submission_id)
+    );
 }
 
 #[tokio::test]
@@ -285,7 +326,10 @@ async fn processing_a_record_again_leaves_the_same_stored_state() {
 async fn a_duplicate_in_one_batch_is_written_and_notified_once() {
     let f = fixture();
     let message = submission_from("mallory", 1);
-    let batch = vec![sqs_record("first", &encode(&message)), sqs_record("retry", &encode(&message))];
+    let batch = vec![
+        sqs_record("first", &encode(&message)),
+        sqs_record("retry", &encode(&message)),
+    ];
     let summary = f.process(&batch).await;
     assert!(summary.failed_message_ids.is_empty());
     assert_eq!(f.store.len(), 1);

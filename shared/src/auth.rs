@@ -190,7 +190,9 @@ impl TokenVerifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| token_error(e.kind()))?;
         let claims = data.claims;
-        let sub = claims.sub.ok_or_else(|| TokenError::MissingClaim("sub".to_owned()))?;
+        let sub = claims
+            .sub
+            .ok_or_else(|| TokenError::MissingClaim("sub".to_owned()))?;
         let subject = UserId::parse(sub).map_err(|_| TokenError::InvalidSubject)?;
         let scopes = match (claims.scope, claims.scp) {
             (Some(scope), _) => scope.split_whitespace().map(str::to_owned).collect(),
@@ -220,9 +222,9 @@ fn token_error(kind: &ErrorKind) -> TokenError {
         ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
         ErrorKind::InvalidAudience => TokenError::WrongAudience,
         ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(claim.clone()),
-        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
-            TokenError::WrongAlgorithm
-        }
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => TokenError::WrongAlgorithm,
         _ => TokenError::Malformed,
     }
 }
@@ -269,12 +271,19 @@ mod tests {
     }
 
     fn hs256() -> TokenVerifier {
-        TokenVerifier::new(&config(TokenAlgorithm::Hs256, VerificationKey::Secret(SECRET.to_vec()))).unwrap()
+        TokenVerifier::new(&config(
+            TokenAlgorithm::Hs256,
+            VerificationKey::Secret(SECRET.to_vec()),
+        ))
+        .unwrap()
     }
 
     fn rs256() -> TokenVerifier {
-        TokenVerifier::new(&config(TokenAlgorithm::Rs256, VerificationKey::PublicKeyPem(RSA_PUBLIC.into())))
-            .unwrap()
+        TokenVerifier::new(&config(
+            TokenAlgorithm::Rs256,
+            VerificationKey::PublicKeyPem(RSA_PUBLIC.into()),
+        ))
+        .unwrap()
     }
 
     fn claims() -> Value {
@@ -288,7 +297,12 @@ mod tests {
     }
 
     fn sign_hs(claims: &Value) -> String {
-        encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(SECRET)).unwrap()
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
     }
 
     fn sign_rs(claims: &Value, private_pem: &str) -> String {
@@ -302,10 +316,12 @@ mod tests {
 
     fn b64(bytes: &[u8]) -> String {
         // Minimal base64url without padding, to build tokens the library refuses to produce.
-        const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let mut out = String::new();
         for chunk in bytes.chunks(3) {
-            let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+            let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b))
+                << (8 * (3 - chunk.len()));
             for i in 0..=chunk.len() {
                 out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
             }
@@ -323,9 +339,19 @@ mod tests {
 
     #[test]
     fn valid_rs256_and_es256_tokens_are_accepted() {
-        assert_eq!(rs256().verify(&sign_rs(&claims(), RSA_PRIVATE)).unwrap().subject.as_str(), "alice");
-        let es = TokenVerifier::new(&config(TokenAlgorithm::Es256, VerificationKey::PublicKeyPem(EC_PUBLIC.into())))
-            .unwrap();
+        assert_eq!(
+            rs256()
+                .verify(&sign_rs(&claims(), RSA_PRIVATE))
+                .unwrap()
+                .subject
+                .as_str(),
+            "alice"
+        );
+        let es = TokenVerifier::new(&config(
+            TokenAlgorithm::Es256,
+            VerificationKey::PublicKeyPem(EC_PUBLIC.into()),
+        ))
+        .unwrap();
         let token = encode(
             &Header::new(Algorithm::ES256),
             &claims(),
@@ -337,9 +363,16 @@ mod tests {
 
     #[test]
     fn an_expired_token_is_refused_beyond_the_leeway() {
-        assert_eq!(hs256().verify(&sign_hs(&with(claims(), "exp", json!(now() - 60)))), Err(TokenError::Expired));
+        assert_eq!(
+            hs256().verify(&sign_hs(&with(claims(), "exp", json!(now() - 60)))),
+            Err(TokenError::Expired)
+        );
         // Within the 5 s leeway it still passes.
-        assert!(hs256().verify(&sign_hs(&with(claims(), "exp", json!(now() - 2)))).is_ok());
+        assert!(
+            hs256()
+                .verify(&sign_hs(&with(claims(), "exp", json!(now() - 2))))
+                .is_ok()
+        );
     }
 
     #[test]
@@ -350,18 +383,30 @@ mod tests {
 
     #[test]
     fn wrong_issuer_and_audience_are_refused() {
-        assert_eq!(hs256().verify(&sign_hs(&with(claims(), "iss", json!("https://evil.test")))), Err(TokenError::WrongIssuer));
-        assert_eq!(hs256().verify(&sign_hs(&with(claims(), "aud", json!("other-api")))), Err(TokenError::WrongAudience));
+        assert_eq!(
+            hs256().verify(&sign_hs(&with(claims(), "iss", json!("https://evil.test")))),
+            Err(TokenError::WrongIssuer)
+        );
+        assert_eq!(
+            hs256().verify(&sign_hs(&with(claims(), "aud", json!("other-api")))),
+            Err(TokenError::WrongAudience)
+        );
     }
 
     #[test]
     fn missing_required_claims_are_named() {
         let mut no_sub = claims();
         no_sub.as_object_mut().unwrap().remove("sub");
-        assert_eq!(hs256().verify(&sign_hs(&no_sub)), Err(TokenError::MissingClaim("sub".into())));
+        assert_eq!(
+            hs256().verify(&sign_hs(&no_sub)),
+            Err(TokenError::MissingClaim("sub".into()))
+        );
         let mut no_exp = claims();
         no_exp.as_object_mut().unwrap().remove("exp");
-        assert_eq!(hs256().verify(&sign_hs(&no_exp)), Err(TokenError::MissingClaim("exp".into())));
+        assert_eq!(
+            hs256().verify(&sign_hs(&no_exp)),
+            Err(TokenError::MissingClaim("exp".into()))
+        );
     }
 
     #[test]
@@ -371,16 +416,25 @@ mod tests {
         let mut tampered = sign_hs(&claims());
         tampered.pop();
         tampered.push(if tampered.ends_with('A') { 'B' } else { 'A' });
-        assert!(matches!(hs256().verify(&tampered), Err(TokenError::BadSignature | TokenError::Malformed)));
+        assert!(matches!(
+            hs256().verify(&tampered),
+            Err(TokenError::BadSignature | TokenError::Malformed)
+        ));
     }
 
     #[test]
     fn alg_none_is_refused() {
         let header = b64(br#"{"alg":"none","typ":"JWT"}"#);
         let payload = b64(claims().to_string().as_bytes());
-        for token in [format!("{header}.{payload}."), format!("{header}.{payload}")] {
+        for token in [
+            format!("{header}.{payload}."),
+            format!("{header}.{payload}"),
+        ] {
             assert!(
-                matches!(hs256().verify(&token), Err(TokenError::WrongAlgorithm | TokenError::Malformed)),
+                matches!(
+                    hs256().verify(&token),
+                    Err(TokenError::WrongAlgorithm | TokenError::Malformed)
+                ),
                 "{token}"
             );
             assert!(rs256().verify(&token).is_err());
@@ -401,13 +455,19 @@ mod tests {
 
     #[test]
     fn an_rs256_token_is_refused_by_an_hs256_verifier() {
-        assert_eq!(hs256().verify(&sign_rs(&claims(), RSA_PRIVATE)), Err(TokenError::WrongAlgorithm));
+        assert_eq!(
+            hs256().verify(&sign_rs(&claims(), RSA_PRIVATE)),
+            Err(TokenError::WrongAlgorithm)
+        );
     }
 
     #[test]
     fn truncated_and_oversized_tokens_are_refused() {
         let token = sign_hs(&claims());
-        assert_eq!(hs256().verify(&token[..token.len() / 2]), Err(TokenError::Malformed));
+        assert_eq!(
+            hs256().verify(&token[..token.len() / 2]),
+            Err(TokenError::Malformed)
+        );
         assert_eq!(hs256().verify("not-a-jwt"), Err(TokenError::Malformed));
         let huge = "a".repeat(MAX_TOKEN_BYTES + 1);
         assert_eq!(hs256().verify(&huge), Err(TokenError::TooLarge));
@@ -415,7 +475,10 @@ mod tests {
 
     #[test]
     fn a_subject_with_control_characters_is_refused() {
-        assert_eq!(hs256().verify(&sign_hs(&with(claims(), "sub", json!("a\u{7}b")))), Err(TokenError::InvalidSubject));
+        assert_eq!(
+            hs256().verify(&sign_hs(&with(claims(), "sub", json!("a\u{7}b")))),
+            Err(TokenError::InvalidSubject)
+        );
     }
 
     #[test]
@@ -423,21 +486,33 @@ mod tests {
         let mut c = claims();
         c.as_object_mut().unwrap().remove("scope");
         c["scp"] = json!(["scores:write"]);
-        assert_eq!(hs256().verify(&sign_hs(&c)).unwrap().scopes, ["scores:write"]);
+        assert_eq!(
+            hs256().verify(&sign_hs(&c)).unwrap().scopes,
+            ["scores:write"]
+        );
     }
 
     #[test]
     fn misconfigured_keys_are_reported_at_start() {
         assert!(matches!(
-            TokenVerifier::new(&config(TokenAlgorithm::Hs256, VerificationKey::Secret(b"short".to_vec()))),
+            TokenVerifier::new(&config(
+                TokenAlgorithm::Hs256,
+                VerificationKey::Secret(b"short".to_vec())
+            )),
             Err(AuthConfigError::SecretTooShort)
         ));
         assert!(matches!(
-            TokenVerifier::new(&config(TokenAlgorithm::Rs256, VerificationKey::Secret(SECRET.to_vec()))),
+            TokenVerifier::new(&config(
+                TokenAlgorithm::Rs256,
+                VerificationKey::Secret(SECRET.to_vec())
+            )),
             Err(AuthConfigError::WrongKeyKind { .. })
         ));
         assert!(matches!(
-            TokenVerifier::new(&config(TokenAlgorithm::Es256, VerificationKey::PublicKeyPem("garbage".into()))),
+            TokenVerifier::new(&config(
+                TokenAlgorithm::Es256,
+                VerificationKey::PublicKeyPem("garbage".into())
+            )),
             Err(AuthConfigError::BadPublicKey { .. })
         ));
     }
@@ -447,7 +522,10 @@ mod tests {
         assert_eq!(bearer_token(Some("Bearer abc")), Ok("abc"));
         assert_eq!(bearer_token(Some("bearer abc")), Ok("abc"));
         assert_eq!(bearer_token(None), Err(TokenError::Missing));
-        assert_eq!(bearer_token(Some("Basic dXNlcjpwYXNz")), Err(TokenError::Missing));
+        assert_eq!(
+            bearer_token(Some("Basic dXNlcjpwYXNz")),
+            Err(TokenError::Missing)
+        );
         assert_eq!(bearer_token(Some("Bearer ")), Err(TokenError::Missing));
         assert_eq!(bearer_token(Some("Bearer")), Err(TokenError::Malformed));
     }

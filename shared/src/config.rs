@@ -80,13 +80,19 @@ where
 /// Token verification settings.
 pub fn auth_from_env(env: &dyn EnvSource) -> Result<AuthConfig, ConfigError> {
     let algorithm_name = required(env, JWT_ALGORITHM, "HS256, RS256 or ES256")?;
-    let algorithm = TokenAlgorithm::parse(algorithm_name.trim()).ok_or_else(|| ConfigError::Invalid {
-        name: JWT_ALGORITHM,
-        reason: format!("{algorithm_name:?} is not one of HS256, RS256, ES256"),
-    })?;
+    let algorithm =
+        TokenAlgorithm::parse(algorithm_name.trim()).ok_or_else(|| ConfigError::Invalid {
+            name: JWT_ALGORITHM,
+            reason: format!("{algorithm_name:?} is not one of HS256, RS256, ES256"),
+        })?;
     let key = match algorithm {
         TokenAlgorithm::Hs256 => VerificationKey::Secret(
-            required(env, JWT_SECRET, "the HS256 shared secret (at least 32 bytes)")?.into_bytes(),
+            required(
+                env,
+                JWT_SECRET,
+                "the HS256 shared secret (at least 32 bytes)",
+            )?
+            .into_bytes(),
         ),
         TokenAlgorithm::Rs256 | TokenAlgorithm::Es256 => {
             VerificationKey::PublicKeyPem(public_key_pem(env)?)
@@ -129,7 +135,11 @@ impl IngestConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
             auth: auth_from_env(env)?,
-            submissions_queue_url: required(env, SUBMISSIONS_QUEUE_URL, "the submissions queue URL")?,
+            submissions_queue_url: required(
+                env,
+                SUBMISSIONS_QUEUE_URL,
+                "the submissions queue URL",
+            )?,
             submissions_table: required(env, SUBMISSIONS_TABLE, "the submissions table name")?,
         })
     }
@@ -168,7 +178,11 @@ pub struct NotifierConfig {
 impl NotifierConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
-            rejections_topic_arn: required(env, REJECTIONS_TOPIC_ARN, "the rejections SNS topic ARN")?,
+            rejections_topic_arn: required(
+                env,
+                REJECTIONS_TOPIC_ARN,
+                "the rejections SNS topic ARN",
+            )?,
         })
     }
 }
@@ -179,8 +193,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl EnvSource {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |name: &str| map.get(name).cloned()
     }
 
@@ -202,29 +218,69 @@ mod tests {
     #[test]
     fn a_missing_variable_is_named() {
         let err = auth_from_env(&env(&HS[..3])).unwrap_err();
-        assert_eq!(err, ConfigError::Missing { name: JWT_AUDIENCE, expected: "the expected `aud` claim" });
+        assert_eq!(
+            err,
+            ConfigError::Missing {
+                name: JWT_AUDIENCE,
+                expected: "the expected `aud` claim"
+            }
+        );
         assert!(err.to_string().contains("JWT_AUDIENCE"));
     }
 
     #[test]
     fn an_invalid_value_is_named_with_the_reason() {
         let err = auth_from_env(&env(&[(JWT_ALGORITHM, "none")])).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { name: JWT_ALGORITHM, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: JWT_ALGORITHM,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let mut pairs = HS.to_vec();
         pairs.push((JWT_LEEWAY_SECONDS, "soon"));
         let err = auth_from_env(&env(&pairs)).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { name: JWT_LEEWAY_SECONDS, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: JWT_LEEWAY_SECONDS,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn asymmetric_algorithms_need_a_public_key() {
-        let pairs = [(JWT_ALGORITHM, "ES256"), (JWT_ISSUER, "i"), (JWT_AUDIENCE, "a")];
+        let pairs = [
+            (JWT_ALGORITHM, "ES256"),
+            (JWT_ISSUER, "i"),
+            (JWT_AUDIENCE, "a"),
+        ];
         let err = auth_from_env(&env(&pairs)).unwrap_err();
-        assert!(matches!(err, ConfigError::Missing { name: JWT_PUBLIC_KEY_PEM, .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Missing {
+                name: JWT_PUBLIC_KEY_PEM,
+                ..
+            }
+        ));
         let mut with_file = pairs.to_vec();
         with_file.push((JWT_PUBLIC_KEY_FILE, "/nonexistent/key.pem"));
         let err = auth_from_env(&env(&with_file)).unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid { name: JWT_PUBLIC_KEY_FILE, .. }));
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: JWT_PUBLIC_KEY_FILE,
+                ..
+            }
+        ));
     }
 
     #[test]

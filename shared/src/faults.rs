@@ -43,7 +43,10 @@ impl FaultPlan {
 
     /// The next `n` calls fail as a whole with `error`.
     pub fn fail_next_calls(&self, n: u32, error: PortError) {
-        *self.call_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(error);
+        *self
+            .call_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error);
         self.calls_to_fail.store(n, Ordering::SeqCst);
         self.armed.store(true, Ordering::SeqCst);
     }
@@ -56,7 +59,10 @@ impl FaultPlan {
     /// Calls succeed again; item faults are forgotten.
     pub fn heal(&self) {
         self.calls_to_fail.store(0, Ordering::SeqCst);
-        self.items.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// The item with this id fails inside otherwise successful calls.
@@ -116,7 +122,11 @@ impl FaultPlan {
     }
 
     /// Splits a batch into the items to pass on and the ids that fail here.
-    fn split<'a, T>(&self, items: &'a [T], id: impl Fn(&T) -> SubmissionId) -> (Vec<T>, Vec<SubmissionId>)
+    fn split<'a, T>(
+        &self,
+        items: &'a [T],
+        id: impl Fn(&T) -> SubmissionId,
+    ) -> (Vec<T>, Vec<SubmissionId>)
     where
         T: Clone + 'a,
     {
@@ -172,7 +182,11 @@ impl<P: SubmissionQueue + ?Sized> SubmissionQueue for Faulty<P> {
 
 #[async_trait]
 impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
-    async fn write(&self, records: &[SubmissionRecord], deadline: Instant) -> Result<BatchReport, PortError> {
+    async fn write(
+        &self,
+        records: &[SubmissionRecord],
+        deadline: Instant,
+    ) -> Result<BatchReport, PortError> {
         if let Some(error) = self.plan.call_fault() {
             return Err(error);
         }

@@ -193,7 +193,10 @@ mod tests {
         assert_ne!(a, b);
         let k = SubmissionId::from_idempotency_key(&user("alice"), "x");
         let r = SubmissionId::from_client_ref(&user("alice"), "x");
-        assert_ne!(k, r, "idempotency keys and client refs live in separate namespaces");
+        assert_ne!(
+            k, r,
+            "idempotency keys and client refs live in separate namespaces"
+        );
         let first = SubmissionId::from_batch_idempotency_key(&user("alice"), "x", 0);
         let second = SubmissionId::from_batch_idempotency_key(&user("alice"), "x", 1);
         assert_ne!(first, second);
@@ -208,7 +211,11 @@ mod tests {
         assert!(a < b, "v7 ids sort by creation time");
         let issued = a.issued_at().expect("v7 ids carry a timestamp");
         assert!(issued >= before && issued <= OffsetDateTime::now_utc());
-        assert!(SubmissionId::from_client_ref(&user("a"), "r").issued_at().is_none());
+        assert!(
+            SubmissionId::from_client_ref(&user("a"), "r")
+                .issued_at()
+                .is_none()
+        );
     }
 
     #[test]
@@ -219,7 +226,10 @@ mod tests {
         assert_eq!(SubmissionId::parse("../../etc/passwd"), None);
         assert_eq!(SubmissionId::parse(""), None);
         // A v4 UUID is well-formed but never issued by this service.
-        assert_eq!(SubmissionId::parse("0b6f1d9e-4c1a-4b8e-9d3f-2a7c5e1f9b04"), None);
+        assert_eq!(
+            SubmissionId::parse("0b6f1d9e-4c1a-4b8e-9d3f-2a7c5e1f9b04"),
+            None
+        );
     }
 
     #[test]

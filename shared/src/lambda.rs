@@ -39,7 +39,11 @@ mod tests {
     #[test]
     fn only_the_named_records_are_reported() {
         let response = batch_response(["b".to_owned(), "d".to_owned()]);
-        let ids: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+        let ids: Vec<_> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
         assert_eq!(ids, ["b", "d"]);
         let json = serde_json::to_value(&response).unwrap();
         assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "b");
@@ -47,10 +51,19 @@ mod tests {
 
     #[test]
     fn the_work_deadline_keeps_a_margin() {
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let deadline = work_deadline(now_ms + 10_000);
         let left = deadline - Instant::now();
-        assert!(left <= Duration::from_millis(8_500) && left > Duration::from_millis(8_000), "{left:?}");
-        assert!(work_deadline(now_ms - 1) <= Instant::now(), "a passed deadline leaves no time");
+        assert!(
+            left <= Duration::from_millis(8_500) && left > Duration::from_millis(8_000),
+            "{left:?}"
+        );
+        assert!(
+            work_deadline(now_ms - 1) <= Instant::now(),
+            "a passed deadline leaves no time"
+        );
     }
 }

@@ -3,10 +3,11 @@
 //! and telemetry.
 
 pub mod auth;
+pub mod aws;
 pub mod config;
-pub mod ids;
 #[cfg(feature = "faults")]
 pub mod faults;
+pub mod ids;
 pub mod lambda;
 pub mod limits;
 pub mod memory;

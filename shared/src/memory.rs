@@ -251,7 +251,10 @@ impl MemoryStore {
     }
 
     pub fn len(&self) -> usize {
-        self.records.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.records
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -339,7 +342,8 @@ impl UserDirectory for MemoryUserDirectory {
     }
 }
 
-type PublishListener = Box<dyn Fn(&Rejection) + Send + Sync>;
+/// Told about each notification as it is published.
+pub type PublishListener = Box<dyn Fn(&Rejection) + Send + Sync>;
 
 /// Records published notifications; optionally tells a listener about each one.
 #[derive(Default)]
@@ -403,9 +407,19 @@ mod tests {
             q.push(format!("m{i}"));
         }
         let first = q.receive(3, Duration::ZERO).await;
-        assert_eq!(first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(), ["m0", "m1", "m2"]);
+        assert_eq!(
+            first.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+            ["m0", "m1", "m2"]
+        );
         assert_eq!(q.receive(10, Duration::ZERO).await.len(), 2);
-        assert_eq!(q.depth(), QueueDepth { visible: 0, in_flight: 5, dead_letters: 0 });
+        assert_eq!(
+            q.depth(),
+            QueueDepth {
+                visible: 0,
+                in_flight: 5,
+                dead_letters: 0
+            }
+        );
     }
 
     #[tokio::test]
@@ -424,7 +438,10 @@ mod tests {
         let q = queue(3);
         q.push("m".into());
         let first = q.receive(1, Duration::ZERO).await.remove(0);
-        assert!(q.receive(1, Duration::ZERO).await.is_empty(), "invisible while in flight");
+        assert!(
+            q.receive(1, Duration::ZERO).await.is_empty(),
+            "invisible while in flight"
+        );
         let again = q.receive(1, Duration::from_secs(1)).await.remove(0);
         assert_eq!(again.message_id, first.message_id);
         assert_eq!(again.receive_count, 2);

@@ -133,9 +133,18 @@ mod tests {
             decode::<QueuedSubmission>(Some(&body)),
             Err(MalformedMessage::UnsupportedVersion(2))
         ));
-        assert!(matches!(decode::<QueuedSubmission>(Some("not json")), Err(MalformedMessage::Invalid(_))));
-        assert!(matches!(decode::<QueuedSubmission>(None), Err(MalformedMessage::MissingBody)));
+        assert!(matches!(
+            decode::<QueuedSubmission>(Some("not json")),
+            Err(MalformedMessage::Invalid(_))
+        ));
+        assert!(matches!(
+            decode::<QueuedSubmission>(None),
+            Err(MalformedMessage::MissingBody)
+        ));
         let bad_score = encode(&queued()).replace(r#""score":10"#, r#""score":-10"#);
-        assert!(matches!(decode::<QueuedSubmission>(Some(&bad_score)), Err(MalformedMessage::Invalid(_))));
+        assert!(matches!(
+            decode::<QueuedSubmission>(Some(&bad_score)),
+            Err(MalformedMessage::Invalid(_))
+        ));
     }
 }

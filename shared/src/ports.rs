@@ -16,13 +16,25 @@ use crate::users::User;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum PortError {
     #[error("{service} throttled the request: {detail}")]
-    Throttled { service: &'static str, detail: String },
+    Throttled {
+        service: &'static str,
+        detail: String,
+    },
     #[error("{service} did not answer in time: {detail}")]
-    Timeout { service: &'static str, detail: String },
+    Timeout {
+        service: &'static str,
+        detail: String,
+    },
     #[error("{service} is unavailable: {detail}")]
-    Unavailable { service: &'static str, detail: String },
+    Unavailable {
+        service: &'static str,
+        detail: String,
+    },
     #[error("{service} refused the request: {detail}")]
-    Refused { service: &'static str, detail: String },
+    Refused {
+        service: &'static str,
+        detail: String,
+    },
 }
 
 impl PortError {

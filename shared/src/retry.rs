@@ -60,7 +60,11 @@ mod tests {
         };
         let ceilings: Vec<u128> = (1..=5).map(|r| b.ceiling(r).as_millis()).collect();
         assert_eq!(ceilings, [10, 20, 40, 75, 75]);
-        assert_eq!(b.ceiling(400), Duration::from_millis(75), "large retry numbers do not overflow");
+        assert_eq!(
+            b.ceiling(400),
+            Duration::from_millis(75),
+            "large retry numbers do not overflow"
+        );
     }
 
     #[test]

@@ -119,7 +119,10 @@ fn check_visible_ascii(raw: &str, max_chars: usize) -> Result<(), String> {
         return Err(format!("must be 1 to {max_chars} characters long"));
     }
     if !raw.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err("may only contain visible ASCII characters (no spaces or control characters)".to_owned());
+        return Err(
+            "may only contain visible ASCII characters (no spaces or control characters)"
+                .to_owned(),
+        );
     }
     Ok(())
 }
@@ -453,7 +456,13 @@ mod tests {
 
     #[test]
     fn hero_id_length_and_alphabet_are_enforced() {
-        assert!(single(&format!(r#"{{"heroId":"{}","score":1}}"#, "h".repeat(HERO_ID_MAX_CHARS))).is_ok());
+        assert!(
+            single(&format!(
+                r#"{{"heroId":"{}","score":1}}"#,
+                "h".repeat(HERO_ID_MAX_CHARS)
+            ))
+            .is_ok()
+        );
         for bad in [
             format!(r#""{}""#, "h".repeat(HERO_ID_MAX_CHARS + 1)),
             r#""""#.to_owned(),
@@ -469,8 +478,23 @@ mod tests {
 
     #[test]
     fn score_must_be_an_integer_in_range() {
-        assert_eq!(single(r#"{"heroId":"a","score":1000000000}"#).unwrap().score.get(), SCORE_MAX);
-        for bad in ["1000000001", "-1", "1.5", "1e3", "18446744073709551616", "\"7\"", "null", "true"] {
+        assert_eq!(
+            single(r#"{"heroId":"a","score":1000000000}"#)
+                .unwrap()
+                .score
+                .get(),
+            SCORE_MAX
+        );
+        for bad in [
+            "1000000001",
+            "-1",
+            "1.5",
+            "1e3",
+            "18446744073709551616",
+            "\"7\"",
+            "null",
+            "true",
+        ] {
             let body = format!(r#"{{"heroId":"a","score":{bad}}}"#);
             let errors = field_errors(single(&body));
             assert_eq!(errors.len(), 1, "{body}");
@@ -481,16 +505,35 @@ mod tests {
     #[test]
     fn achieved_at_may_be_at_most_five_minutes_ahead() {
         assert!(single(r#"{"heroId":"a","score":1,"achievedAt":"2026-11-22T12:05:00Z"}"#).is_ok());
-        assert!(single(r#"{"heroId":"a","score":1,"achievedAt":"2026-11-22T13:04:00+01:00"}"#).is_ok());
-        let errors = field_errors(single(r#"{"heroId":"a","score":1,"achievedAt":"2026-11-22T12:05:01Z"}"#));
+        assert!(
+            single(r#"{"heroId":"a","score":1,"achievedAt":"2026-11-22T13:04:00+01:00"}"#).is_ok()
+        );
+        let errors = field_errors(single(
+            r#"{"heroId":"a","score":1,"achievedAt":"2026-11-22T12:05:01Z"}"#,
+        ));
         assert!(errors[0].1.contains("future"), "{errors:?}");
-        assert_eq!(pointers(single(r#"{"heroId":"a","score":1,"achievedAt":"2026-11-22"}"#)), ["/achievedAt"]);
+        assert_eq!(
+            pointers(single(
+                r#"{"heroId":"a","score":1,"achievedAt":"2026-11-22"}"#
+            )),
+            ["/achievedAt"]
+        );
     }
 
     #[test]
     fn client_ref_is_bounded_visible_ascii() {
-        assert!(single(&format!(r#"{{"heroId":"a","score":1,"clientRef":"{}"}}"#, "r".repeat(64))).is_ok());
-        for bad in [format!(r#""{}""#, "r".repeat(65)), r#""a b""#.to_owned(), r#""a\tb""#.to_owned()] {
+        assert!(
+            single(&format!(
+                r#"{{"heroId":"a","score":1,"clientRef":"{}"}}"#,
+                "r".repeat(64)
+            ))
+            .is_ok()
+        );
+        for bad in [
+            format!(r#""{}""#, "r".repeat(65)),
+            r#""a b""#.to_owned(),
+            r#""a\tb""#.to_owned(),
+        ] {
             let body = format!(r#"{{"heroId":"a","score":1,"clientRef":{bad}}}"#);
             assert_eq!(pointers(single(&body)), ["/clientRef"], "{body}");
         }
@@ -503,8 +546,14 @@ mod tests {
         assert!(errors[0].1.contains("unknown field `admin`"), "{errors:?}");
         let errors = field_errors(single(r#"{"heroId":"a","score":1,"score":2}"#));
         assert_eq!(errors[0].0, "/score");
-        assert!(errors[0].1.contains("duplicate field `score`"), "{errors:?}");
-        let errors = field_errors(parse_batch(br#"{"submissions":[{"heroId":"a","score":1,"x":1}]}"#, NOW));
+        assert!(
+            errors[0].1.contains("duplicate field `score`"),
+            "{errors:?}"
+        );
+        let errors = field_errors(parse_batch(
+            br#"{"submissions":[{"heroId":"a","score":1,"x":1}]}"#,
+            NOW,
+        ));
         assert_eq!(errors[0].0, "/submissions/0/x");
     }
 
@@ -512,16 +561,26 @@ mod tests {
     fn bodies_that_are_not_json_objects_are_told_apart_from_bad_fields() {
         assert!(matches!(single(""), Err(InvalidInput::Json(_))));
         assert!(matches!(single("{\"heroId\":"), Err(InvalidInput::Json(_))));
-        assert!(matches!(parse_submission(b"{\"heroId\":\"\xff\"}", NOW), Err(InvalidInput::Json(_))));
+        assert!(matches!(
+            parse_submission(b"{\"heroId\":\"\xff\"}", NOW),
+            Err(InvalidInput::Json(_))
+        ));
         let nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         assert!(matches!(single(&nested), Err(InvalidInput::Json(_))));
-        assert_eq!(pointers(single("[1,2]")), [""], "a non-object is reported against the whole body");
+        assert_eq!(
+            pointers(single("[1,2]")),
+            [""],
+            "a non-object is reported against the whole body"
+        );
     }
 
     #[test]
     fn a_batch_is_all_or_nothing_with_indexed_pointers() {
-        let ok = parse_batch(br#"{"submissions":[{"heroId":"a","score":1},{"heroId":"b","score":2}]}"#, NOW)
-            .unwrap();
+        let ok = parse_batch(
+            br#"{"submissions":[{"heroId":"a","score":1},{"heroId":"b","score":2}]}"#,
+            NOW,
+        )
+        .unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[1].hero_id.as_str(), "b");
         let errors = pointers(parse_batch(
@@ -533,13 +592,28 @@ mod tests {
 
     #[test]
     fn a_batch_holds_one_to_one_hundred_submissions() {
-        assert_eq!(pointers(parse_batch(br#"{"submissions":[]}"#, NOW)), ["/submissions"]);
+        assert_eq!(
+            pointers(parse_batch(br#"{"submissions":[]}"#, NOW)),
+            ["/submissions"]
+        );
         assert_eq!(pointers(parse_batch(b"{}", NOW)), ["/submissions"]);
         let item = r#"{"heroId":"a","score":1}"#;
-        let full = format!(r#"{{"submissions":[{}]}}"#, vec![item; MAX_BATCH_SUBMISSIONS].join(","));
-        assert_eq!(parse_batch(full.as_bytes(), NOW).unwrap().len(), MAX_BATCH_SUBMISSIONS);
-        let over = format!(r#"{{"submissions":[{}]}}"#, vec![item; MAX_BATCH_SUBMISSIONS + 1].join(","));
-        assert_eq!(pointers(parse_batch(over.as_bytes(), NOW)), ["/submissions"]);
+        let full = format!(
+            r#"{{"submissions":[{}]}}"#,
+            vec![item; MAX_BATCH_SUBMISSIONS].join(",")
+        );
+        assert_eq!(
+            parse_batch(full.as_bytes(), NOW).unwrap().len(),
+            MAX_BATCH_SUBMISSIONS
+        );
+        let over = format!(
+            r#"{{"submissions":[{}]}}"#,
+            vec![item; MAX_BATCH_SUBMISSIONS + 1].join(",")
+        );
+        assert_eq!(
+            pointers(parse_batch(over.as_bytes(), NOW)),
+            ["/submissions"]
+        );
     }
 
     #[test]
@@ -558,7 +632,10 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         assert_eq!(serde_json::from_str::<ScoreSubmission>(&json).unwrap(), s);
         assert!(serde_json::from_str::<ScoreSubmission>(r#"{"heroId":"a b","score":5}"#).is_err());
-        assert!(serde_json::from_str::<ScoreSubmission>(r#"{"heroId":"a","score":2000000000}"#).is_err());
+        assert!(
+            serde_json::from_str::<ScoreSubmission>(r#"{"heroId":"a","score":2000000000}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ impl User {
     }
 
     pub fn may_submit_scores(&self) -> bool {
-        self.permissions.iter().any(|p| p == SUBMIT_SCORES_PERMISSION)
+        self.permissions
+            .iter()
+            .any(|p| p == SUBMIT_SCORES_PERMISSION)
     }
 }

@@ -44,14 +44,18 @@ pub fn sqs_event(queue: &MemoryQueue, messages: &[QueuedMessage]) -> SqsEvent {
             record.receipt_handle = Some(format!("{}#{}", m.message_id, m.receive_count));
             record.body = Some(m.body.clone());
             record.attributes = HashMap::from([
-                ("ApproximateReceiveCount".to_owned(), m.receive_count.to_string()),
+                (
+                    "ApproximateReceiveCount".to_owned(),
+                    m.receive_count.to_string(),
+                ),
                 (
                     "SentTimestamp".to_owned(),
                     (m.sent_at.unix_timestamp_nanos() / 1_000_000).to_string(),
                 ),
             ]);
             record.event_source = Some("aws:sqs".to_owned());
-            record.event_source_arn = Some(format!("arn:aws:sqs:local:000000000000:{}", queue.name()));
+            record.event_source_arn =
+                Some(format!("arn:aws:sqs:local:000000000000:{}", queue.name()));
             record.aws_region = Some("local".to_owned());
             record
         })

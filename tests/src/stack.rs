@@ -11,8 +11,9 @@ use notifier::RejectionNotifier;
 use processor::{Ports, Processor, UserCache};
 use shared::auth::TokenVerifier;
 use shared::faults::{FaultPlan, Faulty};
-use shared::memory::{MemoryNotifier, MemoryQueue, MemoryStore, MemoryUserDirectory, QueueSettings};
-use shared::message::Rejection;
+use shared::memory::{
+    MemoryNotifier, MemoryQueue, MemoryStore, MemoryUserDirectory, PublishListener, QueueSettings,
+};
 use shared::ports::{Notifier, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory};
 use shared::users::User;
 use tokio::net::TcpListener;
@@ -37,7 +38,7 @@ pub struct StackOptions {
     pub notifier_poll: PollSettings,
     pub user_cache_ttl: Duration,
     /// Called with each notification as it is published.
-    pub on_notification: Option<Box<dyn Fn(&Rejection) + Send + Sync>>,
+    pub on_notification: Option<PublishListener>,
 }
 
 impl StackOptions {
@@ -109,14 +110,20 @@ impl LocalStack {
             notifier: FaultPlan::new(),
         };
         // Every port goes through a fault injector; an idle one costs an atomic load per call.
-        let queue_port: Arc<dyn SubmissionQueue> =
-            Arc::new(Faulty::new(submissions.clone(), faults.submissions_queue.clone()));
-        let store_port: Arc<dyn SubmissionStore> = Arc::new(Faulty::new(store.clone(), faults.store.clone()));
+        let queue_port: Arc<dyn SubmissionQueue> = Arc::new(Faulty::new(
+            submissions.clone(),
+            faults.submissions_queue.clone(),
+        ));
+        let store_port: Arc<dyn SubmissionStore> =
+            Arc::new(Faulty::new(store.clone(), faults.store.clone()));
         let directory_port: Arc<dyn UserDirectory> =
             Arc::new(Faulty::new(directory.clone(), faults.directory.clone()));
-        let sink_port: Arc<dyn RejectionSink> =
-            Arc::new(Faulty::new(rejections.clone(), faults.rejections_queue.clone()));
-        let notifier_port: Arc<dyn Notifier> = Arc::new(Faulty::new(notifier.clone(), faults.notifier.clone()));
+        let sink_port: Arc<dyn RejectionSink> = Arc::new(Faulty::new(
+            rejections.clone(),
+            faults.rejections_queue.clone(),
+        ));
+        let notifier_port: Arc<dyn Notifier> =
+            Arc::new(Faulty::new(notifier.clone(), faults.notifier.clone()));
 
         let verifier = TokenVerifier::new(&options.minter.auth_config())
             .map_err(|e| std::io::Error::other(format!("token verifier: {e}")))?;
@@ -148,7 +155,10 @@ impl LocalStack {
             let processor = processor.clone();
             Box::pin(async move {
                 let deadline = Instant::now() + PROCESSOR_BATCH_TIMEOUT;
-                processor.process(&event.records, deadline).await.into_response()
+                processor
+                    .process(&event.records, deadline)
+                    .await
+                    .into_response()
             })
         });
         let rejection_notifier = Arc::new(RejectionNotifier::new(notifier_port));
@@ -158,8 +168,18 @@ impl LocalStack {
         });
         let (stop_consumers, consumers_stopped) = watch::channel(false);
         let consumers = vec![
-            spawn_consumer(submissions.clone(), process, options.processor_poll, consumers_stopped.clone()),
-            spawn_consumer(rejections.clone(), notify, options.notifier_poll, consumers_stopped),
+            spawn_consumer(
+                submissions.clone(),
+                process,
+                options.processor_poll,
+                consumers_stopped.clone(),
+            ),
+            spawn_consumer(
+                rejections.clone(),
+                notify,
+                options.notifier_poll,
+                consumers_stopped,
+            ),
         ];
 
         Ok(Self {

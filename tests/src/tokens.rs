@@ -20,7 +20,11 @@ pub struct TokenMinter {
 }
 
 impl TokenMinter {
-    pub fn new(secret: impl Into<Vec<u8>>, issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+    pub fn new(
+        secret: impl Into<Vec<u8>>,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Self {
         Self {
             secret: secret.into(),
             issuer: issuer.into(),
@@ -67,7 +71,11 @@ impl TokenMinter {
 
     /// A token with exactly these claims (for tests of refused tokens).
     pub fn mint_claims(&self, claims: &serde_json::Value) -> String {
-        encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(&self.secret))
-            .unwrap_or_else(|e| unreachable!("HS256 signing with a byte secret cannot fail: {e}"))
+        encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(&self.secret),
+        )
+        .unwrap_or_else(|e| unreachable!("HS256 signing with a byte secret cannot fail: {e}"))
     }
 }

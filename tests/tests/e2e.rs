@@ -22,7 +22,9 @@ async fn stack() -> LocalStack {
         User::active(UserId::parse("bob").unwrap()),
         User::suspended(UserId::parse("mallory").unwrap()),
     ];
-    LocalStack::start(StackOptions::for_tests(users)).await.unwrap()
+    LocalStack::start(StackOptions::for_tests(users))
+        .await
+        .unwrap()
 }
 
 struct Client {
@@ -72,7 +74,10 @@ impl Client {
 async fn read(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
     let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 fn score(hero: &str, points: u32) -> Value {
@@ -84,20 +89,29 @@ fn id_of(body: &Value) -> SubmissionId {
 }
 
 async fn outcome(stack: &LocalStack, id: SubmissionId) -> Option<Outcome> {
-    stack.store.records().into_iter().find(|r| r.submission_id == id).map(|r| r.outcome)
+    stack
+        .store
+        .records()
+        .into_iter()
+        .find(|r| r.submission_id == id)
+        .map(|r| r.outcome)
 }
 
 /// Asserts the response is problem JSON of the given type and returns its body.
 async fn expect_problem(response: reqwest::Response, status: StatusCode, slug: &str) -> Value {
     assert_eq!(response.status(), status);
     assert_eq!(
-        response.headers()["content-type"], "application/problem+json",
+        response.headers()["content-type"],
+        "application/problem+json",
         "errors are RFC 9457 problem JSON"
     );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], format!("/problems/{slug}"), "{body}");
     assert_eq!(body["status"], status.as_u16());
-    assert!(body["title"].is_string() && body["detail"].is_string(), "{body}");
+    assert!(
+        body["title"].is_string() && body["detail"].is_string(),
+        "{body}"
+    );
     body
 }
 
@@ -106,13 +120,20 @@ async fn an_active_users_submission_is_stored_and_its_status_becomes_accepted() 
     let stack = stack().await;
     let client = Client::new(&stack);
     let token = stack.token("alice");
-    let (status, body) = client.post_json("/v1/scores", &token, &score("storm", 9001)).await;
+    let (status, body) = client
+        .post_json("/v1/scores", &token, &score("storm", 9001))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let id = id_of(&body);
     assert_eq!(body["statusUrl"], format!("/v1/submissions/{id}"));
 
     assert!(stack.wait_until_drained(DRAIN).await);
-    let record = stack.store.records().into_iter().find(|r| r.submission_id == id).unwrap();
+    let record = stack
+        .store
+        .records()
+        .into_iter()
+        .find(|r| r.submission_id == id)
+        .unwrap();
     assert_eq!(record.outcome, Outcome::Accepted);
     assert_eq!(record.score.get(), 9001);
     assert_eq!(record.user_id.as_str(), "alice");
@@ -128,7 +149,9 @@ async fn a_suspended_users_submission_is_rejected_and_notified_exactly_once() {
     let stack = stack().await;
     let client = Client::new(&stack);
     let token = stack.token("mallory");
-    let (status, body) = client.post_json("/v1/scores", &token, &score("storm", 5)).await;
+    let (status, body) = client
+        .post_json("/v1/scores", &token, &score("storm", 5))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     let id = id_of(&body);
 
@@ -147,9 +170,14 @@ async fn a_suspended_users_submission_is_rejected_and_notified_exactly_once() {
 async fn an_unknown_user_is_rejected_with_its_reason() {
     let stack = stack().await;
     let client = Client::new(&stack);
-    let (_, body) = client.post_json("/v1/scores", &stack.token("ghost"), &score("storm", 5)).await;
+    let (_, body) = client
+        .post_json("/v1/scores", &stack.token("ghost"), &score("storm", 5))
+        .await;
     assert!(stack.wait_until_drained(DRAIN).await);
-    assert_eq!(outcome(&stack, id_of(&body)).await, Some(Outcome::Rejected(RejectionReason::UnknownUser)));
+    assert_eq!(
+        outcome(&stack, id_of(&body)).await,
+        Some(Outcome::Rejected(RejectionReason::UnknownUser))
+    );
 }
 
 #[tokio::test]
@@ -171,12 +199,17 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_same_id_and_is_stored_on
         ids.push(id_of(&response.json().await.unwrap()));
     }
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
-    assert_eq!(ids[0], SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "run-7-attempt"));
+    assert_eq!(
+        ids[0],
+        SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "run-7-attempt")
+    );
     assert!(stack.wait_until_drained(DRAIN).await);
     assert_eq!(stack.store.len(), 1);
 
     // The same key from another user is another submission.
-    let (_, other) = client.post_json("/v1/scores", &stack.token("bob"), &score("storm", 70)).await;
+    let (_, other) = client
+        .post_json("/v1/scores", &stack.token("bob"), &score("storm", 70))
+        .await;
     assert_ne!(id_of(&other), ids[0]);
 }
 
@@ -189,7 +222,9 @@ async fn a_batch_is_accepted_in_request_order_and_every_item_is_stored() {
         { "heroId": "b", "score": 2 },
         { "heroId": "c", "score": 3, "achievedAt": "2026-01-01T00:00:00Z" },
     ]});
-    let (status, answer) = client.post_json("/v1/scores/batch", &stack.token("alice"), &body).await;
+    let (status, answer) = client
+        .post_json("/v1/scores/batch", &stack.token("alice"), &body)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
     let items = answer["submissions"].as_array().unwrap();
     assert_eq!(items.len(), 3);
@@ -200,7 +235,12 @@ async fn a_batch_is_accepted_in_request_order_and_every_item_is_stored() {
     );
     assert!(stack.wait_until_drained(DRAIN).await);
     for (item, hero) in items.iter().zip(["a", "b", "c"]) {
-        let record = stack.store.records().into_iter().find(|r| r.submission_id == id_of(item)).unwrap();
+        let record = stack
+            .store
+            .records()
+            .into_iter()
+            .find(|r| r.submission_id == id_of(item))
+            .unwrap();
         assert_eq!(record.hero_id.as_str(), hero);
     }
 }
@@ -219,7 +259,10 @@ async fn an_invalid_batch_item_refuses_the_whole_batch() {
         .unwrap();
     let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
     assert_eq!(problem["errors"][0]["pointer"], "/submissions/1/score");
-    assert_eq!(stack.submissions.depth().visible + stack.submissions.depth().in_flight, 0);
+    assert_eq!(
+        stack.submissions.depth().visible + stack.submissions.depth().in_flight,
+        0
+    );
     assert!(stack.store.is_empty());
 }
 
@@ -249,8 +292,17 @@ async fn invalid_fields_are_a_400_with_errors_per_field() {
         .await
         .unwrap();
     let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
-    let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
-    assert_eq!(pointers, ["/extra"], "unknown fields are refused before field checks");
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pointers,
+        ["/extra"],
+        "unknown fields are refused before field checks"
+    );
     let response = client
         .post("/v1/scores", Some(&stack.token("alice")))
         .header("content-type", "application/json")
@@ -259,7 +311,12 @@ async fn invalid_fields_are_a_400_with_errors_per_field() {
         .await
         .unwrap();
     let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
-    let pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
     assert_eq!(pointers, ["/heroId", "/score"]);
 }
 
@@ -291,13 +348,22 @@ async fn a_missing_or_bad_token_is_a_401_with_www_authenticate() {
             .send()
     };
     let response = send(None).await.unwrap();
-    assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="scores""#);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        r#"Bearer realm="scores""#
+    );
     expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
     let expired = stack.minter.mint("alice", -3600);
     let response = send(Some(expired)).await.unwrap();
-    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.contains(r#"error="invalid_token""#) && challenge.contains("expired"), "{challenge}");
+    let challenge = response.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains(r#"error="invalid_token""#) && challenge.contains("expired"),
+        "{challenge}"
+    );
     expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
     let forged = pipeline_tests::TokenMinter::random_local().mint("alice", 3600);
@@ -311,9 +377,18 @@ async fn unknown_routes_and_unknown_ids_are_a_404() {
     let stack = stack().await;
     let client = Client::new(&stack);
     let token = stack.token("alice");
-    let response = client.http.get(format!("{}/v1/nothing", stack.url)).send().await.unwrap();
+    let response = client
+        .http
+        .get(format!("{}/v1/nothing", stack.url))
+        .send()
+        .await
+        .unwrap();
     expect_problem(response, StatusCode::NOT_FOUND, "not-found").await;
-    for bad in ["not-an-id", "0b6f1d9e-4c1a-4b8e-9d3f-2a7c5e1f9b04", "..%2F..%2Fetc%2Fpasswd"] {
+    for bad in [
+        "not-an-id",
+        "0b6f1d9e-4c1a-4b8e-9d3f-2a7c5e1f9b04",
+        "..%2F..%2Fetc%2Fpasswd",
+    ] {
         let response = client
             .http
             .get(format!("{}/v1/submissions/{bad}", stack.url))
@@ -323,15 +398,27 @@ async fn unknown_routes_and_unknown_ids_are_a_404() {
             .unwrap();
         expect_problem(response, StatusCode::NOT_FOUND, "not-found").await;
     }
-    let response = client.http.delete(format!("{}/v1/scores", stack.url)).send().await.unwrap();
-    expect_problem(response, StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed").await;
+    let response = client
+        .http
+        .delete(format!("{}/v1/scores", stack.url))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(
+        response,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn another_users_submission_looks_like_one_not_yet_processed() {
     let stack = stack().await;
     let client = Client::new(&stack);
-    let (_, body) = client.post_json("/v1/scores", &stack.token("alice"), &score("a", 1)).await;
+    let (_, body) = client
+        .post_json("/v1/scores", &stack.token("alice"), &score("a", 1))
+        .await;
     assert!(stack.wait_until_drained(DRAIN).await);
     let id = id_of(&body).to_string();
     let (status, theirs) = client.status_of(&stack.token("bob"), &id).await;
@@ -339,7 +426,10 @@ async fn another_users_submission_looks_like_one_not_yet_processed() {
     assert_eq!(theirs, json!({ "submissionId": id, "status": "pending" }));
     let never_issued = SubmissionId::new_unique().to_string();
     let (_, unknown) = client.status_of(&stack.token("bob"), &never_issued).await;
-    assert_eq!(unknown, json!({ "submissionId": never_issued, "status": "pending" }));
+    assert_eq!(
+        unknown,
+        json!({ "submissionId": never_issued, "status": "pending" })
+    );
 }
 
 #[tokio::test]
@@ -361,13 +451,24 @@ async fn a_body_over_the_limit_is_a_413() {
 async fn a_body_that_is_not_json_is_a_415() {
     let stack = stack().await;
     let client = Client::new(&stack);
-    for content_type in [Some("text/plain"), Some("application/x-www-form-urlencoded"), None] {
-        let mut request = client.post("/v1/scores", Some(&stack.token("alice"))).body(score("a", 1).to_string());
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        let mut request = client
+            .post("/v1/scores", Some(&stack.token("alice")))
+            .body(score("a", 1).to_string());
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
         let response = request.send().await.unwrap();
-        expect_problem(response, StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type").await;
+        expect_problem(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+        )
+        .await;
     }
     let response = client
         .post("/v1/scores", Some(&stack.token("alice")))
@@ -376,17 +477,24 @@ async fn a_body_that_is_not_json_is_a_415() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::ACCEPTED, "parameters on application/json are fine");
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "parameters on application/json are fine"
+    );
 }
 
 #[tokio::test]
 async fn a_queue_that_keeps_refusing_gets_a_503_and_nothing_is_accepted() {
     let stack = stack().await;
     let client = Client::new(&stack);
-    stack.faults.submissions_queue.fail_all_calls(PortError::Unavailable {
-        service: "sqs",
-        detail: "injected outage".into(),
-    });
+    stack
+        .faults
+        .submissions_queue
+        .fail_all_calls(PortError::Unavailable {
+            service: "sqs",
+            detail: "injected outage".into(),
+        });
     let response = client
         .post("/v1/scores", Some(&stack.token("alice")))
         .header("content-type", "application/json")
@@ -395,9 +503,17 @@ async fn a_queue_that_keeps_refusing_gets_a_503_and_nothing_is_accepted() {
         .await
         .unwrap();
     assert_eq!(response.headers()["retry-after"], "2");
-    expect_problem(response, StatusCode::SERVICE_UNAVAILABLE, "queue-unavailable").await;
+    expect_problem(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "queue-unavailable",
+    )
+    .await;
     assert!(stack.wait_until_drained(DRAIN).await);
-    assert!(stack.store.is_empty(), "a refused submission is never processed");
+    assert!(
+        stack.store.is_empty(),
+        "a refused submission is never processed"
+    );
     assert_eq!(stack.submissions.depth(), Default::default());
 }
 
@@ -419,7 +535,11 @@ async fn a_record_that_fails_transiently_is_retried_and_then_stored() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     assert!(stack.wait_until_drained(DRAIN).await);
     assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted));
-    assert_eq!(stack.faults.store.injected(), 2, "it failed twice before it went through");
+    assert_eq!(
+        stack.faults.store.injected(),
+        2,
+        "it failed twice before it went through"
+    );
     assert!(stack.submissions.dead_letters().is_empty());
 }
 
@@ -430,7 +550,9 @@ async fn a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is
     let token = stack.token("alice");
     let doomed = SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "doomed");
     stack.faults.store.fail_item(doomed, Times::Always);
-    stack.submissions.push("{\"this is\": \"poison\"}".to_owned());
+    stack
+        .submissions
+        .push("{\"this is\": \"poison\"}".to_owned());
 
     let response = client
         .post("/v1/scores", Some(&token))
@@ -450,12 +572,23 @@ async fn a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is
     assert!(stack.wait_until_drained(DRAIN).await);
 
     let dead = stack.submissions.dead_letters();
-    assert_eq!(dead.len(), 2, "the poison message and the doomed submission");
+    assert_eq!(
+        dead.len(),
+        2,
+        "the poison message and the doomed submission"
+    );
     assert!(dead.iter().any(|m| m.body.contains("poison")));
     assert!(dead.iter().any(|m| m.body.contains(&doomed.to_string())));
-    assert!(dead.iter().all(|m| m.receive_count == 3), "each was tried max_receive_count times");
+    assert!(
+        dead.iter().all(|m| m.receive_count == 3),
+        "each was tried max_receive_count times"
+    );
     for id in fine {
-        assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted), "{id} was lost");
+        assert_eq!(
+            outcome(&stack, id).await,
+            Some(Outcome::Accepted),
+            "{id} was lost"
+        );
     }
     assert_eq!(outcome(&stack, doomed).await, None);
 }
@@ -489,5 +622,8 @@ async fn the_correlation_id_is_echoed_and_travels_to_the_notification() {
         .unwrap();
     assert_eq!(response.headers()["x-correlation-id"], "trace-abc-123");
     assert!(stack.wait_until_drained(DRAIN).await);
-    assert_eq!(stack.notifier.published()[0].correlation_id.as_str(), "trace-abc-123");
+    assert_eq!(
+        stack.notifier.published()[0].correlation_id.as_str(),
+        "trace-abc-123"
+    );
 }

@@ -41,13 +41,19 @@ async fn the_local_binary_prints_a_usable_token_and_the_notifications() {
         assert!(notification[field].is_string(), "{field} in {notification}");
     }
 
-    let interrupted = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(interrupted.success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), tokio::task::spawn_blocking(move || child.wait()))
-        .await
-        .expect("the local binary stops within 20 s of Ctrl-C")
-        .unwrap()
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
         .unwrap();
+    assert!(interrupted.success());
+    let exit = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("the local binary stops within 20 s of Ctrl-C")
+    .unwrap()
+    .unwrap();
     assert!(exit.success(), "{exit:?}");
     assert!(stdout.next().is_none(), "nothing else was printed");
 }

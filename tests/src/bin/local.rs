@@ -78,13 +78,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     options.on_notification = Some(Box::new(|rejection| println!("{}", encode(rejection))));
 
     let stack = LocalStack::start(options).await.map_err(|e| {
-        format!("cannot start the local stack on {}: {e} (is the port in use? try --addr 127.0.0.1:0)", args.addr)
+        format!(
+            "cannot start the local stack on {}: {e} (is the port in use? try --addr 127.0.0.1:0)",
+            args.addr
+        )
     })?;
     let tokens: BTreeMap<&str, String> = [SEEDED_ACTIVE, SEEDED_SUSPENDED]
         .into_iter()
         .map(|user| (user, stack.minter.mint(user, args.token_ttl_seconds)))
         .collect();
-    println!("{}", serde_json::json!({ "url": stack.url, "tokens": tokens }));
+    println!(
+        "{}",
+        serde_json::json!({ "url": stack.url, "tokens": tokens })
+    );
     tracing::info!(url = %stack.url, "local stack ready; Ctrl-C to stop");
 
     shutdown_signal().await;
@@ -97,7 +103,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await;
     let dead_letters = submissions.depth().dead_letters + rejections.depth().dead_letters;
     if drained {
-        tracing::info!(stored = store.len(), dead_letters, "stopped; all queued work finished");
+        tracing::info!(
+            stored = store.len(),
+            dead_letters,
+            "stopped; all queued work finished"
+        );
     } else {
         tracing::warn!(
             stored = store.len(),

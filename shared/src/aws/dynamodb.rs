@@ -1,0 +1,501 @@
+//! DynamoDB adapters: the submissions table ([`SubmissionStore`], plus leaderboard and history
+//! reads) and the users table ([`UserDirectory`], plus operator methods). The table design and
+//! the pure item mappings are in [`items`]; docs/DYNAMODB.md explains them.
+
+mod items;
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+use futures::future::join_all;
+use tokio::time::Instant;
+
+pub use self::items::{
+    BY_USER_INDEX, Item, ItemError, LEADERBOARD_INDEX, attribute, item_to_record, item_to_user,
+    record_to_item, user_to_item,
+};
+use self::items::{text, user_status_text};
+use super::{
+    RETRY_BUDGET_WITHOUT_DEADLINE, Unfinished, build_error, retry_until_finished, sdk_error,
+};
+use crate::ids::{SubmissionId, UserId};
+use crate::limits::{DIRECTORY_LOOKUP_BATCH, STORE_WRITE_BATCH};
+use crate::ports::{BatchReport, PortError, SubmissionStore, UserDirectory};
+use crate::record::SubmissionRecord;
+use crate::retry::Backoff;
+use crate::submission::HeroId;
+use crate::users::{User, UserStatus};
+
+const SERVICE: &str = "dynamodb";
+
+/// One record per submission id, the last one given winning: BatchWriteItem refuses a request
+/// that names the same key twice, and a client retry can put the same id in one batch.
+fn last_record_per_id(records: &[SubmissionRecord]) -> Vec<&SubmissionRecord> {
+    let mut seen = HashSet::new();
+    let mut unique: Vec<&SubmissionRecord> = records
+        .iter()
+        .rev()
+        .filter(|record| seen.insert(record.submission_id))
+        .collect();
+    unique.reverse();
+    unique
+}
+
+/// Distinct ids in first-seen order: BatchGetItem refuses duplicate keys.
+fn distinct_user_ids(ids: &[UserId]) -> Vec<&UserId> {
+    let mut seen = HashSet::new();
+    ids.iter().filter(|id| seen.insert(*id)).collect()
+}
+
+fn malformed(what: String, error: ItemError) -> PortError {
+    PortError::Refused {
+        service: SERVICE,
+        detail: format!("{what} is malformed: {error}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Submissions table
+
+/// Put requests not yet processed.
+#[derive(Clone, Debug)]
+struct PendingWrites(Vec<WriteRequest>);
+
+impl Unfinished for PendingWrites {
+    fn is_finished(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn submission_key(request: &WriteRequest) -> Option<&str> {
+    request
+        .put_request()?
+        .item()
+        .get(attribute::SUBMISSION_ID)?
+        .as_s()
+        .ok()
+        .map(String::as_str)
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoSubmissionStore {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table_name: String,
+    pub backoff: Backoff,
+}
+
+impl DynamoSubmissionStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table_name: table_name.into(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    async fn batch_write(&self, pending: PendingWrites) -> Result<PendingWrites, PortError> {
+        let output = self
+            .client
+            .batch_write_item()
+            .request_items(&self.table_name, pending.0)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))?;
+        let unprocessed = output
+            .unprocessed_items()
+            .and_then(|tables| tables.get(&self.table_name))
+            .cloned()
+            .unwrap_or_default();
+        Ok(PendingWrites(unprocessed))
+    }
+
+    /// The highest accepted scores for a hero, best first (the sparse `leaderboard` index).
+    pub async fn leaderboard(
+        &self,
+        hero_id: &HeroId,
+        limit: u32,
+    ) -> Result<Vec<SubmissionRecord>, PortError> {
+        self.query_index(
+            LEADERBOARD_INDEX,
+            attribute::LEADERBOARD_HERO_ID,
+            hero_id.as_str(),
+            limit,
+        )
+        .await
+    }
+
+    /// A user's most recent submissions, newest first (the `byUser` index).
+    pub async fn history(
+        &self,
+        user_id: &UserId,
+        limit: u32,
+    ) -> Result<Vec<SubmissionRecord>, PortError> {
+        self.query_index(BY_USER_INDEX, attribute::USER_ID, user_id.as_str(), limit)
+            .await
+    }
+
+    /// The first `limit` items of one index partition in descending sort-key order.
+    async fn query_index(
+        &self,
+        index: &str,
+        partition_attribute: &str,
+        partition_value: &str,
+        limit: u32,
+    ) -> Result<Vec<SubmissionRecord>, PortError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .index_name(index)
+            .key_condition_expression("#partition = :partition")
+            .expression_attribute_names("#partition", partition_attribute)
+            .expression_attribute_values(":partition", text(partition_value))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))?;
+        output
+            .items()
+            .iter()
+            .map(|item| {
+                item_to_record(item).map_err(|e| malformed(format!("an item of index {index}"), e))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl SubmissionStore for DynamoSubmissionStore {
+    async fn write(
+        &self,
+        records: &[SubmissionRecord],
+        deadline: Instant,
+    ) -> Result<BatchReport, PortError> {
+        if records.len() > STORE_WRITE_BATCH {
+            return Err(PortError::Refused {
+                service: SERVICE,
+                detail: format!(
+                    "{} records in one write; at most {STORE_WRITE_BATCH}",
+                    records.len()
+                ),
+            });
+        }
+        let unique = last_record_per_id(records);
+        let mut failed = Vec::new();
+        let mut requests = Vec::new();
+        for record in &unique {
+            match record_to_item(record) {
+                Ok(item) => {
+                    let put = PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .map_err(|e| build_error(SERVICE, e))?;
+                    requests.push(WriteRequest::builder().put_request(put).build());
+                }
+                Err(error) => {
+                    tracing::error!(submission_id = %record.submission_id, %error, "record cannot be stored");
+                    failed.push(record.submission_id);
+                }
+            }
+        }
+        if requests.is_empty() {
+            return Ok(BatchReport { failed });
+        }
+        let outcome = retry_until_finished(
+            &self.backoff,
+            deadline,
+            PendingWrites(requests),
+            |pending| self.batch_write(pending),
+        )
+        .await;
+        if outcome.work.is_finished() {
+            return Ok(BatchReport { failed });
+        }
+        let unwritten: HashSet<&str> = outcome.work.0.iter().filter_map(submission_key).collect();
+        failed.extend(
+            unique
+                .iter()
+                .map(|record| record.submission_id)
+                .filter(|id| unwritten.contains(id.to_string().as_str())),
+        );
+        tracing::warn!(
+            table = %self.table_name,
+            unwritten = failed.len(),
+            of = unique.len(),
+            error = ?outcome.error,
+            "records were not written after retries"
+        );
+        match outcome.error {
+            // Nothing was written: the caller learns why, not just which.
+            Some(error) if failed.len() == unique.len() => Err(error),
+            _ => Ok(BatchReport { failed }),
+        }
+    }
+
+    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .key(attribute::SUBMISSION_ID, text(id.to_string()))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))?;
+        output
+            .item()
+            .map(|item| {
+                item_to_record(item)
+                    .map_err(|e| malformed(format!("the item of submission {id}"), e))
+            })
+            .transpose()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Users table
+
+/// Keys still to read and the items read so far, for one BatchGetItem chunk.
+#[derive(Clone, Debug, Default)]
+struct LookupRound {
+    pending_keys: Vec<Item>,
+    found: Vec<Item>,
+}
+
+impl Unfinished for LookupRound {
+    fn is_finished(&self) -> bool {
+        self.pending_keys.is_empty()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DynamoUserDirectory {
+    pub client: aws_sdk_dynamodb::Client,
+    pub table_name: String,
+    pub backoff: Backoff,
+}
+
+impl DynamoUserDirectory {
+    pub fn new(client: aws_sdk_dynamodb::Client, table_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            table_name: table_name.into(),
+            backoff: Backoff::default(),
+        }
+    }
+
+    /// Creates or replaces a user.
+    pub async fn put_user(&self, user: &User) -> Result<(), PortError> {
+        self.client
+            .put_item()
+            .table_name(&self.table_name)
+            .set_item(Some(user_to_item(user)))
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))?;
+        Ok(())
+    }
+
+    /// Suspends or reactivates an existing user; refused if the user is not in the directory.
+    pub async fn set_status(&self, user_id: &UserId, status: UserStatus) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(attribute::USER_ID, text(user_id.as_str()))
+            .update_expression("SET #status = :status")
+            .condition_expression("attribute_exists(#userId)")
+            .expression_attribute_names("#status", attribute::STATUS)
+            .expression_attribute_names("#userId", attribute::USER_ID)
+            .expression_attribute_values(":status", text(user_status_text(status)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(PortError::Refused {
+                    service: SERVICE,
+                    detail: format!("user {user_id:?} is not in the directory"),
+                })
+            }
+            Err(error) => Err(sdk_error(SERVICE, error)),
+        }
+    }
+
+    /// Every user in the directory (a paginated Scan: an operator's tool, not a request path).
+    pub async fn list_users(&self) -> Result<Vec<User>, PortError> {
+        let mut users = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table_name)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, e))?;
+            for item in output.items() {
+                users.push(
+                    item_to_user(item)
+                        .map_err(|e| malformed("a users-table item".to_owned(), e))?,
+                );
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
+                _ => return Ok(users),
+            }
+        }
+    }
+
+    async fn batch_get(&self, round: LookupRound) -> Result<LookupRound, PortError> {
+        let keys = KeysAndAttributes::builder()
+            .set_keys(Some(round.pending_keys))
+            .build()
+            .map_err(|e| build_error(SERVICE, e))?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table_name, keys)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))?;
+        let mut found = round.found;
+        if let Some(items) = output
+            .responses()
+            .and_then(|tables| tables.get(&self.table_name))
+        {
+            found.extend(items.iter().cloned());
+        }
+        let pending_keys = output
+            .unprocessed_keys()
+            .and_then(|tables| tables.get(&self.table_name))
+            .map(|unprocessed| unprocessed.keys().to_vec())
+            .unwrap_or_default();
+        Ok(LookupRound {
+            pending_keys,
+            found,
+        })
+    }
+
+    /// Reads one chunk of at most [`DIRECTORY_LOOKUP_BATCH`] distinct ids.
+    async fn lookup_chunk(
+        &self,
+        ids: &[&UserId],
+        deadline: Instant,
+    ) -> Result<Vec<User>, PortError> {
+        let round = LookupRound {
+            pending_keys: ids
+                .iter()
+                .map(|id| Item::from([(attribute::USER_ID.to_owned(), text(id.as_str()))]))
+                .collect(),
+            found: Vec::new(),
+        };
+        let outcome = retry_until_finished(&self.backoff, deadline, round, |round| {
+            self.batch_get(round)
+        })
+        .await;
+        if !outcome.work.is_finished() {
+            // Reporting a user we could not read as absent would reject their scores as
+            // `unknown_user`, so an incomplete lookup fails as a whole.
+            let unread = outcome.work.pending_keys.len();
+            return Err(outcome.error.unwrap_or(PortError::Throttled {
+                service: SERVICE,
+                detail: format!(
+                    "{unread} of {} users were still unprocessed after retries",
+                    ids.len()
+                ),
+            }));
+        }
+        outcome
+            .work
+            .found
+            .iter()
+            .map(|item| {
+                item_to_user(item).map_err(|e| malformed("a users-table item".to_owned(), e))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl UserDirectory for DynamoUserDirectory {
+    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError> {
+        let deadline = Instant::now() + RETRY_BUDGET_WITHOUT_DEADLINE;
+        let distinct = distinct_user_ids(ids);
+        let chunks = distinct
+            .chunks(DIRECTORY_LOOKUP_BATCH)
+            .map(|chunk| self.lookup_chunk(chunk, deadline));
+        let mut users = HashMap::new();
+        for chunk in join_all(chunks).await {
+            users.extend(chunk?.into_iter().map(|user| (user.user_id.clone(), user)));
+        }
+        Ok(users)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::CorrelationId;
+    use crate::record::Outcome;
+    use crate::rejection::RejectionReason;
+    use crate::submission::{ClientRef, Score};
+    use time::macros::datetime;
+
+    fn record(outcome: Outcome) -> SubmissionRecord {
+        SubmissionRecord {
+            submission_id: SubmissionId::new_unique(),
+            user_id: UserId::parse("auth0|alice").unwrap(),
+            hero_id: HeroId::parse("storm").unwrap(),
+            score: Score::new(4200).unwrap(),
+            achieved_at: Some(datetime!(2026-11-22 11:59:00.123 +01:00)),
+            client_ref: Some(ClientRef::parse("run-7").unwrap()),
+            received_at: datetime!(2026-11-22 12:00:00.5 UTC),
+            correlation_id: CorrelationId::parse("req-1").unwrap(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn duplicate_records_in_one_write_keep_the_last_and_the_order() {
+        let first = record(Outcome::Accepted);
+        let other = record(Outcome::Accepted);
+        let mut again = first.clone();
+        again.outcome = Outcome::Rejected(RejectionReason::UnknownUser);
+        let records = [first, other.clone(), again.clone()];
+        let unique = last_record_per_id(&records);
+        assert_eq!(unique, [&other, &again]);
+    }
+
+    #[test]
+    fn duplicate_user_ids_are_looked_up_once() {
+        let ids: Vec<UserId> = ["a", "b", "a", "c", "b"]
+            .map(|id| UserId::parse(id).unwrap())
+            .into();
+        let distinct: Vec<&str> = distinct_user_ids(&ids)
+            .into_iter()
+            .map(UserId::as_str)
+            .collect();
+        assert_eq!(distinct, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn unwritten_put_requests_name_their_submission() {
+        let record = record(Outcome::Accepted);
+        let put = PutRequest::builder()
+            .set_item(Some(record_to_item(&record).unwrap()))
+            .build()
+            .unwrap();
+        let request = WriteRequest::builder().put_request(put).build();
+        assert_eq!(
+            submission_key(&request),
+            Some(record.submission_id.to_string().as_str())
+        );
+    }
+}
