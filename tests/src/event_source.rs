@@ -1,21 +1,25 @@
-//! Emulates the Lambda SQS event source mapping over a [`MemoryQueue`]: receive a batch, invoke
-//! the handler with an `SqsEvent`, delete the records that succeeded, and leave the failed ones
-//! to come back after the visibility timeout (and to the dead-letter list in the end).
+//! Emulates the Lambda SQS event source mapping: receive a batch, invoke the handler with an
+//! `SqsEvent`, delete the records that succeeded, and leave the failed ones to come back after
+//! the visibility timeout (and, after the redrive limit, to the dead-letter queue).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use shared::memory::{MemoryQueue, QueuedMessage};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::backend::{MessageSource, ReceivedMessage};
 
 pub type HandlerFuture = Pin<Box<dyn Future<Output = SqsBatchResponse> + Send>>;
 /// An SQS-triggered function: a batch in, a partial batch response out.
 pub type SqsHandler = Arc<dyn Fn(SqsEvent) -> HandlerFuture + Send + Sync>;
+
+/// Pause after a failed receive before polling again.
+const RECEIVE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// How a consumer polls.
 #[derive(Clone, Copy, Debug)]
@@ -28,34 +32,30 @@ impl Default for PollSettings {
     fn default() -> Self {
         Self {
             batch_size: 10,
-            wait: Duration::from_millis(200),
+            wait: Duration::from_secs(1),
         }
     }
 }
 
 /// Builds the event a Lambda function would receive for these messages.
-pub fn sqs_event(queue: &MemoryQueue, messages: &[QueuedMessage]) -> SqsEvent {
+pub fn sqs_event(source_name: &str, messages: &[ReceivedMessage]) -> SqsEvent {
     let mut event = SqsEvent::default();
     event.records = messages
         .iter()
         .map(|m| {
             let mut record = SqsMessage::default();
             record.message_id = Some(m.message_id.clone());
-            record.receipt_handle = Some(format!("{}#{}", m.message_id, m.receive_count));
+            record.receipt_handle = Some(m.receipt_handle.clone());
             record.body = Some(m.body.clone());
             record.attributes = HashMap::from([
                 (
                     "ApproximateReceiveCount".to_owned(),
                     m.receive_count.to_string(),
                 ),
-                (
-                    "SentTimestamp".to_owned(),
-                    (m.sent_at.unix_timestamp_nanos() / 1_000_000).to_string(),
-                ),
+                ("SentTimestamp".to_owned(), m.sent_at_ms.to_string()),
             ]);
             record.event_source = Some("aws:sqs".to_owned());
-            record.event_source_arn =
-                Some(format!("arn:aws:sqs:local:000000000000:{}", queue.name()));
+            record.event_source_arn = Some(format!("arn:aws:sqs:local:000000000000:{source_name}"));
             record.aws_region = Some("local".to_owned());
             record
         })
@@ -64,45 +64,58 @@ pub fn sqs_event(queue: &MemoryQueue, messages: &[QueuedMessage]) -> SqsEvent {
 }
 
 /// Receives one batch and runs the handler on it. Returns how many records were received.
-pub async fn poll_once(queue: &MemoryQueue, handler: &SqsHandler, settings: PollSettings) -> usize {
-    let messages = queue.receive(settings.batch_size, settings.wait).await;
+pub async fn poll_once(
+    source: &dyn MessageSource,
+    handler: &SqsHandler,
+    settings: PollSettings,
+) -> usize {
+    let messages = match source.receive(settings.batch_size, settings.wait).await {
+        Ok(messages) => messages,
+        Err(error) => {
+            tracing::warn!(%error, queue = source.name(), "receive failed; polling again shortly");
+            tokio::time::sleep(RECEIVE_ERROR_PAUSE).await;
+            return 0;
+        }
+    };
     if messages.is_empty() {
         return 0;
     }
-    let event = sqs_event(queue, &messages);
+    let event = sqs_event(source.name(), &messages);
     // Run the handler as its own task so that a panic fails the batch instead of the poller,
     // as a crashed Lambda invocation would.
-    let invocation = tokio::spawn((handler)(event));
-    match invocation.await {
-        Ok(response) => {
-            let failed: std::collections::HashSet<&str> = response
-                .batch_item_failures
-                .iter()
-                .map(|f| f.item_identifier.as_str())
-                .collect();
-            for message in &messages {
-                if !failed.contains(message.message_id.as_str()) {
-                    queue.delete(&message.message_id);
-                }
-            }
-        }
+    let response = match tokio::spawn((handler)(event)).await {
+        Ok(response) => response,
         Err(error) => {
-            tracing::error!(%error, queue = queue.name(), records = messages.len(), "handler crashed; the whole batch will be retried");
+            tracing::error!(%error, queue = source.name(), records = messages.len(), "handler crashed; the whole batch will be retried");
+            return messages.len();
         }
+    };
+    let failed: HashSet<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    let done: Vec<ReceivedMessage> = messages
+        .iter()
+        .filter(|m| !failed.contains(m.message_id.as_str()))
+        .cloned()
+        .collect();
+    if let Err(error) = source.delete(&done).await {
+        tracing::warn!(%error, queue = source.name(), "delete failed; those records will be processed again");
     }
     messages.len()
 }
 
 /// Polls until `stop` turns true, then returns. A batch being handled is always finished.
 pub fn spawn_consumer(
-    queue: Arc<MemoryQueue>,
+    source: Arc<dyn MessageSource>,
     handler: SqsHandler,
     settings: PollSettings,
     stop: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while !*stop.borrow() {
-            poll_once(&queue, &handler, settings).await;
+            poll_once(source.as_ref(), &handler, settings).await;
         }
     })
 }

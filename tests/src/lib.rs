@@ -1,9 +1,11 @@
 //! The pipeline assembled outside Lambda: the local stack, its SQS event-source emulation and
 //! token minting, used by the `local` binary, the end-to-end tests and the load generator.
 
+pub mod backend;
 pub mod event_source;
 pub mod stack;
 pub mod tokens;
 
-pub use stack::{LocalStack, StackOptions};
+pub use backend::Backend;
+pub use stack::{LocalStack, StackError, StackOptions};
 pub use tokens::TokenMinter;

@@ -11,43 +11,39 @@ use notifier::RejectionNotifier;
 use processor::{Ports, Processor, UserCache};
 use shared::auth::TokenVerifier;
 use shared::faults::{FaultPlan, Faulty};
-use shared::memory::{
-    MemoryNotifier, MemoryQueue, MemoryStore, MemoryUserDirectory, PublishListener, QueueSettings,
+use shared::ids::SubmissionId;
+use shared::message::Rejection;
+use shared::ports::{
+    Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory,
 };
-use shared::ports::{Notifier, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory};
+use shared::record::SubmissionRecord;
 use shared::users::User;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::backend::{Backend, DeadLetters};
 use crate::event_source::{HandlerFuture, PollSettings, SqsHandler, spawn_consumer};
 use crate::tokens::TokenMinter;
 
 /// Time the processor gets per batch, like a Lambda timeout.
 pub const PROCESSOR_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How to assemble the stack.
+/// How to assemble the stack around a backend.
 pub struct StackOptions {
     pub addr: SocketAddr,
+    /// Put into the users directory at start.
     pub users: Vec<User>,
     pub minter: TokenMinter,
-    pub submissions_queue: QueueSettings,
-    pub rejections_queue: QueueSettings,
     pub processor_poll: PollSettings,
     pub notifier_poll: PollSettings,
     pub user_cache_ttl: Duration,
-    /// Called with each notification as it is published.
-    pub on_notification: Option<PublishListener>,
 }
 
 impl StackOptions {
-    /// Loopback on an ephemeral port, fast redelivery: for tests.
+    /// Loopback on an ephemeral port, short polls: for tests.
     pub fn for_tests(users: Vec<User>) -> Self {
-        let queue = QueueSettings {
-            visibility_timeout: Duration::from_millis(100),
-            max_receive_count: 3,
-        };
         let poll = PollSettings {
             batch_size: 10,
             wait: Duration::from_millis(50),
@@ -56,12 +52,9 @@ impl StackOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             users,
             minter: TokenMinter::random_local(),
-            submissions_queue: queue,
-            rejections_queue: queue,
             processor_poll: poll,
             notifier_poll: poll,
             user_cache_ttl: Duration::from_secs(60),
-            on_notification: None,
         }
     }
 }
@@ -79,11 +72,7 @@ pub struct LocalStack {
     pub url: String,
     pub addr: SocketAddr,
     pub minter: TokenMinter,
-    pub submissions: Arc<MemoryQueue>,
-    pub rejections: Arc<MemoryQueue>,
-    pub store: Arc<MemoryStore>,
-    pub directory: Arc<MemoryUserDirectory>,
-    pub notifier: Arc<MemoryNotifier>,
+    pub backend: Backend,
     /// Fault plans for every port; idle unless a test arms them.
     pub faults: StackFaults,
     stop_http: watch::Sender<bool>,
@@ -92,16 +81,32 @@ pub struct LocalStack {
     consumers: Vec<JoinHandle<()>>,
 }
 
+/// Why the stack could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error("cannot listen on {addr}: {source} (is the port in use? try port 0)")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the token settings are invalid: {0}")]
+    Tokens(#[from] shared::auth::AuthConfigError),
+    #[error("cannot seed user {user}: {source}")]
+    Seed { user: String, source: PortError },
+}
+
 impl LocalStack {
-    pub async fn start(options: StackOptions) -> std::io::Result<Self> {
-        let submissions = Arc::new(MemoryQueue::new("submissions", options.submissions_queue));
-        let rejections = Arc::new(MemoryQueue::new("rejections", options.rejections_queue));
-        let store = Arc::new(MemoryStore::new());
-        let directory = Arc::new(MemoryUserDirectory::new(options.users));
-        let notifier = Arc::new(match options.on_notification {
-            Some(listener) => MemoryNotifier::with_listener(listener),
-            None => MemoryNotifier::new(),
-        });
+    pub async fn start(options: StackOptions, backend: Backend) -> Result<Self, StackError> {
+        for user in &options.users {
+            backend
+                .observe
+                .put_user(user)
+                .await
+                .map_err(|source| StackError::Seed {
+                    user: user.user_id.to_string(),
+                    source,
+                })?;
+        }
         let faults = StackFaults {
             submissions_queue: FaultPlan::new(),
             store: FaultPlan::new(),
@@ -111,29 +116,40 @@ impl LocalStack {
         };
         // Every port goes through a fault injector; an idle one costs an atomic load per call.
         let queue_port: Arc<dyn SubmissionQueue> = Arc::new(Faulty::new(
-            submissions.clone(),
+            backend.submissions_queue.clone(),
             faults.submissions_queue.clone(),
         ));
         let store_port: Arc<dyn SubmissionStore> =
-            Arc::new(Faulty::new(store.clone(), faults.store.clone()));
-        let directory_port: Arc<dyn UserDirectory> =
-            Arc::new(Faulty::new(directory.clone(), faults.directory.clone()));
+            Arc::new(Faulty::new(backend.store.clone(), faults.store.clone()));
+        let directory_port: Arc<dyn UserDirectory> = Arc::new(Faulty::new(
+            backend.directory.clone(),
+            faults.directory.clone(),
+        ));
         let sink_port: Arc<dyn RejectionSink> = Arc::new(Faulty::new(
-            rejections.clone(),
+            backend.rejections_sink.clone(),
             faults.rejections_queue.clone(),
         ));
-        let notifier_port: Arc<dyn Notifier> =
-            Arc::new(Faulty::new(notifier.clone(), faults.notifier.clone()));
+        let notifier_port: Arc<dyn Notifier> = Arc::new(Faulty::new(
+            backend.notifier.clone(),
+            faults.notifier.clone(),
+        ));
 
-        let verifier = TokenVerifier::new(&options.minter.auth_config())
-            .map_err(|e| std::io::Error::other(format!("token verifier: {e}")))?;
         let app = Arc::new(App {
-            verifier,
+            verifier: TokenVerifier::new(&options.minter.auth_config())?,
             queue: queue_port,
             store: store_port.clone(),
         });
-        let listener = TcpListener::bind(options.addr).await?;
-        let addr = listener.local_addr()?;
+        let listener =
+            TcpListener::bind(options.addr)
+                .await
+                .map_err(|source| StackError::Listen {
+                    addr: options.addr,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StackError::Listen {
+            addr: options.addr,
+            source,
+        })?;
         let (stop_http, mut http_stopped) = watch::channel(false);
         let http = tokio::spawn(async move {
             axum::serve(listener, ingest::router(app))
@@ -169,13 +185,13 @@ impl LocalStack {
         let (stop_consumers, consumers_stopped) = watch::channel(false);
         let consumers = vec![
             spawn_consumer(
-                submissions.clone(),
+                backend.submissions_source.clone(),
                 process,
                 options.processor_poll,
                 consumers_stopped.clone(),
             ),
             spawn_consumer(
-                rejections.clone(),
+                backend.rejections_source.clone(),
                 notify,
                 options.notifier_poll,
                 consumers_stopped,
@@ -186,11 +202,7 @@ impl LocalStack {
             url: format!("http://{addr}"),
             addr,
             minter: options.minter,
-            submissions,
-            rejections,
-            store,
-            directory,
-            notifier,
+            backend,
             faults,
             stop_http,
             stop_consumers,
@@ -204,21 +216,61 @@ impl LocalStack {
         self.minter.mint(user, 3600)
     }
 
-    /// Whether both queues have nothing visible or in flight.
-    pub fn is_drained(&self) -> bool {
-        self.submissions.depth().is_drained() && self.rejections.depth().is_drained()
+    /// Whether both queues have nothing visible or in flight (false when it cannot be told).
+    pub async fn is_drained(&self) -> bool {
+        match self.backend.observe.is_drained().await {
+            Ok(drained) => drained,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the queue depths");
+                false
+            }
+        }
     }
 
     /// Waits until both queues are drained; false if `timeout` passed first.
     pub async fn wait_until_drained(&self, timeout: Duration) -> bool {
         let until = Instant::now() + timeout;
         while Instant::now() < until {
-            if self.is_drained() {
+            if self.is_drained().await {
                 return true;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        self.is_drained()
+        self.is_drained().await
+    }
+
+    /// The stored record of a submission, read through the store port.
+    pub async fn stored(&self, id: SubmissionId) -> Option<SubmissionRecord> {
+        self.backend
+            .store
+            .get(id)
+            .await
+            .unwrap_or_else(|e| panic!("reading {id} from the store: {e}"))
+    }
+
+    pub async fn stored_count(&self) -> usize {
+        self.backend
+            .observe
+            .stored_count()
+            .await
+            .unwrap_or_else(|e| panic!("counting stored submissions: {e}"))
+    }
+
+    /// Every notification published so far.
+    pub async fn published(&self) -> Vec<Rejection> {
+        self.backend
+            .observe
+            .published()
+            .await
+            .unwrap_or_else(|e| panic!("reading the notifications: {e}"))
+    }
+
+    pub async fn dead_letters(&self) -> DeadLetters {
+        self.backend
+            .observe
+            .dead_letters()
+            .await
+            .unwrap_or_else(|e| panic!("reading the dead-letter queues: {e}"))
     }
 
     /// Stops taking requests, lets queued work finish (up to `drain_timeout`), then stops the

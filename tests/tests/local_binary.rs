@@ -9,8 +9,39 @@ use serde_json::Value;
 
 #[tokio::test]
 async fn the_local_binary_prints_a_usable_token_and_the_notifications() {
+    run_local_and_submit(&[]).await;
+}
+
+#[tokio::test]
+async fn the_local_binary_provisions_and_uses_an_aws_endpoint() {
+    let endpoint = std::env::var("MOTO_ENDPOINT").unwrap_or_default();
+    assert!(
+        !endpoint.is_empty(),
+        "MOTO_ENDPOINT is not set: run this test through `scripts/moto.sh run -- cargo test` (make test does this)"
+    );
+    let prefix = format!("local-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
+    let ready =
+        run_local_and_submit(&["--backend", "aws", "--provision", "--prefix", &prefix]).await;
+    assert_eq!(ready["backend"], "aws");
+    assert_eq!(
+        ready["resources"]["SUBMISSIONS_TABLE"],
+        format!("{prefix}-submissions")
+    );
+}
+
+/// Starts `local` with extra arguments, submits as alice and mallory, checks the notification
+/// and a clean Ctrl-C exit; returns the ready line.
+async fn run_local_and_submit(extra_args: &[&str]) -> Value {
     let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
-        .args(["--addr", "127.0.0.1:0", "--drain-timeout-seconds", "5"])
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--drain-timeout-seconds",
+            "5",
+            "--visibility-timeout-seconds",
+            "1",
+        ])
+        .args(extra_args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -56,4 +87,5 @@ async fn the_local_binary_prints_a_usable_token_and_the_notifications() {
     .unwrap();
     assert!(exit.success(), "{exit:?}");
     assert!(stdout.next().is_none(), "nothing else was printed");
+    ready
 }

@@ -116,7 +116,7 @@ fn port_error_of(kind: FailureKind, service: &'static str, detail: String) -> Po
 
 /// Maps an error of any SDK call to a [`PortError`]. Every `aws-sdk-*` crate re-exports the same
 /// smithy `SdkError` and `HttpResponse`, so this one function serves SQS, DynamoDB and SNS.
-pub(crate) fn sdk_error<E>(service: &'static str, error: SdkError<E, HttpResponse>) -> PortError
+pub fn sdk_error<E>(service: &'static str, error: SdkError<E, HttpResponse>) -> PortError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {

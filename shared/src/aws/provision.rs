@@ -460,7 +460,7 @@ pub fn user_filter_policy(user_ids: &[UserId]) -> String {
 }
 
 /// Subscribes an SQS queue to the topic with raw message delivery (the queue receives the
-/// notification body itself) and a filter policy on `userId`. Also gives the topic permission
+/// notification body itself) and a filter policy on `userId` (none when `filter_user_ids` is empty). Also gives the topic permission
 /// to send to the queue, replacing the queue's access policy: meant for test and operator
 /// queues, not for queues whose policy is managed elsewhere. Returns the subscription ARN.
 pub async fn subscribe_queue_to_topic(
@@ -492,15 +492,19 @@ pub async fn subscribe_queue_to_topic(
         .send()
         .await
         .map_err(|e| failed(action.clone())(sdk_error(SQS, e)))?;
-    let output = clients
+    let mut subscribe = clients
         .sns
         .subscribe()
         .topic_arn(topic_arn)
         .protocol("sqs")
         .endpoint(&queue_arn)
         .attributes("RawMessageDelivery", "true")
-        .attributes("FilterPolicy", user_filter_policy(filter_user_ids))
-        .return_subscription_arn(true)
+        .return_subscription_arn(true);
+    // No user ids: no filter policy, the queue hears of every notification.
+    if !filter_user_ids.is_empty() {
+        subscribe = subscribe.attributes("FilterPolicy", user_filter_policy(filter_user_ids));
+    }
+    let output = subscribe
         .send()
         .await
         .map_err(|e| failed(action.clone())(sdk_error(SNS, e)))?;

@@ -7,22 +7,44 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::Parser;
-use pipeline_tests::{LocalStack, StackOptions, TokenMinter};
+use clap::{Parser, ValueEnum};
+use pipeline_tests::backend::aws::{AwsResources, aws_backend};
+use pipeline_tests::backend::memory::memory_backend;
+use pipeline_tests::{Backend, LocalStack, StackOptions, TokenMinter};
+use shared::aws::provision::QueueProvisioning;
+use shared::aws::{AwsClients, load_sdk_config};
+use shared::config::ProcessEnv;
 use shared::ids::UserId;
 use shared::memory::QueueSettings;
 use shared::message::encode;
 use shared::users::User;
 
 /// Run the score ingest pipeline locally: the ingest API on ADDR, with the processor and the
-/// notifier fed by in-memory SQS-like queues. Seeds the users `alice` (active) and `mallory`
-/// (suspended) and prints a ready-to-use token for each.
+/// notifier fed by SQS-like queues. By default everything is in memory; with `--backend aws` the
+/// same handlers use DynamoDB, SQS and SNS wherever the standard AWS environment points
+/// (AWS_ENDPOINT_URL for moto or LocalStack, AWS_REGION, credentials). Seeds the users `alice`
+/// (active) and `mallory` (suspended) and prints a ready-to-use token for each.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about = None)]
 struct Args {
     /// Address to listen on (use port 0 for any free port).
     #[arg(long, env = "LOCAL_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
+
+    /// Where queues, tables and the topic live.
+    #[arg(long, env = "LOCAL_BACKEND", value_enum, default_value_t = BackendKind::Memory)]
+    backend: BackendKind,
+
+    /// With --backend aws: create any missing tables, queues (with DLQs and redrive) and topic,
+    /// named PREFIX-..., and seed the users. Without it the resources come from
+    /// SUBMISSIONS_TABLE, USERS_TABLE, SUBMISSIONS_QUEUE_URL, REJECTIONS_QUEUE_URL and
+    /// REJECTIONS_TOPIC_ARN, and no users are written.
+    #[arg(long)]
+    provision: bool,
+
+    /// Name prefix of the resources --provision creates.
+    #[arg(long, default_value = "score-local")]
+    prefix: String,
 
     /// HS256 secret for the printed tokens (at least 32 bytes); random per run when unset.
     #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
@@ -34,15 +56,23 @@ struct Args {
 
     /// Seconds a failed queue message stays invisible before it is retried.
     #[arg(long, default_value_t = 5)]
-    visibility_timeout_seconds: u64,
+    visibility_timeout_seconds: u32,
 
-    /// Receives after which a message moves to the dead-letter list.
+    /// Receives after which a message moves to the dead-letter queue.
     #[arg(long, default_value_t = 5)]
     max_receive_count: u32,
 
     /// On Ctrl-C, how long to wait for queued work to finish, in seconds.
     #[arg(long, default_value_t = 10)]
     drain_timeout_seconds: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum BackendKind {
+    /// In-memory queues, table and directory in this process.
+    Memory,
+    /// The AWS SDK adapters, configured by the standard AWS environment.
+    Aws,
 }
 
 const SEEDED_ACTIVE: &str = "alice";
@@ -63,63 +93,102 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         None => TokenMinter::random_local(),
     };
-    let queue = QueueSettings {
-        visibility_timeout: Duration::from_secs(args.visibility_timeout_seconds),
-        max_receive_count: args.max_receive_count,
-    };
-    let mut options = StackOptions::for_tests(vec![
+    let seeded = vec![
         User::active(UserId::parse(SEEDED_ACTIVE)?),
         User::suspended(UserId::parse(SEEDED_SUSPENDED)?),
-    ]);
+    ];
+    let print_notification =
+        |rejection: &shared::message::Rejection| println!("{}", encode(rejection));
+    let (backend, users, resources) = match args.backend {
+        BackendKind::Memory => {
+            let settings = QueueSettings {
+                visibility_timeout: Duration::from_secs(args.visibility_timeout_seconds.into()),
+                max_receive_count: args.max_receive_count,
+            };
+            let (backend, _) = memory_backend(settings, Some(Box::new(print_notification)));
+            (backend, seeded, None)
+        }
+        BackendKind::Aws => {
+            let clients = AwsClients::new(&load_sdk_config().await);
+            let resources = if args.provision {
+                let queues = QueueProvisioning {
+                    visibility_timeout_seconds: args.visibility_timeout_seconds,
+                    max_receive_count: args.max_receive_count,
+                };
+                AwsResources::provision(&clients, &args.prefix, queues)
+                    .await
+                    .map_err(|e| format!("provisioning failed: {e} (is AWS_ENDPOINT_URL pointing at a running emulator?)"))?
+            } else {
+                AwsResources::from_env(&ProcessEnv)
+                    .map_err(|e| format!("{e}; or pass --provision to create the resources"))?
+            };
+            let redelivery = Duration::from_secs(args.visibility_timeout_seconds.into());
+            let backend = aws_backend(&clients, resources.clone(), redelivery);
+            let users = if args.provision { seeded } else { Vec::new() };
+            (backend, users, Some(resources))
+        }
+    };
+    let mut options = StackOptions::for_tests(users);
     options.addr = args.addr;
     options.minter = minter;
-    options.submissions_queue = queue;
-    options.rejections_queue = queue;
-    options.on_notification = Some(Box::new(|rejection| println!("{}", encode(rejection))));
+    if args.backend == BackendKind::Aws {
+        // Long polls, as the event source mapping does; SQS counts wait time in whole seconds.
+        options.processor_poll.wait = Duration::from_secs(1);
+        options.notifier_poll.wait = Duration::from_secs(1);
+    }
 
-    let stack = LocalStack::start(options).await.map_err(|e| {
-        format!(
-            "cannot start the local stack on {}: {e} (is the port in use? try --addr 127.0.0.1:0)",
-            args.addr
-        )
-    })?;
+    let stack = LocalStack::start(options, backend.clone()).await?;
     let tokens: BTreeMap<&str, String> = [SEEDED_ACTIVE, SEEDED_SUSPENDED]
         .into_iter()
         .map(|user| (user, stack.minter.mint(user, args.token_ttl_seconds)))
         .collect();
-    println!(
-        "{}",
-        serde_json::json!({ "url": stack.url, "tokens": tokens })
-    );
-    tracing::info!(url = %stack.url, "local stack ready; Ctrl-C to stop");
+    let mut ready =
+        serde_json::json!({ "url": stack.url, "tokens": tokens, "backend": backend.label });
+    if let Some(resources) = &resources {
+        ready["resources"] = resources.as_env();
+    }
+    println!("{ready}");
+    tracing::info!(url = %stack.url, backend = backend.label, "local stack ready; Ctrl-C to stop");
+    let printer = (args.backend == BackendKind::Aws && args.provision)
+        .then(|| tokio::spawn(print_published(backend.clone())));
 
     shutdown_signal().await;
     tracing::info!("stopping: no new requests; draining queued work");
-    let store = stack.store.clone();
-    let submissions = stack.submissions.clone();
-    let rejections = stack.rejections.clone();
     let drained = stack
         .shutdown(Duration::from_secs(args.drain_timeout_seconds))
         .await;
-    let dead_letters = submissions.depth().dead_letters + rejections.depth().dead_letters;
+    if let Some(printer) = printer {
+        printer.abort();
+    }
+    let observe = &backend.observe;
+    let stored = observe.stored_count().await.unwrap_or_default();
     if drained {
-        tracing::info!(
-            stored = store.len(),
-            dead_letters,
-            "stopped; all queued work finished"
-        );
+        tracing::info!(stored, "stopped; all queued work finished");
     } else {
         tracing::warn!(
-            stored = store.len(),
-            dead_letters,
-            submissions_left = ?submissions.depth(),
-            rejections_left = ?rejections.depth(),
-            "stopped before the queues drained; in-memory work was lost"
+            stored,
+            "stopped before the queues drained; queued work is left in the queues"
         );
     }
     Ok(())
 }
 
+/// With provisioned AWS resources, prints the notifications that reach the tap queue.
+async fn print_published(backend: Backend) {
+    let mut printed = 0;
+    loop {
+        match backend.observe.published().await {
+            Ok(all) => {
+                for rejection in &all[printed.min(all.len())..] {
+                    println!("{}", encode(rejection));
+                }
+                printed = all.len();
+            }
+            Err(error) => tracing::warn!(%error, "cannot read notifications"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
