@@ -93,11 +93,8 @@ impl Processor {
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let users = match self
-            .cache
-            .resolve(&user_ids, self.ports.users.as_ref())
-            .await
-        {
+        let lookup = self.cache.resolve(&user_ids, self.ports.users.as_ref());
+        let users = match by_deadline(deadline, "users directory", lookup).await {
             Ok(users) => users,
             Err(error) => {
                 tracing::warn!(%error, records = parsed.len(), "users directory lookup failed; the batch will be retried");
@@ -140,7 +137,7 @@ impl Processor {
         let unwritten = self.write_all(&records, deadline).await;
         // Only rejections whose record is stored are notified; the rest come back with their record.
         rejections.retain(|r| !unwritten.contains(&r.submission_id));
-        let unsent = self.send_all(&rejections).await;
+        let unsent = self.send_all(&rejections, deadline).await;
 
         for (p, outcome) in parsed.iter().zip(outcomes) {
             let message = &p.message;
@@ -189,7 +186,8 @@ impl Processor {
         deadline: Instant,
     ) -> HashSet<SubmissionId> {
         let calls = records.chunks(STORE_WRITE_BATCH).map(|chunk| async move {
-            let result = self.ports.store.write(chunk, deadline).await;
+            let result =
+                by_deadline(deadline, "store", self.ports.store.write(chunk, deadline)).await;
             failed_ids(
                 result,
                 chunk.iter().map(|r| &r.submission_id),
@@ -200,11 +198,16 @@ impl Processor {
     }
 
     /// Sends rejections in chunks of 10 (one SendMessageBatch each), all chunks at once.
-    async fn send_all(&self, rejections: &[Rejection]) -> HashSet<SubmissionId> {
+    async fn send_all(&self, rejections: &[Rejection], deadline: Instant) -> HashSet<SubmissionId> {
         let calls = rejections.chunks(QUEUE_SEND_BATCH).map(|chunk| {
             let span = info_span!("send_rejections", count = chunk.len());
             async move {
-                let result = self.ports.rejections.send(chunk).await;
+                let result = by_deadline(
+                    deadline,
+                    "rejections queue",
+                    self.ports.rejections.send(chunk),
+                )
+                .await;
                 failed_ids(
                     result,
                     chunk.iter().map(|r| &r.submission_id),
@@ -215,6 +218,23 @@ impl Processor {
         });
         join_all(calls).await.into_iter().flatten().collect()
     }
+}
+
+/// Runs a port call, giving up when the invocation's deadline comes: the records it concerns are
+/// then reported failed, instead of Lambda stopping the whole invocation.
+async fn by_deadline<T>(
+    deadline: Instant,
+    service: &'static str,
+    call: impl std::future::Future<Output = Result<T, PortError>>,
+) -> Result<T, PortError> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(PortError::Timeout {
+                service,
+                detail: "no answer before the invocation's deadline".to_owned(),
+            })
+        })
 }
 
 /// The ids of a chunk that did not go through: the report's, or all of them when the call failed.

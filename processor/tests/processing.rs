@@ -335,3 +335,38 @@ async fn a_duplicate_in_one_batch_is_written_and_notified_once() {
     assert_eq!(f.store.len(), 1);
     assert_eq!(f.sent_rejections().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_store_that_hangs_past_the_deadline_fails_the_records_instead_of_the_invocation() {
+    let f = fixture();
+    f.store_faults.slow_down(Duration::from_secs(60));
+    let batch = records(&[submission_from("alice", 1), submission_from("mallory", 2)]);
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let summary = tokio::time::timeout(
+        Duration::from_secs(10),
+        f.processor.process(&batch, deadline),
+    )
+    .await
+    .expect("the processor gives up at its deadline");
+    assert_eq!(summary.failed_message_ids, ["m0", "m1"]);
+    assert!(
+        f.sent_rejections().await.is_empty(),
+        "nothing is notified before it is stored"
+    );
+}
+
+#[tokio::test]
+async fn a_directory_that_hangs_past_the_deadline_fails_the_batch() {
+    let f = fixture();
+    f.directory_faults.slow_down(Duration::from_secs(60));
+    let batch = records(&[submission_from("alice", 1)]);
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let summary = tokio::time::timeout(
+        Duration::from_secs(10),
+        f.processor.process(&batch, deadline),
+    )
+    .await
+    .expect("the processor gives up at its deadline");
+    assert_eq!(summary.failed_message_ids, ["m0"]);
+    assert!(f.store.is_empty());
+}

@@ -33,6 +33,7 @@ pub struct FaultPlan {
     calls_to_fail: AtomicU32,
     call_error: Mutex<Option<PortError>>,
     items: Mutex<HashMap<SubmissionId, Times>>,
+    delay: Mutex<Option<std::time::Duration>>,
     injected: AtomicU64,
 }
 
@@ -56,13 +57,20 @@ impl FaultPlan {
         self.fail_next_calls(u32::MAX, error);
     }
 
-    /// Calls succeed again; item faults are forgotten.
+    /// Every call first waits `delay` (a slow or hanging service) until [`FaultPlan::heal`].
+    pub fn slow_down(&self, delay: std::time::Duration) {
+        *self.delay.lock().unwrap_or_else(PoisonError::into_inner) = Some(delay);
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Calls succeed again, at full speed; item faults are forgotten.
     pub fn heal(&self) {
         self.calls_to_fail.store(0, Ordering::SeqCst);
         self.items
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        *self.delay.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The item with this id fails inside otherwise successful calls.
@@ -79,9 +87,15 @@ impl FaultPlan {
         self.injected.load(Ordering::SeqCst)
     }
 
-    fn call_fault(&self) -> Option<PortError> {
+    /// Applies the planned delay, then says whether the whole call fails.
+    async fn call_fault(&self) -> Option<PortError> {
         if !self.armed.load(Ordering::Relaxed) {
             return None;
+        }
+        let delay = *self.delay.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(delay) = delay {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
         }
         let taken = self
             .calls_to_fail
@@ -164,7 +178,7 @@ fn merged(mut report: BatchReport, mut failed_here: Vec<SubmissionId>) -> BatchR
 #[async_trait]
 impl<P: SubmissionQueue + ?Sized> SubmissionQueue for Faulty<P> {
     async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError> {
-        if let Some(error) = self.plan.call_fault() {
+        if let Some(error) = self.plan.call_fault().await {
             return Err(error);
         }
         // The queue port is all-or-nothing: a failing entry fails the call, after the others went in.
@@ -187,7 +201,7 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
         records: &[SubmissionRecord],
         deadline: Instant,
     ) -> Result<BatchReport, PortError> {
-        if let Some(error) = self.plan.call_fault() {
+        if let Some(error) = self.plan.call_fault().await {
             return Err(error);
         }
         let (pass, failed) = self.plan.split(records, |r| r.submission_id);
@@ -196,7 +210,7 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
     }
 
     async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
-        match self.plan.call_fault() {
+        match self.plan.call_fault().await {
             Some(error) => Err(error),
             None => self.inner.get(id).await,
         }
@@ -206,7 +220,7 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
 #[async_trait]
 impl<P: UserDirectory + ?Sized> UserDirectory for Faulty<P> {
     async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError> {
-        match self.plan.call_fault() {
+        match self.plan.call_fault().await {
             Some(error) => Err(error),
             None => self.inner.lookup(ids).await,
         }
@@ -216,7 +230,7 @@ impl<P: UserDirectory + ?Sized> UserDirectory for Faulty<P> {
 #[async_trait]
 impl<P: RejectionSink + ?Sized> RejectionSink for Faulty<P> {
     async fn send(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError> {
-        if let Some(error) = self.plan.call_fault() {
+        if let Some(error) = self.plan.call_fault().await {
             return Err(error);
         }
         let (pass, failed) = self.plan.split(rejections, |r| r.submission_id);
@@ -227,7 +241,7 @@ impl<P: RejectionSink + ?Sized> RejectionSink for Faulty<P> {
 #[async_trait]
 impl<P: Notifier + ?Sized> Notifier for Faulty<P> {
     async fn publish(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError> {
-        if let Some(error) = self.plan.call_fault() {
+        if let Some(error) = self.plan.call_fault().await {
             return Err(error);
         }
         let (pass, failed) = self.plan.split(rejections, |r| r.submission_id);

@@ -6,6 +6,8 @@
 //! adapters retry those themselves with [`Backoff`] (exponential, full jitter).
 
 pub mod dynamodb;
+#[cfg(feature = "faults")]
+pub mod faults;
 pub mod provision;
 pub mod sns;
 pub mod sqs;
