@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
 use crate::ids::{SubmissionId, UserId};
@@ -34,7 +36,14 @@ pub struct FaultPlan {
     call_error: Mutex<Option<PortError>>,
     items: Mutex<HashMap<SubmissionId, Times>>,
     delay: Mutex<Option<std::time::Duration>>,
+    random: Mutex<Option<RandomFaults>>,
     injected: AtomicU64,
+}
+
+/// Faults drawn at random: each call, and each item of a call, fails with probability `rate`.
+struct RandomFaults {
+    rate: f64,
+    rng: StdRng,
 }
 
 impl FaultPlan {
@@ -57,6 +66,17 @@ impl FaultPlan {
         self.fail_next_calls(u32::MAX, error);
     }
 
+    /// Each call fails as a whole with probability `rate` (throttled, timed out or unavailable,
+    /// drawn at random), and each item of a call that goes through fails with probability
+    /// `rate` (a failed batch entry or an unprocessed item). Seeded, so a run can be repeated.
+    pub fn fail_at_random(&self, rate: f64, seed: u64) {
+        *self.random.lock().unwrap_or_else(PoisonError::into_inner) = Some(RandomFaults {
+            rate,
+            rng: StdRng::seed_from_u64(seed),
+        });
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
     /// Every call first waits `delay` (a slow or hanging service) until [`FaultPlan::heal`].
     pub fn slow_down(&self, delay: std::time::Duration) {
         *self.delay.lock().unwrap_or_else(PoisonError::into_inner) = Some(delay);
@@ -71,6 +91,7 @@ impl FaultPlan {
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
         *self.delay.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        *self.random.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// The item with this id fails inside otherwise successful calls.
@@ -97,6 +118,10 @@ impl FaultPlan {
             self.injected.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(delay).await;
         }
+        if let Some(error) = self.random_call_fault() {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return Some(error);
+        }
         let taken = self
             .calls_to_fail
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| match n {
@@ -115,9 +140,42 @@ impl FaultPlan {
             .clone()
     }
 
+    fn random_call_fault(&self) -> Option<PortError> {
+        let mut random = self.random.lock().unwrap_or_else(PoisonError::into_inner);
+        let random = random.as_mut()?;
+        if !random.rng.random_bool(random.rate) {
+            return None;
+        }
+        let detail = "injected at random".to_owned();
+        Some(match random.rng.random_range(0..3u8) {
+            0 => PortError::Throttled {
+                service: "random",
+                detail,
+            },
+            1 => PortError::Timeout {
+                service: "random",
+                detail,
+            },
+            _ => PortError::Unavailable {
+                service: "random",
+                detail,
+            },
+        })
+    }
+
     fn item_fails(&self, id: &SubmissionId) -> bool {
         if !self.armed.load(Ordering::Relaxed) {
             return false;
+        }
+        let random_failure = self
+            .random
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .is_some_and(|r| r.rng.random_bool(r.rate));
+        if random_failure {
+            self.injected.fetch_add(1, Ordering::SeqCst);
+            return true;
         }
         let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
         let fails = match items.get_mut(id) {

@@ -1,14 +1,18 @@
 //! The whole pipeline in one process: the ingest router on a TCP listener, and the processor
 //! and notifier fed by SQS-like in-memory queues.
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::SqsEvent;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingest::App;
 use notifier::RejectionNotifier;
 use processor::{Ports, Processor, UserCache};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
 use shared::auth::TokenVerifier;
 use shared::faults::{FaultPlan, Faulty};
 use shared::ids::SubmissionId;
@@ -39,6 +43,56 @@ pub struct StackOptions {
     pub processor_poll: PollSettings,
     pub notifier_poll: PollSettings,
     pub user_cache_ttl: Duration,
+    /// Make handler invocations crash at random (see [`Crashes`]).
+    pub crashes: Option<Crashes>,
+}
+
+/// Handler invocations that crash: with probability `rate` an invocation is cut off after a
+/// random moment (0-2 ms, possibly after all its work is done) and never reports back, as when
+/// a Lambda runs out of memory or time. SQS then delivers the whole batch again.
+#[derive(Clone, Copy, Debug)]
+pub struct Crashes {
+    pub rate: f64,
+    pub seed: u64,
+}
+
+/// Draws which invocations crash, and counts them.
+struct CrashDice {
+    plan: Option<Mutex<(f64, StdRng)>>,
+    crashed: AtomicU64,
+}
+
+impl CrashDice {
+    fn new(crashes: Option<Crashes>) -> Self {
+        Self {
+            plan: crashes.map(|c| Mutex::new((c.rate, StdRng::seed_from_u64(c.seed)))),
+            crashed: AtomicU64::new(0),
+        }
+    }
+
+    /// When to cut this invocation off, if it is to crash.
+    fn roll(&self) -> Option<Duration> {
+        let mut plan = self
+            .plan
+            .as_ref()?
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (rate, rng) = &mut *plan;
+        let rate = *rate;
+        rng.random_bool(rate)
+            .then(|| Duration::from_micros(rng.random_range(0..2_000)))
+    }
+
+    /// Runs an invocation, crashing it if the dice say so.
+    async fn run(&self, invocation: impl Future<Output = SqsBatchResponse>) -> SqsBatchResponse {
+        let Some(cutoff) = self.roll() else {
+            return invocation.await;
+        };
+        let _ = tokio::time::timeout(cutoff, invocation).await;
+        self.crashed.fetch_add(1, Ordering::SeqCst);
+        // Unwinds without the panic hook's message; the event source sees a crashed invocation.
+        std::panic::resume_unwind(Box::new("injected handler crash"))
+    }
 }
 
 impl StackOptions {
@@ -55,6 +109,7 @@ impl StackOptions {
             processor_poll: poll,
             notifier_poll: poll,
             user_cache_ttl: Duration::from_secs(60),
+            crashes: None,
         }
     }
 }
@@ -75,6 +130,7 @@ pub struct LocalStack {
     pub backend: Backend,
     /// Fault plans for every port; idle unless a test arms them.
     pub faults: StackFaults,
+    crashes: Arc<CrashDice>,
     stop_http: watch::Sender<bool>,
     stop_consumers: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
@@ -167,20 +223,31 @@ impl LocalStack {
             },
             UserCache::new(options.user_cache_ttl),
         ));
+        let crashes = Arc::new(CrashDice::new(options.crashes));
+        let dice = crashes.clone();
         let process: SqsHandler = Arc::new(move |event: SqsEvent| -> HandlerFuture {
             let processor = processor.clone();
+            let dice = dice.clone();
             Box::pin(async move {
                 let deadline = Instant::now() + PROCESSOR_BATCH_TIMEOUT;
-                processor
-                    .process(&event.records, deadline)
-                    .await
-                    .into_response()
+                dice.run(async {
+                    processor
+                        .process(&event.records, deadline)
+                        .await
+                        .into_response()
+                })
+                .await
             })
         });
         let rejection_notifier = Arc::new(RejectionNotifier::new(notifier_port));
+        let dice = crashes.clone();
         let notify: SqsHandler = Arc::new(move |event: SqsEvent| -> HandlerFuture {
             let handler = rejection_notifier.clone();
-            Box::pin(async move { handler.handle(&event.records).await.into_response() })
+            let dice = dice.clone();
+            Box::pin(async move {
+                dice.run(async { handler.handle(&event.records).await.into_response() })
+                    .await
+            })
         });
         let (stop_consumers, consumers_stopped) = watch::channel(false);
         let consumers = vec![
@@ -204,11 +271,17 @@ impl LocalStack {
             minter: options.minter,
             backend,
             faults,
+            crashes,
             stop_http,
             stop_consumers,
             http,
             consumers,
         })
+    }
+
+    /// How many handler invocations were crashed on purpose.
+    pub fn crashed_invocations(&self) -> u64 {
+        self.crashes.crashed.load(Ordering::SeqCst)
     }
 
     /// A token for `user`, valid for an hour.

@@ -1,0 +1,334 @@
+//! The ledger: drive more than 10,000 submissions through the assembled pipeline while every
+//! port fails at random and handlers crash mid-batch, then account for every submission that
+//! got a 202. Seeded: the seed is printed, and LEDGER_SEED=<seed> repeats the same fault draws.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use pipeline_tests::backend::memory::memory_backend;
+use pipeline_tests::stack::Crashes;
+use pipeline_tests::{LocalStack, StackOptions};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use serde_json::{Value, json};
+use shared::ids::{SubmissionId, UserId};
+use shared::memory::QueueSettings;
+use shared::message::{QueuedSubmission, Rejection, decode};
+use shared::record::Outcome;
+use shared::rejection::RejectionReason;
+use shared::users::User;
+
+/// Submissions to account for (at least 10,000).
+const SUBMISSIONS: usize = 10_240;
+/// Share of port calls, and of items within calls, that fail.
+const FAULT_RATE: f64 = 0.05;
+/// Share of handler invocations that crash.
+const CRASH_RATE: f64 = 0.02;
+/// Share of requests the client sends twice with the same Idempotency-Key.
+const DUPLICATE_RATE: f64 = 0.1;
+const BATCH_SIZE: usize = 40;
+const CONCURRENT_REQUESTS: usize = 16;
+const MAX_RECEIVE_COUNT: u32 = 5;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Active,
+    Suspended,
+    Unknown,
+}
+
+fn expected_outcome(kind: Kind) -> Outcome {
+    match kind {
+        Kind::Active => Outcome::Accepted,
+        Kind::Suspended => Outcome::Rejected(RejectionReason::SuspendedUser),
+        Kind::Unknown => Outcome::Rejected(RejectionReason::UnknownUser),
+    }
+}
+
+/// One request the client will send (maybe twice), and what it is for.
+struct Planned {
+    user: String,
+    kind: Kind,
+    idempotency_key: String,
+    path: &'static str,
+    body: Value,
+    submissions: usize,
+    duplicate: bool,
+}
+
+fn plan(rng: &mut StdRng) -> Vec<Planned> {
+    let users: Vec<(String, Kind)> = (0..20)
+        .map(|i| (format!("player-{i}"), Kind::Active))
+        .chain((0..5).map(|i| (format!("cheater-{i}"), Kind::Suspended)))
+        .chain((0..3).map(|i| (format!("ghost-{i}"), Kind::Unknown)))
+        .collect();
+    let mut planned = Vec::new();
+    let mut total = 0;
+    while total < SUBMISSIONS {
+        let (user, kind) = users[rng.random_range(0..users.len())].clone();
+        let key = format!("k-{}", planned.len());
+        let duplicate = rng.random_bool(DUPLICATE_RATE);
+        let item = |rng: &mut StdRng, i: usize| {
+            let mut item = json!({ "heroId": format!("hero-{}", rng.random_range(0..50)), "score": rng.random_range(0..1_000_000u32) });
+            if i % 3 == 0 {
+                item["clientRef"] = json!(format!("{key}-ref-{i}"));
+            }
+            item
+        };
+        let (path, body, submissions) = if rng.random_bool(0.5) {
+            ("/v1/scores", item(rng, 1), 1)
+        } else {
+            let items: Vec<Value> = (0..BATCH_SIZE).map(|i| item(rng, i)).collect();
+            (
+                "/v1/scores/batch",
+                json!({ "submissions": items }),
+                BATCH_SIZE,
+            )
+        };
+        total += submissions;
+        planned.push(Planned {
+            user,
+            kind,
+            idempotency_key: key,
+            path,
+            body,
+            submissions,
+            duplicate,
+        });
+    }
+    planned
+}
+
+/// Sends a request until it is accepted (a 503 is retried with the same key, as a client
+/// should); returns the ids and how many 503s it took.
+async fn send(
+    client: &reqwest::Client,
+    stack: &LocalStack,
+    token: &str,
+    request: &Planned,
+) -> (Vec<SubmissionId>, u32) {
+    let mut refusals = 0;
+    loop {
+        let response = client
+            .post(format!("{}{}", stack.url, request.path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .header("idempotency-key", &request.idempotency_key)
+            .body(request.body.to_string())
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            202 => {
+                let body: Value = response.json().await.unwrap();
+                let items = match body.get("submissions") {
+                    Some(items) => items.as_array().unwrap().clone(),
+                    None => vec![body],
+                };
+                let ids = items
+                    .iter()
+                    .map(|i| SubmissionId::parse(i["submissionId"].as_str().unwrap()).unwrap())
+                    .collect();
+                return (ids, refusals);
+            }
+            503 => {
+                refusals += 1;
+                assert!(refusals < 50, "the queue refused the same request 50 times");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            other => panic!("unexpected {other}: {}", response.text().await.unwrap()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faults() {
+    let seed: u64 = std::env::var("LEDGER_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("ledger seed: {seed} (repeat with LEDGER_SEED={seed})");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let planned = plan(&mut rng);
+
+    let directory: Vec<User> = planned
+        .iter()
+        .filter(|p| p.kind != Kind::Unknown)
+        .map(|p| (p.user.clone(), p.kind))
+        .collect::<HashMap<_, _>>()
+        .into_iter()
+        .map(|(user, kind)| {
+            let user_id = UserId::parse(user).unwrap();
+            match kind {
+                Kind::Suspended => User::suspended(user_id),
+                _ => User::active(user_id),
+            }
+        })
+        .collect();
+    let settings = QueueSettings {
+        visibility_timeout: Duration::from_millis(20),
+        max_receive_count: MAX_RECEIVE_COUNT,
+    };
+    let (backend, memory) = memory_backend(settings, None);
+    let mut options = StackOptions::for_tests(directory);
+    options.user_cache_ttl = Duration::ZERO; // every batch looks users up, and meets faults there
+    options.crashes = Some(Crashes {
+        rate: CRASH_RATE,
+        seed: seed ^ 0xC0FFEE,
+    });
+    let stack = Arc::new(LocalStack::start(options, backend).await.unwrap());
+    let plans = [
+        &stack.faults.submissions_queue,
+        &stack.faults.store,
+        &stack.faults.directory,
+        &stack.faults.rejections_queue,
+        &stack.faults.notifier,
+    ];
+    for (i, plan) in plans.iter().enumerate() {
+        plan.fail_at_random(FAULT_RATE, seed.wrapping_add(i as u64));
+    }
+
+    // Send everything, some requests twice, 16 at a time.
+    let client = reqwest::Client::new();
+    let tokens: HashMap<String, String> = planned
+        .iter()
+        .map(|p| (p.user.clone(), stack.token(&p.user)))
+        .collect();
+    let results: Vec<(usize, Vec<SubmissionId>, u32)> = futures::stream::iter(
+        planned
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| std::iter::repeat_n(i, if p.duplicate { 2 } else { 1 })),
+    )
+    .map(|i| {
+        let (client, stack, planned, tokens) = (&client, &stack, &planned, &tokens);
+        async move {
+            let request = &planned[i];
+            let (ids, refusals) = send(client, stack, &tokens[&request.user], request).await;
+            (i, ids, refusals)
+        }
+    })
+    .buffer_unordered(CONCURRENT_REQUESTS)
+    .collect()
+    .await;
+
+    let mut accepted: HashMap<SubmissionId, Kind> = HashMap::new();
+    let mut ids_by_request: HashMap<usize, Vec<SubmissionId>> = HashMap::new();
+    let mut refusals = 0;
+    for (i, ids, refused) in results {
+        refusals += refused;
+        assert_eq!(ids.len(), planned[i].submissions);
+        if let Some(first) = ids_by_request.insert(i, ids.clone()) {
+            assert_eq!(first, ids, "a retried request maps to the same ids");
+        }
+        for id in ids {
+            accepted.insert(id, planned[i].kind);
+        }
+    }
+    assert!(
+        accepted.len() >= 10_000,
+        "{} distinct submissions",
+        accepted.len()
+    );
+
+    assert!(
+        stack.wait_until_drained(Duration::from_secs(300)).await,
+        "the queues did not drain within 300 s"
+    );
+
+    // The ledger.
+    let stored: HashMap<SubmissionId, Outcome> = memory
+        .store
+        .records()
+        .into_iter()
+        .map(|r| (r.submission_id, r.outcome))
+        .collect();
+    let dead_submissions: HashSet<SubmissionId> = memory
+        .submissions
+        .dead_letters()
+        .iter()
+        .map(|m| {
+            decode::<QueuedSubmission>(Some(&m.body))
+                .unwrap()
+                .submission_id
+        })
+        .collect();
+    let dead_rejections: HashSet<SubmissionId> = memory
+        .rejections
+        .dead_letters()
+        .iter()
+        .map(|m| decode::<Rejection>(Some(&m.body)).unwrap().submission_id)
+        .collect();
+    let notified: Vec<SubmissionId> = memory
+        .notifier
+        .published()
+        .iter()
+        .map(|r| r.submission_id)
+        .collect();
+    let notified_once: HashSet<SubmissionId> = notified.iter().copied().collect();
+
+    let (mut stored_accepted, mut stored_rejected_notified, mut parked) = (0, 0, 0);
+    for (id, kind) in &accepted {
+        let outcome = stored.get(id);
+        if let Some(outcome) = outcome {
+            assert_eq!(*outcome, expected_outcome(*kind), "{id}: wrong verdict");
+        }
+        let parked_here = dead_submissions.contains(id) || dead_rejections.contains(id);
+        match (outcome, parked_here) {
+            (Some(Outcome::Accepted), false) => {
+                stored_accepted += 1;
+                assert!(!notified_once.contains(id), "{id}: accepted but notified");
+            }
+            (Some(Outcome::Rejected(_)), false) => {
+                stored_rejected_notified += 1;
+                assert!(
+                    notified_once.contains(id),
+                    "{id}: rejected but never notified"
+                );
+            }
+            (_, true) => {
+                parked += 1;
+                assert!(
+                    !matches!(outcome, Some(Outcome::Accepted)) || !notified_once.contains(id),
+                    "{id}: parked, accepted and notified"
+                );
+            }
+            (None, false) => {
+                panic!("{id} got a 202 but was neither stored nor dead-lettered: lost")
+            }
+        }
+    }
+    assert_eq!(
+        stored_accepted + stored_rejected_notified + parked,
+        accepted.len()
+    );
+    for id in stored.keys() {
+        assert!(
+            accepted.contains_key(id),
+            "{id} is stored but never got a 202"
+        );
+    }
+    for id in &notified_once {
+        assert!(
+            accepted.contains_key(id),
+            "{id} was notified but never got a 202"
+        );
+    }
+    let faults: u64 = plans.iter().map(|p| p.injected()).sum();
+    println!(
+        "ledger: {} submissions in {} requests ({} sent twice), {} answered 503 first; \
+         {faults} faults injected, {} handler invocations crashed; \
+         {stored_accepted} stored as accepted, {stored_rejected_notified} stored as rejected and notified \
+         ({} notifications in all, at least once each), {parked} parked in a dead-letter queue",
+        accepted.len(),
+        planned.len(),
+        planned.iter().filter(|p| p.duplicate).count(),
+        refusals,
+        stack.crashed_invocations(),
+        notified.len(),
+    );
+    assert!(faults > 100, "faults were injected ({faults})");
+    assert!(stack.crashed_invocations() > 0, "handlers were crashed");
+}
