@@ -3,14 +3,15 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: run test lint fmt check-fmt clippy unit-and-e2e release
+.PHONY: run test fmt check-fmt clippy unit-and-e2e infra-test package release
 
 ## run: the whole pipeline in one process on 127.0.0.1:3000, in-memory (prints a token)
 run:
 	$(CARGO) run --bin local
 
-## test: everything CI checks: formatting, clippy, unit, emulator (moto) and end-to-end tests
-test: check-fmt clippy unit-and-e2e
+## test: everything CI checks: formatting, clippy, unit, emulator (moto), end-to-end and infra
+## tests, and the Lambda packaging (three arm64 zips, checked)
+test: check-fmt clippy unit-and-e2e infra-test package
 
 check-fmt:
 	$(CARGO) fmt --all -- --check
@@ -22,6 +23,14 @@ clippy:
 # port for the duration of the tests, and stopped afterwards, also when tests fail.
 unit-and-e2e:
 	scripts/moto.sh run -- $(CARGO) test --workspace --no-fail-fast
+
+## infra-test: the CDK app offline: tsc --noEmit, template tests, cdk synth (dev+prod), cfn-lint
+infra-test:
+	infra/scripts/check.sh
+
+## package: the three Lambda zips in target/lambda/<bin>/bootstrap.zip (ARCH=arm64 default, or x86_64)
+package:
+	scripts/package.sh
 
 fmt:
 	$(CARGO) fmt --all

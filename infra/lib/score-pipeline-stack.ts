@@ -1,0 +1,462 @@
+// The whole score ingest pipeline in one stack:
+//
+//   HTTP API -> ingest -> submissions queue (+DLQ) -> processor -> submissions table
+//                                                      |  (reads the users table)
+//                                                      v
+//                                     rejections queue (+DLQ) -> notifier -> rejections topic
+//
+// plus log groups, alarms (to an alarm topic) and outputs. Settings come from CDK context
+// (lib/settings.ts). Each function gets its own role holding only the calls its code makes.
+
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { Annotations, App, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import { checkBootstrap } from './lambda-zip.ts';
+import { type ConsumerSettings, type FunctionSettings, readSettings, type Settings, stackName } from './settings.ts';
+
+// ---------------------------------------------------------------------------------------------
+// Names shared with the Rust code. Keys and index names mirror shared/src/aws/dynamodb.rs and
+// docs/DYNAMODB.md; environment variable names mirror shared/src/config.rs.
+
+export const SUBMISSIONS_TABLE_KEY = 'submissionId';
+export const SUBMISSIONS_TABLE_INDEXES = [
+  // Sparse: only accepted items carry lbHeroId/lbScore. lbScore is a number so it sorts numerically.
+  { name: 'leaderboard', partitionKey: 'lbHeroId', sortKey: 'lbScore', sortKeyType: dynamodb.AttributeType.NUMBER },
+  // receivedAt is fixed-width RFC 3339, so string order is time order.
+  { name: 'byUser', partitionKey: 'userId', sortKey: 'receivedAt', sortKeyType: dynamodb.AttributeType.STRING },
+] as const;
+export const USERS_TABLE_KEY = 'userId';
+
+export const ENV = {
+  jwtAlgorithm: 'JWT_ALGORITHM',
+  jwtSecret: 'JWT_SECRET',
+  jwtPublicKeyPem: 'JWT_PUBLIC_KEY_PEM',
+  jwtIssuer: 'JWT_ISSUER',
+  jwtAudience: 'JWT_AUDIENCE',
+  jwtLeewaySeconds: 'JWT_LEEWAY_SECONDS',
+  jwtKeyId: 'JWT_KEY_ID',
+  submissionsQueueUrl: 'SUBMISSIONS_QUEUE_URL',
+  submissionsTable: 'SUBMISSIONS_TABLE',
+  usersTable: 'USERS_TABLE',
+  rejectionsQueueUrl: 'REJECTIONS_QUEUE_URL',
+  rejectionsTopicArn: 'REJECTIONS_TOPIC_ARN',
+  userCacheTtlSeconds: 'USER_CACHE_TTL_SECONDS',
+  rustLog: 'RUST_LOG',
+} as const;
+
+/** The binaries `scripts/package.sh` builds; each is `<zip dir>/<bin>/bootstrap.zip`. */
+export type Binary = 'ingest' | 'processor' | 'notifier';
+
+// ---------------------------------------------------------------------------------------------
+// Rules with a reason.
+
+/**
+ * AWS's rule for SQS event sources: the queue's visibility timeout is at least six times the
+ * function timeout (plus the batching window), so a message is not handed to a second invocation
+ * while Lambda is still retrying a throttled or failed first one.
+ */
+export const VISIBILITY_TIMEOUT_FACTOR = 6;
+/**
+ * The longest SQS keeps a message. The status API reports an id without a stored outcome as
+ * `pending` for this long (README), and parked messages wait this long for an operator.
+ */
+const MESSAGE_RETENTION = Duration.days(14);
+/** Alarm periods: short enough to page within minutes, long enough to smooth single blips. */
+const ALARM_PERIOD = Duration.minutes(5);
+const DLQ_ALARM_PERIOD = Duration.minutes(1);
+/** The HTTP API's access log line: fields HTTP APIs support, as JSON for Logs Insights. */
+const ACCESS_LOG_FORMAT = JSON.stringify({
+  requestId: '$context.requestId',
+  requestTime: '$context.requestTime',
+  sourceIp: '$context.identity.sourceIp',
+  method: '$context.httpMethod',
+  path: '$context.path',
+  routeKey: '$context.routeKey',
+  status: '$context.status',
+  protocol: '$context.protocol',
+  responseLength: '$context.responseLength',
+  responseLatency: '$context.responseLatency',
+  integrationLatency: '$context.integrationLatency',
+  integrationError: '$context.integrationErrorMessage',
+});
+
+/** Reads the settings from the app's context and adds the stack for that stage. */
+export function addScorePipeline(app: App): ScorePipelineStack {
+  const settings = readSettings((key) => app.node.tryGetContext(key));
+  return new ScorePipelineStack(app, stackName(settings), {
+    settings,
+    description: `Score ingest pipeline (${settings.stage}): HTTP API, SQS, Lambda (Rust), DynamoDB, SNS`,
+    // A production stack holds the only copy of accepted scores; deleting it takes two steps.
+    terminationProtection: settings.production,
+  });
+}
+
+export interface ScorePipelineStackProps extends StackProps {
+  readonly settings: Settings;
+}
+
+interface QueueWithDeadLetters {
+  readonly queue: sqs.Queue;
+  readonly deadLetterQueue: sqs.Queue;
+}
+
+interface RustFunction {
+  readonly fn: lambda.Function;
+  readonly role: iam.Role;
+}
+
+export class ScorePipelineStack extends Stack {
+  private readonly settings: Settings;
+  /** Stateful resources (tables, queues, keys, logs) survive a production stack's deletion. */
+  private readonly removalPolicy: RemovalPolicy;
+  private readonly alarmAction: SnsAction;
+
+  constructor(scope: Construct, id: string, props: ScorePipelineStackProps) {
+    super(scope, id, props);
+    const s = props.settings;
+    this.settings = s;
+    this.removalPolicy = s.production ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    Tags.of(this).add('project', 'score-pipeline');
+    Tags.of(this).add('stage', s.stage);
+
+    // --- Storage -----------------------------------------------------------------------------
+    const submissionsTable = this.table('SubmissionsTable', SUBMISSIONS_TABLE_KEY);
+    for (const index of SUBMISSIONS_TABLE_INDEXES) {
+      submissionsTable.addGlobalSecondaryIndex({
+        indexName: index.name,
+        partitionKey: { name: index.partitionKey, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: index.sortKeyType },
+        // Index reads map straight to whole records, without a GetItem per result.
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
+    const usersTable = this.table('UsersTable', USERS_TABLE_KEY);
+
+    // --- Queues and topics -------------------------------------------------------------------
+    const submissions = this.queueWithDeadLetters('Submissions', s.processor);
+    const rejections = this.queueWithDeadLetters('Rejections', s.notifier);
+
+    // A customer managed key, because CloudWatch can only publish alarms to a topic whose key
+    // policy lets it (the AWS managed aws/sns key cannot be changed).
+    const topicKey = new kms.Key(this, 'TopicKey', {
+      description: `Encrypts the score pipeline's SNS topics (${s.stage})`,
+      enableKeyRotation: true,
+      removalPolicy: this.removalPolicy,
+      pendingWindow: Duration.days(7),
+    });
+    const rejectionsTopic = new sns.Topic(this, 'RejectionsTopic', {
+      displayName: `Score rejections (${s.stage})`,
+      masterKey: topicKey,
+      enforceSSL: true,
+    });
+    const alarmTopic = this.alarmTopic(topicKey);
+    this.alarmAction = new SnsAction(alarmTopic);
+
+    // --- Functions and their permissions ---------------------------------------------------
+    const ingest = this.rustFunction('Ingest', 'ingest', s.ingest, {
+      ...this.tokenEnvironment(),
+      [ENV.submissionsQueueUrl]: submissions.queue.queueUrl,
+      [ENV.submissionsTable]: submissionsTable.tableName,
+    });
+    // Enqueue (SendMessageBatch is authorized as SendMessage) and read one status by id.
+    // Nothing else: ingest never writes the database.
+    allow(ingest, ['sqs:SendMessage'], [submissions.queue.queueArn]);
+    allow(ingest, ['dynamodb:GetItem'], [submissionsTable.tableArn]);
+
+    const processor = this.rustFunction('Processor', 'processor', s.processor, {
+      [ENV.submissionsTable]: submissionsTable.tableName,
+      [ENV.usersTable]: usersTable.tableName,
+      [ENV.rejectionsQueueUrl]: rejections.queue.queueUrl,
+      [ENV.userCacheTtlSeconds]: String(s.userCacheTtlSeconds),
+    });
+    allow(processor, ['dynamodb:BatchGetItem'], [usersTable.tableArn]);
+    allow(processor, ['dynamodb:BatchWriteItem', 'dynamodb:PutItem'], [submissionsTable.tableArn]);
+    allow(processor, ['sqs:SendMessage'], [rejections.queue.queueArn]);
+    this.consume(processor, submissions.queue, s.processor);
+
+    const notifier = this.rustFunction('Notifier', 'notifier', s.notifier, {
+      [ENV.rejectionsTopicArn]: rejectionsTopic.topicArn,
+    });
+    // sns:Publish (also covers PublishBatch) plus the topic key's data-key calls.
+    rejectionsTopic.grantPublish(notifier.role);
+    this.consume(notifier, rejections.queue, s.notifier);
+
+    // --- HTTP API ----------------------------------------------------------------------------
+    const api = this.httpApi(ingest.fn);
+
+    // --- Alarms ------------------------------------------------------------------------------
+    this.queueAlarms('Submissions', submissions);
+    this.queueAlarms('Rejections', rejections);
+    this.functionAlarms('Ingest', ingest.fn);
+    this.functionAlarms('Processor', processor.fn);
+    this.functionAlarms('Notifier', notifier.fn);
+    this.alarm('Api5xx', {
+      metric: api.api.metricServerError({ period: ALARM_PERIOD, statistic: 'Sum' }),
+      threshold: s.api5xxAlarmThreshold - 1, // alarms fire above the threshold: at api5xxAlarmThreshold or more
+      description: `At least ${s.api5xxAlarmThreshold} HTTP API 5xx answers in 5 minutes (queue unavailable, ingest failing, or integration errors)`,
+    });
+
+    // --- Outputs -----------------------------------------------------------------------------
+    output(this, 'ApiUrl', api.stage.url, 'Base URL of the HTTP API (POST v1/scores)');
+    output(this, 'RejectionsTopicArn', rejectionsTopic.topicArn, 'Subscribe here for rejection notifications (filter on userId)');
+    output(this, 'AlarmTopicArn', alarmTopic.topicArn, 'Alarm notifications');
+    output(this, 'SubmissionsTableName', submissionsTable.tableName, 'Submissions table');
+    output(this, 'UsersTableName', usersTable.tableName, 'Users directory table (operators write it)');
+    output(this, 'SubmissionsQueueUrl', submissions.queue.queueUrl, 'Submissions queue');
+    output(this, 'SubmissionsDeadLetterQueueUrl', submissions.deadLetterQueue.queueUrl, 'Submissions dead-letter queue');
+    output(this, 'RejectionsQueueUrl', rejections.queue.queueUrl, 'Rejections queue');
+    output(this, 'RejectionsDeadLetterQueueUrl', rejections.deadLetterQueue.queueUrl, 'Rejections dead-letter queue');
+    output(this, 'IngestFunctionName', ingest.fn.functionName, 'Ingest function');
+    output(this, 'ProcessorFunctionName', processor.fn.functionName, 'Processor function');
+    output(this, 'NotifierFunctionName', notifier.fn.functionName, 'Notifier function');
+
+    if (s.missingJwtSettings.length > 0) {
+      Annotations.of(ingest.fn).addWarningV2(
+        'score-pipeline:incomplete-token-settings',
+        `The ingest function will refuse to start (and so every request) until the token settings are given: ` +
+          `${s.missingJwtSettings.join(', ')}. See infra/README.md.`,
+      );
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  /** An on-demand table with point-in-time recovery; protected from deletion in production. */
+  private table(id: string, partitionKey: string): dynamodb.Table {
+    return new dynamodb.Table(this, id, {
+      partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
+      // Traffic is bursty and client driven: on-demand removes capacity planning.
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: this.settings.production,
+      removalPolicy: this.removalPolicy,
+    });
+  }
+
+  /** A queue for `consumer` and the dead-letter queue it parks poison messages in. */
+  private queueWithDeadLetters(name: string, consumer: ConsumerSettings): QueueWithDeadLetters {
+    const deadLetterQueue = new sqs.Queue(this, `${name}DeadLetterQueue`, {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: MESSAGE_RETENTION,
+      removalPolicy: this.removalPolicy,
+    });
+    const queue = new sqs.Queue(this, `${name}Queue`, {
+      // SSE-SQS: encrypted at rest with no key for producers and consumers to be granted.
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: MESSAGE_RETENTION,
+      visibilityTimeout: visibilityTimeoutFor(consumer),
+      deadLetterQueue: { queue: deadLetterQueue, maxReceiveCount: this.settings.maxReceiveCount },
+      removalPolicy: this.removalPolicy,
+    });
+    return { queue, deadLetterQueue };
+  }
+
+  /** The alarm topic: CloudWatch may publish to it (and use its key), nobody else needs to. */
+  private alarmTopic(key: kms.Key): sns.Topic {
+    const topic = new sns.Topic(this, 'AlarmTopic', {
+      displayName: `Score pipeline alarms (${this.settings.stage})`,
+      masterKey: key,
+    });
+    const cloudwatchPrincipal = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+    topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [cloudwatchPrincipal],
+        actions: ['sns:Publish'],
+        resources: [topic.topicArn],
+        // Only alarms of this account (confused-deputy protection).
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': this.account },
+          ArnLike: { 'aws:SourceArn': `arn:${this.partition}:cloudwatch:${this.region}:${this.account}:alarm:*` },
+        },
+      }),
+    );
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsUseTopicKey',
+        principals: [cloudwatchPrincipal],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+      }),
+    );
+    if (this.settings.alarmEmail !== undefined) {
+      topic.addSubscription(new EmailSubscription(this.settings.alarmEmail));
+    }
+    return topic;
+  }
+
+  /**
+   * A Rust function from cargo-lambda's zip, with its own role (no managed policies: the only
+   * logging permission is writing to its own log group) and a log group with retention.
+   */
+  private rustFunction(id: string, binary: Binary, sizing: FunctionSettings, environment: Record<string, string>): RustFunction {
+    const s = this.settings;
+    const zip = path.join(s.lambdaZipDir, binary, 'bootstrap.zip');
+    if (!fs.existsSync(zip)) {
+      throw new Error(
+        `${zip} is missing: run "make package" (scripts/package.sh) first, ` +
+          `or point -c lambdaZipDir=DIR at a directory holding <ingest|processor|notifier>/bootstrap.zip`,
+      );
+    }
+    checkBootstrap(zip, s.architecture);
+
+    const role = new iam.Role(this, `${id}Role`, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `The ${binary} function of the score pipeline (${s.stage})`,
+    });
+    const logGroup = new logs.LogGroup(this, `${id}Logs`, {
+      retention: s.logRetentionDays as logs.RetentionDays,
+      removalPolicy: this.removalPolicy,
+    });
+    logGroup.grantWrite(role);
+    const fn = new lambda.Function(this, id, {
+      description: `Score pipeline ${binary} (${s.stage})`,
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: s.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
+      handler: 'bootstrap',
+      code: lambda.Code.fromAsset(zip),
+      memorySize: sizing.memoryMb,
+      timeout: Duration.seconds(sizing.timeoutSeconds),
+      role,
+      logGroup,
+      environment: { ...environment, [ENV.rustLog]: s.rustLog },
+    });
+    return { fn, role };
+  }
+
+  /** The ingest function's token settings; absent values are left out (ingest then refuses to start). */
+  private tokenEnvironment(): Record<string, string> {
+    const jwt = this.settings.jwt;
+    const env: Record<string, string> = { [ENV.jwtAlgorithm]: jwt.algorithm };
+    const set = (name: string, value: string | number | undefined) => {
+      if (value !== undefined) env[name] = String(value);
+    };
+    set(ENV.jwtIssuer, jwt.issuer);
+    set(ENV.jwtAudience, jwt.audience);
+    set(ENV.jwtPublicKeyPem, jwt.publicKeyPem);
+    set(ENV.jwtSecret, jwt.secret);
+    set(ENV.jwtLeewaySeconds, jwt.leewaySeconds);
+    set(ENV.jwtKeyId, jwt.keyId);
+    return env;
+  }
+
+  /** Lets `consumer` take batches from `queue`, reporting only the failed records back. */
+  private consume(consumer: RustFunction, queue: sqs.Queue, settings: ConsumerSettings): void {
+    consumer.fn.addEventSource(
+      new SqsEventSource(queue, {
+        batchSize: settings.batchSize,
+        maxBatchingWindow: settings.batchingWindowSeconds > 0 ? Duration.seconds(settings.batchingWindowSeconds) : undefined,
+        // One bad record must not send its whole batch back (the handlers return batchItemFailures).
+        reportBatchItemFailures: true,
+        // Caps the load on DynamoDB and SNS and leaves account concurrency for ingest.
+        maxConcurrency: settings.maxConcurrency,
+      }),
+    );
+  }
+
+  /** The HTTP API: every request goes to ingest, whose router owns routes, 404/405 and problem JSON. */
+  private httpApi(ingest: lambda.Function): { api: apigw.HttpApi; stage: apigw.HttpStage } {
+    const s = this.settings;
+    const api = new apigw.HttpApi(this, 'Api', {
+      description: `Score ingest API (${s.stage})`,
+      // One $default route: new routes in the ingest router need no infrastructure change.
+      defaultIntegration: new HttpLambdaIntegration('IngestIntegration', ingest, {
+        payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+      }),
+      // The stage is declared below so it can carry throttling and access logs.
+      createDefaultStage: false,
+    });
+    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
+      retention: s.logRetentionDays as logs.RetentionDays,
+      removalPolicy: this.removalPolicy,
+    });
+    const stage = new apigw.HttpStage(this, 'ApiDefaultStage', {
+      httpApi: api,
+      stageName: '$default',
+      autoDeploy: true,
+      // Protects the queue and the account's Lambda concurrency from a runaway client.
+      throttle: { rateLimit: s.apiRateLimit, burstLimit: s.apiBurstLimit },
+      accessLogSettings: {
+        destination: new apigw.LogGroupLogDestination(accessLogs),
+        format: AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+      },
+    });
+    return { api, stage };
+  }
+
+  /** A message in the DLQ means a submission or rejection waits for an operator; age means lag. */
+  private queueAlarms(name: string, q: QueueWithDeadLetters): void {
+    const s = this.settings;
+    this.alarm(`${name}DeadLetterQueueNotEmpty`, {
+      metric: q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period: DLQ_ALARM_PERIOD, statistic: 'Maximum' }),
+      threshold: 0,
+      description: `${name} messages were parked in the dead-letter queue after ${s.maxReceiveCount} receives; inspect and redrive them`,
+    });
+    this.alarm(`${name}QueueOldestMessageAge`, {
+      metric: q.queue.metricApproximateAgeOfOldestMessage({ period: ALARM_PERIOD, statistic: 'Maximum' }),
+      threshold: s.queueAgeAlarmSeconds,
+      description: `The oldest ${name.toLowerCase()} message is older than ${s.queueAgeAlarmSeconds}s: its consumer is failing or falling behind`,
+    });
+  }
+
+  /** Handler errors are answered or reported per record, so any function error is unexpected. */
+  private functionAlarms(name: string, fn: lambda.Function): void {
+    this.alarm(`${name}Errors`, {
+      metric: fn.metricErrors({ period: ALARM_PERIOD, statistic: 'Sum' }),
+      threshold: 0,
+      description: `The ${name.toLowerCase()} function failed invocations (crash, timeout or a failed cold start)`,
+    });
+    this.alarm(`${name}Throttles`, {
+      metric: fn.metricThrottles({ period: ALARM_PERIOD, statistic: 'Sum' }),
+      threshold: 0,
+      description: `The ${name.toLowerCase()} function was throttled (account or reserved concurrency exhausted)`,
+    });
+  }
+
+  /** An alarm when `metric` exceeds `threshold`, notifying the alarm topic on alarm and recovery. */
+  private alarm(id: string, props: { metric: cloudwatch.IMetric; threshold: number; description: string }): cloudwatch.Alarm {
+    const alarm = new cloudwatch.Alarm(this, id, {
+      metric: props.metric,
+      threshold: props.threshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      // No data means no traffic (or an empty queue), not a problem.
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      alarmDescription: `${props.description} (${this.settings.stage})`,
+    });
+    alarm.addAlarmAction(this.alarmAction);
+    alarm.addOkAction(this.alarmAction);
+    return alarm;
+  }
+}
+
+/** At least VISIBILITY_TIMEOUT_FACTOR x the consumer's timeout, plus its batching window. */
+function visibilityTimeoutFor(consumer: ConsumerSettings): Duration {
+  return Duration.seconds(VISIBILITY_TIMEOUT_FACTOR * consumer.timeoutSeconds + consumer.batchingWindowSeconds);
+}
+
+/** Adds one least-privilege statement to a function's role. */
+function allow(target: RustFunction, actions: string[], resources: string[]): void {
+  target.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources }));
+}
+
+function output(stack: Stack, id: string, value: string, description: string): void {
+  new CfnOutput(stack, id, { value, description });
+}

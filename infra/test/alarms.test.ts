@@ -1,0 +1,138 @@
+// Alarms, the alarm topic and its optional email subscription, and the stack outputs.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
+
+interface AlarmProps {
+  Namespace: string;
+  MetricName: string;
+  Dimensions: { Name: string; Value: unknown }[];
+  Threshold: number;
+  ComparisonOperator: string;
+  AlarmActions: unknown[];
+  OKActions?: unknown[];
+  TreatMissingData?: string;
+}
+
+function alarms(json: CfnTemplate): AlarmProps[] {
+  return resourcesOfType(json, 'AWS::CloudWatch::Alarm').map(([, a]) => a.Properties);
+}
+
+/** The alarms on `namespace`/`metric` whose dimension `dimension` refers to `target`. */
+function alarmsOn(json: CfnTemplate, namespace: string, metric: string, dimension: string, target: string): AlarmProps[] {
+  return alarms(json).filter(
+    (a) => a.Namespace === namespace && a.MetricName === metric && a.Dimensions.some((d) => d.Name === dimension && refTarget(d.Value) === target),
+  );
+}
+
+/** The value that crosses the alarm, whatever the comparison. */
+function firesAt(a: AlarmProps): number {
+  switch (a.ComparisonOperator) {
+    case 'GreaterThanThreshold':
+      return a.Threshold + 1;
+    case 'GreaterThanOrEqualToThreshold':
+      return a.Threshold;
+    default:
+      throw new Error(`unexpected comparison ${a.ComparisonOperator}`);
+  }
+}
+
+describe('alarms', () => {
+  const { json } = synthDefault();
+  const r = ids(json);
+
+  it('fire as soon as one message lands in either dead-letter queue', () => {
+    for (const dlq of [r.submissionsDlq, r.rejectionsDlq]) {
+      const found = alarmsOn(json, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', dlq);
+      assert.equal(found.length, 1, dlq);
+      assert.equal(firesAt(found[0]!), 1, `${dlq}: depth > 0`);
+    }
+  });
+
+  it('watch the age of the oldest message of both queues, at the threshold from context', () => {
+    const { json } = synth({ queueAgeAlarmSeconds: 420 });
+    const r = ids(json);
+    for (const queue of [r.submissionsQueue, r.rejectionsQueue]) {
+      const found = alarmsOn(json, 'AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName', queue);
+      assert.equal(found.length, 1, queue);
+      assert.equal(found[0]!.Threshold, 420);
+    }
+  });
+
+  it('fire on any error or throttle of each function', () => {
+    for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
+      for (const metric of ['Errors', 'Throttles']) {
+        const found = alarmsOn(json, 'AWS/Lambda', metric, 'FunctionName', functionId(json, fn));
+        assert.equal(found.length, 1, `${fn} ${metric}`);
+        assert.equal(firesAt(found[0]!), 1, `${fn} ${metric}`);
+      }
+    }
+  });
+
+  it('watch API 5xx answers, at the threshold from context', () => {
+    const found = alarmsOn(json, 'AWS/ApiGateway', '5xx', 'ApiId', r.api);
+    assert.equal(found.length, 1);
+    assert.equal(firesAt(found[0]!), 1);
+    const custom = synth({ api5xxAlarmThreshold: 25 }).json;
+    assert.equal(firesAt(alarmsOn(custom, 'AWS/ApiGateway', '5xx', 'ApiId', ids(custom).api)[0]!), 25);
+  });
+
+  it('all notify the alarm topic on alarm and on recovery, and treat no data as fine', () => {
+    const all = alarms(json);
+    assert.equal(all.length, 2 + 2 + 3 * 2 + 1);
+    for (const a of all) {
+      assert.deepEqual(a.AlarmActions.map(refTarget), [r.alarmTopic], a.MetricName);
+      assert.deepEqual(a.OKActions?.map(refTarget), [r.alarmTopic], a.MetricName);
+      assert.equal(a.TreatMissingData, 'notBreaching', a.MetricName);
+    }
+  });
+
+  it('email the alarm topic only when an address is given', () => {
+    assert.equal(resourcesOfType(json, 'AWS::SNS::Subscription').length, 0);
+    const withEmail = synth({ alarmEmail: 'oncall@example.test' }).json;
+    const subscriptions = resourcesOfType(withEmail, 'AWS::SNS::Subscription').map(([, s]) => s.Properties);
+    assert.equal(subscriptions.length, 1);
+    assert.equal(subscriptions[0].Protocol, 'email');
+    assert.equal(subscriptions[0].Endpoint, 'oncall@example.test');
+    assert.equal(refTarget(subscriptions[0].TopicArn), ids(withEmail).alarmTopic);
+    assert.throws(() => synth({ alarmEmail: 'not-an-address' }), /alarmEmail/);
+  });
+});
+
+describe('outputs', () => {
+  const { json } = synthDefault();
+  const r = ids(json);
+  const outputs = json.Outputs ?? {};
+
+  it('give the API URL of the default stage', () => {
+    const url = outputs.ApiUrl?.Value as any;
+    const parts: unknown[] = url['Fn::Join'][1];
+    assert.equal(parts[0], 'https://');
+    assert.equal(refTarget(parts[1]), r.api);
+    assert.equal(parts.at(-1), '/', 'the $default stage has no path prefix');
+  });
+
+  it('give the topic ARN, table names and queue URLs', () => {
+    const expected: Record<string, string> = {
+      RejectionsTopicArn: r.rejectionsTopic,
+      AlarmTopicArn: r.alarmTopic,
+      SubmissionsTableName: r.submissionsTable,
+      UsersTableName: r.usersTable,
+      SubmissionsQueueUrl: r.submissionsQueue,
+      SubmissionsDeadLetterQueueUrl: r.submissionsDlq,
+      RejectionsQueueUrl: r.rejectionsQueue,
+      RejectionsDeadLetterQueueUrl: r.rejectionsDlq,
+    };
+    for (const [name, target] of Object.entries(expected)) {
+      // Ref of a topic is its ARN, of a table its name, of a queue its URL.
+      assert.deepEqual(outputs[name]?.Value, { Ref: target }, name);
+    }
+  });
+
+  it('name the functions, for log tailing and invocation', () => {
+    for (const [fn, id] of Object.entries(FUNCTION_IDS)) {
+      assert.deepEqual(outputs[`${id}FunctionName`]?.Value, { Ref: functionId(json, fn as FunctionName) });
+    }
+  });
+});

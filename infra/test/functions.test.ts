@@ -1,0 +1,208 @@
+// The three Lambda functions: runtime, architecture, code, sizing, environment and token settings.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { writeDummyZips } from './support/dummy-assets.ts';
+import {
+  ARM64_ZIPS,
+  FUNCTION_IDS,
+  type FunctionName,
+  functionProps,
+  ids,
+  logicalId,
+  PUBLIC_KEY_FILE,
+  refTarget,
+  resource,
+  synth,
+  synthDefault,
+  TEMP_DIR,
+  TOKEN_CONTEXT,
+  warningsOf,
+  X86_64_ZIPS,
+} from './support/synth.ts';
+
+const NAMES = Object.keys(FUNCTION_IDS) as FunctionName[];
+
+describe('functions', () => {
+  it('run bootstrap on provided.al2023, arm64 by default', () => {
+    const { json } = synthDefault();
+    for (const name of NAMES) {
+      const fn = functionProps(json, name);
+      assert.equal(fn.Runtime, 'provided.al2023', name);
+      assert.equal(fn.Handler, 'bootstrap', name);
+      assert.deepEqual(fn.Architectures, ['arm64'], name);
+    }
+  });
+
+  it('run on x86_64 when the architecture context says so', () => {
+    const { json } = synth({ architecture: 'x86_64', lambdaZipDir: X86_64_ZIPS });
+    for (const name of NAMES) assert.deepEqual(functionProps(json, name).Architectures, ['x86_64'], name);
+  });
+
+  it('take their code from <lambdaZipDir>/<bin>/bootstrap.zip, one asset per binary', () => {
+    const { stack, json } = synthDefault();
+    const keys = NAMES.map((name) => functionProps(json, name).Code.S3Key as string);
+    assert.equal(new Set(keys).size, 3, `distinct zips give distinct assets: ${keys}`);
+    // The staged asset is byte-for-byte the zip of that binary.
+    const outdir = (stack.node.root as unknown as { outdir: string }).outdir;
+    for (const [i, name] of NAMES.entries()) {
+      const staged = fs.readFileSync(path.join(outdir, `asset.${keys[i]}`));
+      assert.deepEqual(staged, fs.readFileSync(path.join(ARM64_ZIPS, name, 'bootstrap.zip')), name);
+    }
+  });
+
+  it('refuse zips built for the other architecture', () => {
+    assert.throws(() => synth({ architecture: 'x86_64', lambdaZipDir: ARM64_ZIPS }), /built for arm64 but the functions are configured for x86_64/);
+    assert.throws(() => synth({ lambdaZipDir: X86_64_ZIPS }), /built for x86_64 but the functions are configured for arm64/);
+  });
+
+  it('refuse a missing zip with a hint to run the packaging step', () => {
+    const empty = path.join(TEMP_DIR, 'no-zips');
+    fs.mkdirSync(empty, { recursive: true });
+    assert.throws(() => synth({ lambdaZipDir: empty }), /ingest[/\\]bootstrap\.zip is missing: run "make package"/);
+  });
+
+  it('refuse a bootstrap that is not executable', () => {
+    const dir = writeDummyZips(path.join(TEMP_DIR, 'zips-not-executable'), 'arm64', { mode: 0o644 });
+    assert.throws(() => synth({ lambdaZipDir: dir }), /not marked executable/);
+  });
+
+  it('take memory sizes and timeouts from context', () => {
+    const sizes = {
+      ingestMemoryMb: 384,
+      ingestTimeoutSeconds: 12,
+      processorMemoryMb: 1024,
+      processorTimeoutSeconds: 45,
+      notifierMemoryMb: 192,
+      notifierTimeoutSeconds: 20,
+    };
+    const { json } = synth(sizes);
+    for (const name of NAMES) {
+      const fn = functionProps(json, name);
+      assert.equal(fn.MemorySize, sizes[`${name}MemoryMb`], name);
+      assert.equal(fn.Timeout, sizes[`${name}TimeoutSeconds`], name);
+    }
+  });
+
+  it('keep ingest within the HTTP API integration timeout', () => {
+    assert.throws(() => synth({ ingestTimeoutSeconds: 30 }), /ingestTimeoutSeconds.*outside 1\.\.29/);
+  });
+
+  it('log to their own log group with the stage retention', () => {
+    const { json } = synth({ logRetentionDays: 30 });
+    const groups = new Set<string>();
+    for (const name of NAMES) {
+      const group = refTarget(functionProps(json, name).LoggingConfig.LogGroup);
+      assert.ok(group !== undefined, name);
+      assert.equal(resource(json, group).Type, 'AWS::Logs::LogGroup');
+      assert.equal(resource(json, group).Properties.RetentionInDays, 30, name);
+      groups.add(group);
+    }
+    assert.equal(groups.size, 3);
+  });
+});
+
+describe('environment', () => {
+  it('gives ingest exactly its token, queue and table settings', () => {
+    const { json } = synth({ rustLog: 'debug,hyper=info', jwtLeewaySeconds: 10, jwtKeyId: 'key-2026' });
+    const r = ids(json);
+    const env = functionProps(json, 'ingest').Environment.Variables;
+    assert.deepEqual(Object.keys(env).sort(), [
+      'JWT_ALGORITHM',
+      'JWT_AUDIENCE',
+      'JWT_ISSUER',
+      'JWT_KEY_ID',
+      'JWT_LEEWAY_SECONDS',
+      'JWT_PUBLIC_KEY_PEM',
+      'RUST_LOG',
+      'SUBMISSIONS_QUEUE_URL',
+      'SUBMISSIONS_TABLE',
+    ]);
+    assert.equal(env.JWT_ALGORITHM, TOKEN_CONTEXT.jwtAlgorithm);
+    assert.equal(env.JWT_ISSUER, TOKEN_CONTEXT.jwtIssuer);
+    assert.equal(env.JWT_AUDIENCE, TOKEN_CONTEXT.jwtAudience);
+    assert.equal(env.JWT_PUBLIC_KEY_PEM, fs.readFileSync(PUBLIC_KEY_FILE, 'utf8'));
+    assert.equal(env.JWT_LEEWAY_SECONDS, '10');
+    assert.equal(env.JWT_KEY_ID, 'key-2026');
+    assert.equal(env.RUST_LOG, 'debug,hyper=info');
+    assert.deepEqual(env.SUBMISSIONS_QUEUE_URL, { Ref: r.submissionsQueue }, 'a queue Ref is its URL');
+    assert.deepEqual(env.SUBMISSIONS_TABLE, { Ref: r.submissionsTable }, 'a table Ref is its name');
+  });
+
+  it('gives the processor its tables, rejections queue and cache TTL', () => {
+    const { json } = synth({ userCacheTtlSeconds: 0 });
+    const r = ids(json);
+    const env = functionProps(json, 'processor').Environment.Variables;
+    assert.deepEqual(env, {
+      SUBMISSIONS_TABLE: { Ref: r.submissionsTable },
+      USERS_TABLE: { Ref: r.usersTable },
+      REJECTIONS_QUEUE_URL: { Ref: r.rejectionsQueue },
+      USER_CACHE_TTL_SECONDS: '0',
+      RUST_LOG: 'info',
+    });
+  });
+
+  it('gives the notifier the topic ARN', () => {
+    const { json } = synthDefault();
+    const env = functionProps(json, 'notifier').Environment.Variables;
+    assert.deepEqual(env, { REJECTIONS_TOPIC_ARN: { Ref: ids(json).rejectionsTopic }, RUST_LOG: 'info' });
+  });
+
+  it('accepts the public key inline instead of from a file', () => {
+    const pem = fs.readFileSync(PUBLIC_KEY_FILE, 'utf8');
+    const { json } = synth({ jwtPublicKeyFile: undefined, jwtPublicKeyPem: pem, jwtAlgorithm: 'RS256' });
+    const env = functionProps(json, 'ingest').Environment.Variables;
+    assert.equal(env.JWT_PUBLIC_KEY_PEM, pem);
+    assert.equal(env.JWT_ALGORITHM, 'RS256');
+  });
+
+  it('puts an HS256 secret (and no key) into a dev stage', () => {
+    const secret = 'x'.repeat(40);
+    const { json } = synth({ jwtAlgorithm: 'HS256', jwtPublicKeyFile: undefined, jwtSecret: secret });
+    const env = functionProps(json, 'ingest').Environment.Variables;
+    assert.equal(env.JWT_ALGORITHM, 'HS256');
+    assert.equal(env.JWT_SECRET, secret);
+    assert.equal(env.JWT_PUBLIC_KEY_PEM, undefined);
+  });
+
+  it('refuses HS256 for a production stage unless explicitly allowed', () => {
+    const hs256 = { stage: 'prod', jwtAlgorithm: 'HS256', jwtPublicKeyFile: undefined, jwtSecret: 's'.repeat(32) };
+    assert.throws(() => synth(hs256), /HS256 .* production stage "prod"/);
+    const { json } = synth({ ...hs256, allowHs256InProduction: 'true' });
+    assert.equal(functionProps(json, 'ingest').Environment.Variables.JWT_ALGORITHM, 'HS256');
+  });
+
+  it('refuses short secrets, private keys and mixed-up key settings', () => {
+    assert.throws(() => synth({ jwtAlgorithm: 'HS256', jwtPublicKeyFile: undefined, jwtSecret: 'short' }), /jwtSecret.*at least 32 bytes/);
+    assert.throws(() => synth({ jwtAlgorithm: 'HS256' }), /public key was given but jwtAlgorithm is HS256/);
+    assert.throws(() => synth({ jwtSecret: 'x'.repeat(32) }), /secret was given but jwtAlgorithm is ES256/);
+    const privateKey = path.join(TEMP_DIR, 'private.pem');
+    fs.writeFileSync(privateKey, '-----BEGIN PRIVATE KEY-----\nMIGHAgEA\n-----END PRIVATE KEY-----\n');
+    assert.throws(() => synth({ jwtPublicKeyFile: privateKey }), /PRIVATE key/);
+    assert.throws(() => synth({ jwtPublicKeyFile: path.join(TEMP_DIR, 'absent.pem') }), /cannot read/);
+  });
+
+  it('synthesizes a dev stage without token settings, warns, and leaves them out', () => {
+    const s = synth({}, { withTokens: false });
+    const env = functionProps(s.json, 'ingest').Environment.Variables;
+    for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_PUBLIC_KEY_PEM', 'JWT_SECRET']) assert.equal(env[name], undefined, name);
+    const warnings = warningsOf(s).join('\n');
+    assert.match(warnings, /ingest function will refuse to start/);
+    assert.match(warnings, /jwtIssuer/);
+    assert.equal(warningsOf(synthDefault()).length, 0, 'complete settings give no warning');
+  });
+
+  it('refuses a production stage without complete token settings', () => {
+    assert.throws(() => synth({ stage: 'prod' }, { withTokens: false }), /production stage "prod" needs complete token settings/);
+    assert.throws(() => synth({ stage: 'prod', jwtAudience: undefined }), /missing: jwtAudience/);
+  });
+
+  it('finds the API function by its role in the template, not by accident of naming', () => {
+    // Guards the helpers above: the function named Ingest is the one the API integrates with.
+    const { json } = synthDefault();
+    const integration = Object.values(json.Resources).find((r) => r.Type === 'AWS::ApiGatewayV2::Integration');
+    assert.equal(refTarget(integration?.Properties.IntegrationUri), logicalId(json, 'AWS::Lambda::Function', 'Ingest'));
+  });
+});

@@ -1,0 +1,165 @@
+// Least privilege: each function's role allows exactly the calls its code makes, on exactly the
+// resources it makes them on.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  actionMatches,
+  allows,
+  type CfnTemplate,
+  FUNCTION_IDS,
+  type FunctionName,
+  functionProps,
+  grants,
+  ids,
+  refTarget,
+  resource,
+  resourcesOfType,
+  roleOf,
+  statementsOfRole,
+  synthDefault,
+} from './support/synth.ts';
+
+/** Every DynamoDB call that changes data (or the table). */
+const DYNAMODB_WRITES = [
+  'dynamodb:PutItem',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:TransactWriteItems',
+  'dynamodb:PartiQLInsert',
+  'dynamodb:PartiQLUpdate',
+  'dynamodb:PartiQLDelete',
+  'dynamodb:UpdateTable',
+  'dynamodb:DeleteTable',
+];
+const SQS_CONSUME = ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'];
+
+function statementsOf(json: CfnTemplate, fn: FunctionName) {
+  return statementsOfRole(json, roleOf(json, fn));
+}
+
+function logGroupOf(json: CfnTemplate, fn: FunctionName): string {
+  return refTarget(functionProps(json, fn).LoggingConfig.LogGroup)!;
+}
+
+const LOGS = (group: string) => [`logs:CreateLogStream on ${group}`, `logs:PutLogEvents on ${group}`];
+const CONSUME = (queue: string) =>
+  ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'].map((a) => `${a} on ${queue}`);
+
+describe('IAM', () => {
+  const { json } = synthDefault();
+  const r = ids(json);
+
+  it('gives each function its own role, assumable only by Lambda, without managed policies', () => {
+    const roles = (Object.keys(FUNCTION_IDS) as FunctionName[]).map((fn) => roleOf(json, fn));
+    assert.equal(new Set(roles).size, 3);
+    for (const roleId of roles) {
+      const role = resource(json, roleId).Properties;
+      assert.deepEqual(role.AssumeRolePolicyDocument.Statement, [
+        { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
+      ]);
+      assert.equal(role.ManagedPolicyArns, undefined, `${roleId} has no managed policies (not even AWSLambdaBasicExecutionRole)`);
+    }
+    assert.equal(resourcesOfType(json, 'AWS::IAM::Role').length, 3, 'no other roles');
+  });
+
+  it('grants ingest exactly SendMessage on the submissions queue and GetItem on the submissions table', () => {
+    assert.deepEqual(
+      grants(statementsOf(json, 'ingest')),
+      [...LOGS(logGroupOf(json, 'ingest')), `dynamodb:GetItem on ${r.submissionsTable}`, `sqs:SendMessage on ${r.submissionsQueue}`].sort(),
+    );
+  });
+
+  it('does not let ingest write to DynamoDB at all', () => {
+    const statements = statementsOf(json, 'ingest');
+    for (const action of DYNAMODB_WRITES) {
+      for (const table of [r.submissionsTable, r.usersTable]) {
+        assert.equal(allows(statements, action, table), false, `ingest may ${action} on ${table}`);
+      }
+    }
+  });
+
+  it('grants the processor its reads, writes, rejections and consume permissions only', () => {
+    assert.deepEqual(
+      grants(statementsOf(json, 'processor')),
+      [
+        ...LOGS(logGroupOf(json, 'processor')),
+        `dynamodb:BatchGetItem on ${r.usersTable}`,
+        `dynamodb:BatchWriteItem on ${r.submissionsTable}`,
+        `dynamodb:PutItem on ${r.submissionsTable}`,
+        `sqs:SendMessage on ${r.rejectionsQueue}`,
+        ...CONSUME(r.submissionsQueue),
+      ].sort(),
+    );
+  });
+
+  it('does not let the processor change the users directory', () => {
+    const statements = statementsOf(json, 'processor');
+    for (const action of DYNAMODB_WRITES) assert.equal(allows(statements, action, r.usersTable), false, action);
+  });
+
+  it('grants the notifier Publish on the topic, its key, and consume on the rejections queue only', () => {
+    assert.deepEqual(
+      grants(statementsOf(json, 'notifier')),
+      [
+        ...LOGS(logGroupOf(json, 'notifier')),
+        `kms:Decrypt on ${r.topicKey}`,
+        `kms:GenerateDataKey* on ${r.topicKey}`,
+        `sns:Publish on ${r.rejectionsTopic}`,
+        ...CONSUME(r.rejectionsQueue),
+      ].sort(),
+    );
+  });
+
+  it('does not let the notifier read (or touch) the submissions queue', () => {
+    const statements = statementsOf(json, 'notifier');
+    for (const action of [...SQS_CONSUME, 'sqs:SendMessage', 'sqs:PurgeQueue']) {
+      assert.equal(allows(statements, action, r.submissionsQueue), false, `notifier may ${action} on the submissions queue`);
+      assert.equal(allows(statements, action, r.submissionsDlq), false, `notifier may ${action} on the submissions DLQ`);
+    }
+    // The same through the only other route to a queue: its resource policy.
+    for (const [, policy] of resourcesOfType(json, 'AWS::SQS::QueuePolicy')) {
+      for (const s of policy.Properties.PolicyDocument.Statement) {
+        assert.notEqual(s.Effect, 'Allow', 'queue policies only deny (plain HTTP)');
+      }
+    }
+  });
+
+  it('allows nothing on every resource ("*") and grants no wildcard actions', () => {
+    for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
+      for (const s of statementsOf(json, fn)) {
+        assert.ok(!s.resources.includes('*'), `${fn}: ${s.actions} on *`);
+        for (const action of s.actions) {
+          assert.ok(!action.includes('*') || action === 'kms:GenerateDataKey*', `${fn}: wildcard action ${action}`);
+        }
+      }
+    }
+  });
+
+  it('matches IAM wildcards the way IAM does (guards the helpers above)', () => {
+    assert.ok(actionMatches('dynamodb:*', 'dynamodb:PutItem'));
+    assert.ok(actionMatches('dynamodb:Batch*', 'dynamodb:BatchWriteItem'));
+    assert.ok(actionMatches('*', 'sqs:ReceiveMessage'));
+    assert.ok(!actionMatches('dynamodb:GetItem', 'dynamodb:GetItems'));
+    assert.ok(allows([{ effect: 'Allow', actions: ['sqs:*'], resources: ['*'] }], 'sqs:ReceiveMessage', 'AnyQueue'));
+  });
+
+  it('lets only CloudWatch alarms of this account publish to the alarm topic', () => {
+    const policy = resourcesOfType(json, 'AWS::SNS::TopicPolicy')
+      .map(([, p]) => p.Properties)
+      .find((p) => p.Topics.some((t: unknown) => refTarget(t) === r.alarmTopic));
+    const allowStatements = policy.PolicyDocument.Statement.filter((s: any) => s.Effect === 'Allow');
+    assert.equal(allowStatements.length, 1);
+    assert.deepEqual(allowStatements[0].Principal, { Service: 'cloudwatch.amazonaws.com' });
+    assert.equal(allowStatements[0].Action, 'sns:Publish');
+    assert.deepEqual(allowStatements[0].Condition.StringEquals['aws:SourceAccount'], { Ref: 'AWS::AccountId' });
+    const keyPolicy = resource(json, r.topicKey).Properties.KeyPolicy.Statement;
+    assert.ok(
+      keyPolicy.some(
+        (s: any) => s.Principal?.Service === 'cloudwatch.amazonaws.com' && ([] as string[]).concat(s.Action).includes('kms:GenerateDataKey*'),
+      ),
+      'CloudWatch may use the topic key',
+    );
+  });
+});

@@ -1,0 +1,203 @@
+// Synthesizes the app the way `cdk synth` does (same context from cdk.json, same entry point
+// `addScorePipeline`), with dummy zips and a throwaway public key, and offers small queries over
+// the resulting template.
+
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { App } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { addScorePipeline, type ScorePipelineStack } from '../../lib/score-pipeline-stack.ts';
+import { throwawayPublicKeyPem, writeDummyZips } from './dummy-assets.ts';
+
+export const INFRA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const REPO_DIR = path.resolve(INFRA_DIR, '..');
+
+const CDK_JSON_CONTEXT: Record<string, unknown> = JSON.parse(fs.readFileSync(path.join(INFRA_DIR, 'cdk.json'), 'utf8')).context;
+
+/** One temp dir per test process, removed when it exits. */
+export const TEMP_DIR = fs.mkdtempSync(path.join(os.tmpdir(), 'score-infra-test-'));
+process.on('exit', () => fs.rmSync(TEMP_DIR, { recursive: true, force: true }));
+
+export const ARM64_ZIPS = writeDummyZips(path.join(TEMP_DIR, 'zips-arm64'), 'arm64');
+export const X86_64_ZIPS = writeDummyZips(path.join(TEMP_DIR, 'zips-x86_64'), 'x86_64');
+export const PUBLIC_KEY_FILE = path.join(TEMP_DIR, 'jwt-public.pem');
+fs.writeFileSync(PUBLIC_KEY_FILE, throwawayPublicKeyPem());
+
+/** Complete, valid token settings for any stage. */
+export const TOKEN_CONTEXT = {
+  jwtAlgorithm: 'ES256',
+  jwtIssuer: 'https://issuer.example.test/',
+  jwtAudience: 'score-api-test',
+  jwtPublicKeyFile: PUBLIC_KEY_FILE,
+};
+
+export interface Synthesized {
+  readonly stack: ScorePipelineStack;
+  readonly template: Template;
+  readonly json: CfnTemplate;
+}
+
+export interface CfnTemplate {
+  Resources: Record<string, CfnResource>;
+  Outputs?: Record<string, { Value: unknown; Description?: string }>;
+}
+
+export interface CfnResource {
+  Type: string;
+  Properties?: any;
+  DeletionPolicy?: string;
+  UpdateReplacePolicy?: string;
+}
+
+let appCounter = 0;
+
+/** The stack for `context` (on top of cdk.json's context, arm64 dummy zips and TOKEN_CONTEXT). */
+export function synth(context: Record<string, unknown> = {}, options: { withTokens?: boolean } = {}): Synthesized {
+  const app = new App({
+    outdir: path.join(TEMP_DIR, `cdk.out-${appCounter++}`),
+    context: {
+      ...CDK_JSON_CONTEXT,
+      lambdaZipDir: ARM64_ZIPS,
+      ...(options.withTokens === false ? {} : TOKEN_CONTEXT),
+      ...context,
+    },
+  });
+  const stack = addScorePipeline(app);
+  const template = Template.fromStack(stack);
+  return { stack, template, json: template.toJSON() as CfnTemplate };
+}
+
+/** Memoized synth of the default dev stage, shared by tests that only read it. */
+let defaultSynth: Synthesized | undefined;
+export function synthDefault(): Synthesized {
+  defaultSynth ??= synth();
+  return defaultSynth;
+}
+
+export function warningsOf(s: Synthesized): string[] {
+  return Annotations.fromStack(s.stack)
+    .findWarning('*', Match.anyValue())
+    .map((w) => String(w.entry.data));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Template queries
+
+export function resourcesOfType(t: CfnTemplate, type: string): [string, CfnResource][] {
+  return Object.entries(t.Resources).filter(([, r]) => r.Type === type);
+}
+
+/** The one resource of `type` whose logical id starts with `prefix` (the construct id). */
+export function logicalId(t: CfnTemplate, type: string, prefix: string): string {
+  const ids = resourcesOfType(t, type)
+    .map(([id]) => id)
+    .filter((id) => id.startsWith(prefix) && /^[0-9A-F]{8}$/.test(id.slice(prefix.length)));
+  if (ids.length !== 1) throw new Error(`expected one ${type} named ${prefix}, found ${JSON.stringify(ids)}`);
+  return ids[0]!;
+}
+
+export function resource(t: CfnTemplate, id: string): CfnResource {
+  const r = t.Resources[id];
+  if (r === undefined) throw new Error(`no resource ${id}`);
+  return r;
+}
+
+/** The logical id a `{Ref}` or `{Fn::GetAtt}` points at, or undefined for anything else. */
+export function refTarget(value: unknown): string | undefined {
+  if (value !== null && typeof value === 'object') {
+    const v = value as Record<string, unknown>;
+    if (typeof v.Ref === 'string') return v.Ref;
+    const getAtt = v['Fn::GetAtt'];
+    if (Array.isArray(getAtt) && typeof getAtt[0] === 'string') return getAtt[0];
+  }
+  return undefined;
+}
+
+export const FUNCTION_IDS = { ingest: 'Ingest', processor: 'Processor', notifier: 'Notifier' } as const;
+export type FunctionName = keyof typeof FUNCTION_IDS;
+
+export function functionId(t: CfnTemplate, name: FunctionName): string {
+  return logicalId(t, 'AWS::Lambda::Function', FUNCTION_IDS[name]);
+}
+
+export function functionProps(t: CfnTemplate, name: FunctionName): any {
+  return resource(t, functionId(t, name)).Properties;
+}
+
+/** The logical ids of the stack's queues, tables and topics, found by construct id. */
+export function ids(t: CfnTemplate) {
+  return {
+    submissionsQueue: logicalId(t, 'AWS::SQS::Queue', 'SubmissionsQueue'),
+    submissionsDlq: logicalId(t, 'AWS::SQS::Queue', 'SubmissionsDeadLetterQueue'),
+    rejectionsQueue: logicalId(t, 'AWS::SQS::Queue', 'RejectionsQueue'),
+    rejectionsDlq: logicalId(t, 'AWS::SQS::Queue', 'RejectionsDeadLetterQueue'),
+    submissionsTable: logicalId(t, 'AWS::DynamoDB::Table', 'SubmissionsTable'),
+    usersTable: logicalId(t, 'AWS::DynamoDB::Table', 'UsersTable'),
+    rejectionsTopic: logicalId(t, 'AWS::SNS::Topic', 'RejectionsTopic'),
+    alarmTopic: logicalId(t, 'AWS::SNS::Topic', 'AlarmTopic'),
+    api: logicalId(t, 'AWS::ApiGatewayV2::Api', 'Api'),
+    topicKey: logicalId(t, 'AWS::KMS::Key', 'TopicKey'),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// IAM
+
+export interface Statement {
+  readonly effect: string;
+  readonly actions: string[];
+  /** Logical ids for references, the literal string otherwise (e.g. "*"). */
+  readonly resources: string[];
+}
+
+/** The role a function runs as. */
+export function roleOf(t: CfnTemplate, name: FunctionName): string {
+  const role = refTarget(functionProps(t, name).Role);
+  if (role === undefined) throw new Error(`${name} has no role reference`);
+  return role;
+}
+
+/** Every identity-policy statement that applies to the role (inline policies and AWS::IAM::Policy). */
+export function statementsOfRole(t: CfnTemplate, roleId: string): Statement[] {
+  const role = resource(t, roleId);
+  const documents: any[] = (role.Properties.Policies ?? []).map((p: any) => p.PolicyDocument);
+  for (const [, policy] of resourcesOfType(t, 'AWS::IAM::Policy')) {
+    if ((policy.Properties.Roles ?? []).some((r: unknown) => refTarget(r) === roleId)) {
+      documents.push(policy.Properties.PolicyDocument);
+    }
+  }
+  return documents.flatMap((doc) =>
+    (doc.Statement as any[]).map((s) => ({
+      effect: s.Effect,
+      actions: ([] as string[]).concat(s.Action),
+      resources: ([] as unknown[]).concat(s.Resource).map((r) => refTarget(r) ?? resourceString(r)),
+    })),
+  );
+}
+
+function resourceString(r: unknown): string {
+  return typeof r === 'string' ? r : JSON.stringify(r);
+}
+
+/** IAM action matching: `pattern` may use * and ? wildcards, case-insensitively. */
+export function actionMatches(pattern: string, action: string): boolean {
+  const regex = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, 'i');
+  return regex.test(action);
+}
+
+/** Whether any Allow statement grants `action` on `resourceId` (or on every resource). */
+export function allows(statements: Statement[], action: string, resourceId: string): boolean {
+  return statements.some(
+    (s) => s.effect === 'Allow' && s.actions.some((a) => actionMatches(a, action)) && s.resources.some((r) => r === resourceId || r === '*'),
+  );
+}
+
+/** Every (action, resource) pair the statements allow, as "action on resource" strings, sorted. */
+export function grants(statements: Statement[]): string[] {
+  return statements
+    .filter((s) => s.effect === 'Allow')
+    .flatMap((s) => s.actions.flatMap((a) => s.resources.map((r) => `${a} on ${r}`)))
+    .sort();
+}

@@ -1,0 +1,130 @@
+// The DynamoDB tables, checked against the design in docs/DYNAMODB.md (parsed, not copied), and
+// the stage-dependent protection of stateful resources.
+
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { describe, it } from 'node:test';
+import { type CfnTemplate, ids, REPO_DIR, resource, resourcesOfType, synth, synthDefault } from './support/synth.ts';
+
+const DESIGN = fs.readFileSync(path.join(REPO_DIR, 'docs', 'DYNAMODB.md'), 'utf8');
+
+/** The section of the design document under `## heading`. */
+function section(heading: string): string {
+  const start = DESIGN.indexOf(`## ${heading}`);
+  assert.ok(start >= 0, `docs/DYNAMODB.md has a "## ${heading}" section`);
+  const next = DESIGN.indexOf('\n## ', start + 3);
+  return DESIGN.slice(start, next < 0 ? undefined : next);
+}
+
+/** The partition key: the attribute row whose meaning says "partition key". */
+function documentedPartitionKey(heading: string): { name: string; type: string } {
+  const row = /^\| `(\w+)` \| (S|N) \| [^|]+ \| \*\*partition key\*\*/m.exec(section(heading));
+  assert.ok(row, `a partition key row under ${heading}`);
+  return { name: row[1]!, type: row[2]! };
+}
+
+/** The index table rows: | `name` | `pk` (T) | `sk` (T) | PROJECTION | ... */
+function documentedIndexes() {
+  const rows = [...section('Submissions table').matchAll(/^\| `(\w+)` \| `(\w+)` \((S|N)\) \| `(\w+)` \((S|N)\) \| (\w+) \|/gm)];
+  assert.ok(rows.length >= 2, 'docs/DYNAMODB.md lists the indexes');
+  return rows.map((m) => ({ name: m[1]!, pk: [m[2]!, m[3]!], sk: [m[4]!, m[5]!], projection: m[6]! }));
+}
+
+function attributeType(table: any, name: string): string | undefined {
+  return table.AttributeDefinitions.find((d: any) => d.AttributeName === name)?.AttributeType;
+}
+
+function keySchema(schema: any[]): string[] {
+  return schema.map((k) => `${k.AttributeName}:${k.KeyType}`);
+}
+
+function tables(json: CfnTemplate) {
+  const r = ids(json);
+  return { submissions: resource(json, r.submissionsTable), users: resource(json, r.usersTable) };
+}
+
+describe('tables', () => {
+  it('are exactly the two tables of the design', () => {
+    assert.equal(resourcesOfType(synthDefault().json, 'AWS::DynamoDB::Table').length, 2);
+  });
+
+  it('key the submissions table as documented', () => {
+    const t = tables(synthDefault().json).submissions.Properties;
+    const pk = documentedPartitionKey('Submissions table');
+    assert.deepEqual(keySchema(t.KeySchema), [`${pk.name}:HASH`]);
+    assert.equal(attributeType(t, pk.name), pk.type);
+  });
+
+  it('give the submissions table exactly the documented indexes', () => {
+    const t = tables(synthDefault().json).submissions.Properties;
+    const documented = documentedIndexes();
+    assert.deepEqual(t.GlobalSecondaryIndexes.map((i: any) => i.IndexName).sort(), documented.map((i) => i.name).sort());
+    for (const index of documented) {
+      const actual = t.GlobalSecondaryIndexes.find((i: any) => i.IndexName === index.name);
+      assert.deepEqual(keySchema(actual.KeySchema), [`${index.pk[0]}:HASH`, `${index.sk[0]}:RANGE`], index.name);
+      assert.equal(attributeType(t, index.pk[0]!), index.pk[1], `${index.name} partition key type`);
+      assert.equal(attributeType(t, index.sk[0]!), index.sk[1], `${index.name} sort key type`);
+      assert.equal(actual.Projection.ProjectionType, index.projection, `${index.name} projection`);
+    }
+    assert.equal(t.LocalSecondaryIndexes, undefined);
+  });
+
+  it('key the users table as documented, without indexes', () => {
+    const t = tables(synthDefault().json).users.Properties;
+    const pk = documentedPartitionKey('Users table');
+    assert.deepEqual(keySchema(t.KeySchema), [`${pk.name}:HASH`]);
+    assert.deepEqual(t.AttributeDefinitions, [{ AttributeName: pk.name, AttributeType: pk.type }]);
+    assert.equal(t.GlobalSecondaryIndexes, undefined);
+  });
+
+  it('are on-demand with point-in-time recovery', () => {
+    for (const [name, t] of Object.entries(tables(synthDefault().json))) {
+      assert.equal(t.Properties.BillingMode, 'PAY_PER_REQUEST', name);
+      assert.equal(t.Properties.ProvisionedThroughput, undefined, name);
+      assert.equal(t.Properties.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled, true, name);
+    }
+  });
+});
+
+describe('stages', () => {
+  const STATEFUL = ['AWS::DynamoDB::Table', 'AWS::SQS::Queue', 'AWS::Logs::LogGroup', 'AWS::KMS::Key'];
+
+  function assertProtection(json: CfnTemplate, production: boolean) {
+    for (const [name, t] of Object.entries(tables(json))) {
+      assert.equal(t.Properties.DeletionProtectionEnabled ?? false, production, `${name} deletion protection`);
+    }
+    for (const [id, r] of Object.entries(json.Resources).filter(([, r]) => STATEFUL.includes(r.Type))) {
+      const policy = production ? 'Retain' : 'Delete';
+      assert.equal(r.DeletionPolicy, policy, `${id} DeletionPolicy`);
+      assert.equal(r.UpdateReplacePolicy, policy, `${id} UpdateReplacePolicy`);
+    }
+  }
+
+  it('a dev stage can be torn down completely and keeps logs 14 days', () => {
+    const s = synthDefault();
+    assert.equal(s.stack.stackName, 'ScorePipeline-dev');
+    assertProtection(s.json, false);
+    assert.equal(s.stack.terminationProtection, false);
+    for (const [id, g] of resourcesOfType(s.json, 'AWS::Logs::LogGroup')) assert.equal(g.Properties.RetentionInDays, 14, id);
+  });
+
+  it('a production stage protects and retains its data and keeps logs 90 days', () => {
+    const s = synth({ stage: 'prod' });
+    assert.equal(s.stack.stackName, 'ScorePipeline-prod');
+    assertProtection(s.json, true);
+    assert.equal(s.stack.terminationProtection, true);
+    for (const [id, g] of resourcesOfType(s.json, 'AWS::Logs::LogGroup')) assert.equal(g.Properties.RetentionInDays, 90, id);
+  });
+
+  it('production can be declared for any stage name, or turned off, by context', () => {
+    assertProtection(synth({ stage: 'live', production: 'true' }).json, true);
+    assertProtection(synth({ stage: 'prod', production: false }).json, false);
+  });
+
+  it('settings can come from a per-stage block in the context', () => {
+    const s = synth({ stage: 'staging', stages: { staging: { logRetentionDays: 30, production: true } } });
+    assertProtection(s.json, true);
+    for (const [id, g] of resourcesOfType(s.json, 'AWS::Logs::LogGroup')) assert.equal(g.Properties.RetentionInDays, 30, id);
+  });
+});
