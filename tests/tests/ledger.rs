@@ -72,7 +72,7 @@ fn plan(rng: &mut StdRng) -> Vec<Planned> {
         let duplicate = rng.random_bool(DUPLICATE_RATE);
         let item = |rng: &mut StdRng, i: usize| {
             let mut item = json!({ "heroId": format!("hero-{}", rng.random_range(0..50)), "score": rng.random_range(0..1_000_000u32) });
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 item["clientRef"] = json!(format!("{key}-ref-{i}"));
             }
             item
