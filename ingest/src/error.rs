@@ -32,6 +32,8 @@ pub enum IngestError {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("too many submissions from this user; retry after {retry_after_seconds} s")]
+    RateLimited { retry_after_seconds: u64 },
     #[error("the submissions queue refused the request: {0}")]
     QueueUnavailable(PortError),
     #[error("the submissions store could not be read: {0}")]
@@ -101,6 +103,11 @@ impl IngestError {
                 "method-not-allowed",
                 "Method not allowed",
             ),
+            IngestError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "Too many submissions",
+            ),
             IngestError::QueueUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "queue-unavailable",
@@ -132,6 +139,12 @@ impl IngestError {
             IngestError::MethodNotAllowed => {
                 "this resource does not support that method".to_owned()
             }
+            IngestError::RateLimited {
+                retry_after_seconds,
+            } => format!(
+                "this user sent more submissions than the burst limit allows; nothing was \
+                 accepted; retry after {retry_after_seconds} seconds"
+            ),
             // Internal causes go to the log, not to the client.
             IngestError::QueueUnavailable(_) => format!(
                 "nothing was accepted; retry after {RETRY_AFTER_SECONDS} seconds with the same Idempotency-Key"
@@ -179,6 +192,11 @@ impl IntoResponse for IngestError {
             }
             IngestError::QueueUnavailable(_) | IngestError::StoreUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            IngestError::RateLimited {
+                retry_after_seconds,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_seconds));
             }
             _ => {}
         }

@@ -3,6 +3,7 @@
 //! The write path never touches the database.
 
 pub mod error;
+pub mod limiter;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,6 +31,7 @@ use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
 
 pub use error::IngestError;
+pub use limiter::{BurstLimit, BurstLimiter};
 
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -39,6 +41,42 @@ pub struct App {
     pub verifier: TokenVerifier,
     pub queue: Arc<dyn SubmissionQueue>,
     pub store: Arc<dyn SubmissionStore>,
+    /// Per-user burst limit of this instance; `None` turns it off.
+    pub limiter: Option<BurstLimiter>,
+}
+
+impl App {
+    /// An app without a burst limit.
+    pub fn new(
+        verifier: TokenVerifier,
+        queue: Arc<dyn SubmissionQueue>,
+        store: Arc<dyn SubmissionStore>,
+    ) -> Self {
+        Self {
+            verifier,
+            queue,
+            store,
+            limiter: None,
+        }
+    }
+
+    pub fn with_burst_limit(mut self, limit: Option<BurstLimit>) -> Self {
+        self.limiter = limit.map(BurstLimiter::new);
+        self
+    }
+
+    /// Charges the user's bucket for `submissions`, or refuses with 429.
+    fn admit(&self, principal: &Principal, submissions: usize) -> Result<(), IngestError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        let cost = u32::try_from(submissions).unwrap_or(u32::MAX);
+        limiter
+            .take(&principal.subject, cost, Instant::now())
+            .map_err(|wait| IngestError::RateLimited {
+                retry_after_seconds: (wait.as_secs_f64().ceil() as u64).max(1),
+            })
+    }
 }
 
 /// The HTTP API.
@@ -104,6 +142,7 @@ async fn post_score(
     let bytes = read_body(&parts.headers, body).await?;
     let now = OffsetDateTime::now_utc();
     let submission = parse_submission(&bytes, now)?;
+    app.admit(&principal, 1)?;
     let submission_id = match (&idempotency_key, &submission.client_ref) {
         (Some(key), _) => SubmissionId::from_idempotency_key(&principal.subject, key),
         (None, Some(client_ref)) => {
@@ -139,6 +178,7 @@ async fn post_batch(
     let bytes = read_body(&parts.headers, body).await?;
     let now = OffsetDateTime::now_utc();
     let submissions = parse_batch(&bytes, now)?;
+    app.admit(&principal, submissions.len())?;
     let correlation_id = correlation_id(&parts.extensions);
     let messages: Vec<QueuedSubmission> = submissions
         .into_iter()

@@ -15,13 +15,11 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = IngestConfig::from_env(&ProcessEnv)?;
     let verifier = TokenVerifier::new(&config.auth)?;
     let clients = AwsClients::new(&load_sdk_config().await);
-    let app = Arc::new(App {
-        verifier,
-        queue: Arc::new(SqsQueue::new(clients.sqs, config.submissions_queue_url)),
-        store: Arc::new(DynamoSubmissionStore::new(
-            clients.dynamodb,
-            config.submissions_table,
-        )),
-    });
+    let queue = Arc::new(SqsQueue::new(clients.sqs, config.submissions_queue_url));
+    let store = Arc::new(DynamoSubmissionStore::new(
+        clients.dynamodb,
+        config.submissions_table,
+    ));
+    let app = Arc::new(App::new(verifier, queue, store).with_burst_limit(config.burst_limit));
     lambda_http::run(ingest::router(app)).await
 }

@@ -76,6 +76,8 @@ pub struct AuthConfig {
     pub issuer: String,
     pub audience: String,
     pub leeway_seconds: u64,
+    /// When set, tokens must name this key in their `kid` header.
+    pub key_id: Option<String>,
 }
 
 /// Why a verifier could not be built from its configuration.
@@ -121,6 +123,8 @@ pub enum TokenError {
     MissingClaim(String),
     #[error("the token subject is not a valid user id")]
     InvalidSubject,
+    #[error("the token is signed with an unknown key (kid)")]
+    UnknownKey,
 }
 
 #[derive(Deserialize)]
@@ -139,7 +143,9 @@ struct Claims {
 
 /// Verifies tokens against one pinned algorithm and key. Build it once at cold start.
 pub struct TokenVerifier {
+    algorithm: TokenAlgorithm,
     key: DecodingKey,
+    key_id: Option<String>,
     validation: Validation,
 }
 
@@ -179,7 +185,12 @@ impl TokenVerifier {
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.leeway = config.leeway_seconds;
-        Ok(Self { key, validation })
+        Ok(Self {
+            algorithm: config.algorithm,
+            key,
+            key_id: config.key_id.clone(),
+            validation,
+        })
     }
 
     /// Verifies a bearer token and returns who sent it.
@@ -187,6 +198,7 @@ impl TokenVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
+        self.check_header(token)?;
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| token_error(e.kind()))?;
         let claims = data.claims;
@@ -204,6 +216,32 @@ impl TokenVerifier {
             token_id: claims.jti,
             scopes,
         })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Option<String>,
+    kid: Option<String>,
+}
+
+impl TokenVerifier {
+    /// Reads the header before anything else, so that any algorithm but the pinned one (`none`
+    /// included) and any key but the configured one are refused by name.
+    fn check_header(&self, token: &str) -> Result<(), TokenError> {
+        use base64::Engine as _;
+        let encoded = token.split('.').next().ok_or(TokenError::Malformed)?;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| TokenError::Malformed)?;
+        let header: RawHeader = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
+        if header.alg.as_deref() != Some(&self.algorithm.to_string()) {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        match &self.key_id {
+            Some(expected) if header.kid.as_ref() != Some(expected) => Err(TokenError::UnknownKey),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -267,6 +305,7 @@ mod tests {
             issuer: "https://issuer.test".into(),
             audience: "scores-api".into(),
             leeway_seconds: 5,
+            key_id: None,
         }
     }
 
@@ -413,13 +452,17 @@ mod tests {
     fn a_bad_signature_is_refused() {
         let token = sign_rs(&claims(), OTHER_RSA_PRIVATE);
         assert_eq!(rs256().verify(&token), Err(TokenError::BadSignature));
-        let mut tampered = sign_hs(&claims());
-        tampered.pop();
-        tampered.push(if tampered.ends_with('A') { 'B' } else { 'A' });
-        assert!(matches!(
-            hs256().verify(&tampered),
-            Err(TokenError::BadSignature | TokenError::Malformed)
-        ));
+        // Change one character in the middle of the signature (the last one may only carry
+        // padding bits, which decoders ignore).
+        let token = sign_hs(&claims());
+        let middle = token.len() - 20;
+        let replacement = if &token[middle..=middle] == "A" {
+            "B"
+        } else {
+            "A"
+        };
+        let tampered = format!("{}{replacement}{}", &token[..middle], &token[middle + 1..]);
+        assert_eq!(hs256().verify(&tampered), Err(TokenError::BadSignature));
     }
 
     #[test]
@@ -430,14 +473,16 @@ mod tests {
             format!("{header}.{payload}."),
             format!("{header}.{payload}"),
         ] {
-            assert!(
-                matches!(
-                    hs256().verify(&token),
-                    Err(TokenError::WrongAlgorithm | TokenError::Malformed)
-                ),
+            assert_eq!(
+                hs256().verify(&token),
+                Err(TokenError::WrongAlgorithm),
                 "{token}"
             );
-            assert!(rs256().verify(&token).is_err());
+            assert_eq!(
+                rs256().verify(&token),
+                Err(TokenError::WrongAlgorithm),
+                "{token}"
+            );
         }
     }
 
@@ -478,6 +523,43 @@ mod tests {
         assert_eq!(
             hs256().verify(&sign_hs(&with(claims(), "sub", json!("a\u{7}b")))),
             Err(TokenError::InvalidSubject)
+        );
+    }
+
+    #[test]
+    fn a_configured_key_id_must_be_named_by_the_token() {
+        let mut cfg = config(
+            TokenAlgorithm::Hs256,
+            VerificationKey::Secret(SECRET.to_vec()),
+        );
+        cfg.key_id = Some("key-2026".into());
+        let verifier = TokenVerifier::new(&cfg).unwrap();
+        let with_kid = |kid: Option<&str>| {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = kid.map(str::to_owned);
+            encode(&header, &claims(), &EncodingKey::from_secret(SECRET)).unwrap()
+        };
+        assert!(verifier.verify(&with_kid(Some("key-2026"))).is_ok());
+        assert_eq!(
+            verifier.verify(&with_kid(Some("key-2025"))),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            verifier.verify(&with_kid(None)),
+            Err(TokenError::UnknownKey)
+        );
+        assert!(
+            hs256().verify(&with_kid(Some("anything"))).is_ok(),
+            "without a configured kid, kid is not checked"
+        );
+    }
+
+    #[test]
+    fn a_header_that_is_not_base64_json_is_malformed() {
+        assert_eq!(hs256().verify("%%%.e30.sig"), Err(TokenError::Malformed));
+        assert_eq!(
+            hs256().verify(&format!("{}.e30.sig", b64(b"[1,2]"))),
+            Err(TokenError::Malformed)
         );
     }
 

@@ -14,12 +14,29 @@ pub const JWT_PUBLIC_KEY_FILE: &str = "JWT_PUBLIC_KEY_FILE";
 pub const JWT_ISSUER: &str = "JWT_ISSUER";
 pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
 pub const JWT_LEEWAY_SECONDS: &str = "JWT_LEEWAY_SECONDS";
+pub const JWT_KEY_ID: &str = "JWT_KEY_ID";
 pub const SUBMISSIONS_QUEUE_URL: &str = "SUBMISSIONS_QUEUE_URL";
 pub const SUBMISSIONS_TABLE: &str = "SUBMISSIONS_TABLE";
 pub const USERS_TABLE: &str = "USERS_TABLE";
 pub const REJECTIONS_QUEUE_URL: &str = "REJECTIONS_QUEUE_URL";
 pub const REJECTIONS_TOPIC_ARN: &str = "REJECTIONS_TOPIC_ARN";
 pub const USER_CACHE_TTL_SECONDS: &str = "USER_CACHE_TTL_SECONDS";
+pub const INGEST_BURST_LIMIT: &str = "INGEST_BURST_LIMIT";
+pub const INGEST_RATE_PER_SECOND: &str = "INGEST_RATE_PER_SECOND";
+
+/// Default burst a user may send to one ingest instance (two full batches).
+pub const DEFAULT_BURST_LIMIT: u32 = 200;
+/// Default submissions per second a user may sustain at one ingest instance.
+pub const DEFAULT_RATE_PER_SECOND: f64 = 50.0;
+
+/// Per-user burst size and sustained rate of one ingest instance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BurstLimit {
+    /// Submissions a user may send at once (a full batch needs 100).
+    pub burst: u32,
+    /// Submissions per second a user may sustain.
+    pub per_second: f64,
+}
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -104,6 +121,7 @@ pub fn auth_from_env(env: &dyn EnvSource) -> Result<AuthConfig, ConfigError> {
         issuer: required(env, JWT_ISSUER, "the expected `iss` claim")?,
         audience: required(env, JWT_AUDIENCE, "the expected `aud` claim")?,
         leeway_seconds: parsed_or(env, JWT_LEEWAY_SECONDS, DEFAULT_TOKEN_LEEWAY_SECONDS)?,
+        key_id: env.var(JWT_KEY_ID),
     })
 }
 
@@ -129,6 +147,8 @@ pub struct IngestConfig {
     pub auth: AuthConfig,
     pub submissions_queue_url: String,
     pub submissions_table: String,
+    /// `None` when `INGEST_BURST_LIMIT` is 0.
+    pub burst_limit: Option<BurstLimit>,
 }
 
 impl IngestConfig {
@@ -141,8 +161,21 @@ impl IngestConfig {
                 "the submissions queue URL",
             )?,
             submissions_table: required(env, SUBMISSIONS_TABLE, "the submissions table name")?,
+            burst_limit: burst_limit_from_env(env)?,
         })
     }
+}
+
+fn burst_limit_from_env(env: &dyn EnvSource) -> Result<Option<BurstLimit>, ConfigError> {
+    let burst: u32 = parsed_or(env, INGEST_BURST_LIMIT, DEFAULT_BURST_LIMIT)?;
+    let per_second: f64 = parsed_or(env, INGEST_RATE_PER_SECOND, DEFAULT_RATE_PER_SECOND)?;
+    if !(per_second.is_finite() && per_second > 0.0) {
+        return Err(ConfigError::Invalid {
+            name: INGEST_RATE_PER_SECOND,
+            reason: format!("{per_second} is not a positive number"),
+        });
+    }
+    Ok((burst > 0).then_some(BurstLimit { burst, per_second }))
 }
 
 /// The processor function's settings.
@@ -278,6 +311,36 @@ mod tests {
             err,
             ConfigError::Invalid {
                 name: JWT_PUBLIC_KEY_FILE,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_burst_limit_defaults_on_and_zero_turns_it_off() {
+        let base = [(SUBMISSIONS_QUEUE_URL, "q"), (SUBMISSIONS_TABLE, "t")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = HS.to_vec();
+            pairs.extend_from_slice(&base);
+            pairs.extend_from_slice(extra);
+            IngestConfig::from_env(&env(&pairs))
+        };
+        assert_eq!(
+            with(&[]).unwrap().burst_limit,
+            Some(BurstLimit {
+                burst: DEFAULT_BURST_LIMIT,
+                per_second: DEFAULT_RATE_PER_SECOND
+            })
+        );
+        assert_eq!(
+            with(&[(INGEST_BURST_LIMIT, "0")]).unwrap().burst_limit,
+            None
+        );
+        let err = with(&[(INGEST_RATE_PER_SECOND, "-3")]).unwrap_err();
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                name: INGEST_RATE_PER_SECOND,
                 ..
             }
         ));

@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod event_source;
+pub mod load;
 pub mod stack;
 pub mod tokens;
 

@@ -8,12 +8,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use ingest::App;
+use ingest::{App, BurstLimit};
 use notifier::RejectionNotifier;
 use processor::{Ports, Processor, UserCache};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use shared::auth::TokenVerifier;
+use shared::auth::{AuthConfig, TokenVerifier};
 use shared::faults::{FaultPlan, Faulty};
 use shared::ids::SubmissionId;
 use shared::message::Rejection;
@@ -40,9 +40,13 @@ pub struct StackOptions {
     /// Put into the users directory at start.
     pub users: Vec<User>,
     pub minter: TokenMinter,
+    /// How ingest verifies tokens; by default it accepts exactly the minter's tokens.
+    pub auth: Option<AuthConfig>,
     pub processor_poll: PollSettings,
     pub notifier_poll: PollSettings,
     pub user_cache_ttl: Duration,
+    /// Per-user burst limit at ingest; off by default in the local stack.
+    pub burst_limit: Option<BurstLimit>,
     /// Make handler invocations crash at random (see [`Crashes`]).
     pub crashes: Option<Crashes>,
 }
@@ -106,9 +110,11 @@ impl StackOptions {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             users,
             minter: TokenMinter::random_local(),
+            auth: None,
             processor_poll: poll,
             notifier_poll: poll,
             user_cache_ttl: Duration::from_secs(60),
+            burst_limit: None,
             crashes: None,
         }
     }
@@ -190,11 +196,14 @@ impl LocalStack {
             faults.notifier.clone(),
         ));
 
-        let app = Arc::new(App {
-            verifier: TokenVerifier::new(&options.minter.auth_config())?,
-            queue: queue_port,
-            store: store_port.clone(),
-        });
+        let auth = options
+            .auth
+            .clone()
+            .unwrap_or_else(|| options.minter.auth_config());
+        let app = Arc::new(
+            App::new(TokenVerifier::new(&auth)?, queue_port, store_port.clone())
+                .with_burst_limit(options.burst_limit),
+        );
         let listener =
             TcpListener::bind(options.addr)
                 .await

@@ -11,25 +11,70 @@ use uuid::Uuid;
 pub const LOCAL_ISSUER: &str = "score-pipeline-local";
 pub const LOCAL_AUDIENCE: &str = "scores-api";
 
-/// Signs HS256 tokens with a shared secret.
+/// Signs tokens: HS256 with a shared secret, or RS256/ES256 with a private key.
 #[derive(Clone)]
 pub struct TokenMinter {
-    secret: Vec<u8>,
+    algorithm: TokenAlgorithm,
+    signing_key: EncodingKey,
+    verification_key: VerificationKey,
     issuer: String,
     audience: String,
 }
 
+/// Why a minter could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot sign {algorithm} tokens: {reason}")]
+pub struct MinterError {
+    algorithm: TokenAlgorithm,
+    reason: String,
+}
+
 impl TokenMinter {
+    /// HS256 with a shared secret.
     pub fn new(
         secret: impl Into<Vec<u8>>,
         issuer: impl Into<String>,
         audience: impl Into<String>,
     ) -> Self {
+        let secret = secret.into();
         Self {
-            secret: secret.into(),
+            algorithm: TokenAlgorithm::Hs256,
+            signing_key: EncodingKey::from_secret(&secret),
+            verification_key: VerificationKey::Secret(secret),
             issuer: issuer.into(),
             audience: audience.into(),
         }
+    }
+
+    /// RS256 or ES256 with a PEM key pair.
+    pub fn asymmetric(
+        algorithm: TokenAlgorithm,
+        private_pem: &str,
+        public_pem: &str,
+        issuer: impl Into<String>,
+        audience: impl Into<String>,
+    ) -> Result<Self, MinterError> {
+        let signing_key = match algorithm {
+            TokenAlgorithm::Rs256 => EncodingKey::from_rsa_pem(private_pem.as_bytes()),
+            TokenAlgorithm::Es256 => EncodingKey::from_ec_pem(private_pem.as_bytes()),
+            TokenAlgorithm::Hs256 => {
+                return Err(MinterError {
+                    algorithm,
+                    reason: "HS256 takes a shared secret (TokenMinter::new)".to_owned(),
+                });
+            }
+        }
+        .map_err(|e| MinterError {
+            algorithm,
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            algorithm,
+            signing_key,
+            verification_key: VerificationKey::PublicKeyPem(public_pem.to_owned()),
+            issuer: issuer.into(),
+            audience: audience.into(),
+        })
     }
 
     /// A minter with a fresh random 256-bit secret and the local issuer and audience.
@@ -42,16 +87,21 @@ impl TokenMinter {
     /// The verifier configuration that accepts this minter's tokens.
     pub fn auth_config(&self) -> AuthConfig {
         AuthConfig {
-            algorithm: TokenAlgorithm::Hs256,
-            key: VerificationKey::Secret(self.secret.clone()),
+            algorithm: self.algorithm,
+            key: self.verification_key.clone(),
             issuer: self.issuer.clone(),
             audience: self.audience.clone(),
             leeway_seconds: DEFAULT_TOKEN_LEEWAY_SECONDS,
+            key_id: None,
         }
     }
 
-    pub fn secret(&self) -> &[u8] {
-        &self.secret
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub fn audience(&self) -> &str {
+        &self.audience
     }
 
     /// A token for `subject`, valid for `ttl_seconds` from now.
@@ -71,11 +121,21 @@ impl TokenMinter {
 
     /// A token with exactly these claims (for tests of refused tokens).
     pub fn mint_claims(&self, claims: &serde_json::Value) -> String {
-        encode(
-            &Header::new(Algorithm::HS256),
-            claims,
-            &EncodingKey::from_secret(&self.secret),
-        )
-        .unwrap_or_else(|e| unreachable!("HS256 signing with a byte secret cannot fail: {e}"))
+        self.mint_with_header(&Header::new(jwt_algorithm(self.algorithm)), claims)
+    }
+
+    /// A token with this header and these claims (for tests of refused tokens).
+    pub fn mint_with_header(&self, header: &Header, claims: &serde_json::Value) -> String {
+        encode(header, claims, &self.signing_key).unwrap_or_else(|e| {
+            unreachable!("signing with a key parsed at construction cannot fail: {e}")
+        })
+    }
+}
+
+fn jwt_algorithm(algorithm: TokenAlgorithm) -> Algorithm {
+    match algorithm {
+        TokenAlgorithm::Hs256 => Algorithm::HS256,
+        TokenAlgorithm::Rs256 => Algorithm::RS256,
+        TokenAlgorithm::Es256 => Algorithm::ES256,
     }
 }

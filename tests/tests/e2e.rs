@@ -663,3 +663,55 @@ async fn the_correlation_id_is_echoed_and_travels_to_the_notification(stack: Loc
         "trace-abc-123"
     );
 }
+
+#[tokio::test]
+async fn a_user_over_the_burst_limit_gets_a_429_and_others_do_not() {
+    let settings = QueueSettings {
+        visibility_timeout: Duration::from_millis(100),
+        max_receive_count: MAX_RECEIVE_COUNT,
+    };
+    let (backend, _) = memory_backend(settings, None);
+    let mut options = StackOptions::for_tests(users());
+    options.burst_limit = Some(shared::config::BurstLimit {
+        burst: 3,
+        per_second: 0.5,
+    });
+    let stack = LocalStack::start(options, backend).await.unwrap();
+    let client = Client::new(&stack);
+    let alice = stack.token("alice");
+    for i in 0..3 {
+        let (status, _) = client.post_json("/v1/scores", &alice, &score("a", i)).await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+    }
+    let response = client
+        .post("/v1/scores", Some(&alice))
+        .header("content-type", "application/json")
+        .body(score("a", 9).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers()["retry-after"],
+        "2",
+        "one token refills in 2 s at 0.5/s"
+    );
+    expect_problem(response, StatusCode::TOO_MANY_REQUESTS, "rate-limited").await;
+
+    let batch = json!({ "submissions": [score("a", 1), score("b", 2)] });
+    let (status, _) = client
+        .post_json("/v1/scores/batch", &stack.token("bob"), &batch)
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "bob has his own bucket");
+    let bigger =
+        json!({ "submissions": [score("a", 1), score("b", 2), score("c", 3), score("d", 4)] });
+    let (status, problem) = client
+        .post_json("/v1/scores/batch", &stack.token("bob"), &bigger)
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{problem}");
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert_eq!(
+        stack.stored_count().await,
+        5,
+        "nothing refused was accepted"
+    );
+}

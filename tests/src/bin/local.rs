@@ -62,6 +62,15 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     max_receive_count: u32,
 
+    /// Per-user burst limit at ingest, in submissions (0: off, the default here; Lambda
+    /// defaults to 200, see INGEST_BURST_LIMIT).
+    #[arg(long, env = "INGEST_BURST_LIMIT", default_value_t = 0)]
+    burst_limit: u32,
+
+    /// Submissions per second a user may sustain once the burst is spent.
+    #[arg(long, env = "INGEST_RATE_PER_SECOND", default_value_t = 50.0)]
+    rate_per_second: f64,
+
     /// On Ctrl-C, how long to wait for queued work to finish, in seconds.
     #[arg(long, default_value_t = 10)]
     drain_timeout_seconds: u64,
@@ -131,6 +140,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut options = StackOptions::for_tests(users);
     options.addr = args.addr;
     options.minter = minter;
+    options.burst_limit = (args.burst_limit > 0).then_some(shared::config::BurstLimit {
+        burst: args.burst_limit,
+        per_second: args.rate_per_second,
+    });
     if args.backend == BackendKind::Aws {
         // Long polls, as the event source mapping does; SQS counts wait time in whole seconds.
         options.processor_poll.wait = Duration::from_secs(1);

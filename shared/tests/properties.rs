@@ -1,0 +1,121 @@
+//! Property tests: validation and submission-id derivation hold for generated inputs, not just
+//! the examples in the unit tests.
+
+use proptest::prelude::*;
+use serde_json::json;
+use shared::ids::{SubmissionId, UserId};
+use shared::limits::{CLIENT_REF_MAX_CHARS, HERO_ID_MAX_CHARS, MAX_BATCH_SUBMISSIONS, SCORE_MAX};
+use shared::submission::{InvalidInput, parse_batch, parse_submission};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const NOW: OffsetDateTime = datetime!(2026-11-22 12:00:00 UTC);
+
+fn hero_id() -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[A-Za-z0-9_-]{{1,{HERO_ID_MAX_CHARS}}}")).unwrap()
+}
+
+fn client_ref() -> impl Strategy<Value = String> {
+    proptest::string::string_regex(&format!("[!-~]{{1,{CLIENT_REF_MAX_CHARS}}}")).unwrap()
+}
+
+fn submission() -> impl Strategy<Value = serde_json::Value> {
+    (
+        hero_id(),
+        0..=SCORE_MAX,
+        proptest::option::of(client_ref()),
+        proptest::option::of(-86_400i64..=300),
+    )
+        .prop_map(|(hero, score, client_ref, offset)| {
+            let mut body = json!({ "heroId": hero, "score": score });
+            if let Some(r) = client_ref {
+                body["clientRef"] = json!(r);
+            }
+            if let Some(offset) = offset {
+                let at = NOW + time::Duration::seconds(offset);
+                body["achievedAt"] = json!(
+                    at.format(&time::format_description::well_known::Rfc3339)
+                        .unwrap()
+                );
+            }
+            body
+        })
+}
+
+proptest! {
+    #[test]
+    fn every_well_formed_submission_is_accepted_as_sent(body in submission()) {
+        let parsed = parse_submission(body.to_string().as_bytes(), NOW).unwrap();
+        prop_assert_eq!(parsed.hero_id.as_str(), body["heroId"].as_str().unwrap());
+        prop_assert_eq!(u64::from(parsed.score.get()), body["score"].as_u64().unwrap());
+        prop_assert_eq!(parsed.client_ref.as_ref().map(|r| r.as_str()), body["clientRef"].as_str());
+    }
+
+    #[test]
+    fn a_hero_id_with_any_character_outside_the_alphabet_is_refused(
+        prefix in "[a-z]{0,10}",
+        bad in any::<char>().prop_filter("outside the alphabet", |c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-')),
+    ) {
+        let body = json!({ "heroId": format!("{prefix}{bad}"), "score": 1 });
+        let refused = matches!(parse_submission(body.to_string().as_bytes(), NOW), Err(InvalidInput::Fields(_)));
+        prop_assert!(refused);
+    }
+
+    #[test]
+    fn scores_outside_the_range_are_refused(score in (u64::from(SCORE_MAX) + 1)..u64::MAX) {
+        let body = json!({ "heroId": "a", "score": score });
+        prop_assert!(parse_submission(body.to_string().as_bytes(), NOW).is_err());
+    }
+
+    #[test]
+    fn parsing_never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_submission(&bytes, NOW);
+        let _ = parse_batch(&bytes, NOW);
+    }
+
+    #[test]
+    fn a_batch_of_well_formed_submissions_keeps_its_order(
+        items in proptest::collection::vec(submission(), 1..=MAX_BATCH_SUBMISSIONS),
+    ) {
+        // Distinct clientRefs are part of being well-formed in a batch.
+        let mut seen = std::collections::HashSet::new();
+        let items: Vec<_> = items
+            .into_iter()
+            .map(|mut item| {
+                if let Some(r) = item["clientRef"].as_str().map(str::to_owned)
+                    && !seen.insert(r)
+                {
+                    item.as_object_mut().unwrap().remove("clientRef");
+                }
+                item
+            })
+            .collect();
+        let body = json!({ "submissions": items });
+        let parsed = parse_batch(body.to_string().as_bytes(), NOW).unwrap();
+        prop_assert_eq!(parsed.len(), items.len());
+        for (parsed, sent) in parsed.iter().zip(&items) {
+            prop_assert_eq!(parsed.hero_id.as_str(), sent["heroId"].as_str().unwrap());
+        }
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_separate_users_and_keys(
+        user_a in "[a-z|:0-9]{1,20}",
+        user_b in "[a-z|:0-9]{1,20}",
+        key_a in "[!-~]{1,40}",
+        key_b in "[!-~]{1,40}",
+    ) {
+        let (a, b) = (UserId::parse(user_a.clone()).unwrap(), UserId::parse(user_b.clone()).unwrap());
+        prop_assert_eq!(SubmissionId::from_idempotency_key(&a, &key_a), SubmissionId::from_idempotency_key(&a, &key_a));
+        prop_assert_eq!(SubmissionId::from_client_ref(&a, &key_a), SubmissionId::from_client_ref(&a, &key_a));
+        prop_assert_ne!(SubmissionId::from_idempotency_key(&a, &key_a), SubmissionId::from_client_ref(&a, &key_a));
+        if user_a != user_b {
+            prop_assert_ne!(SubmissionId::from_client_ref(&a, &key_a), SubmissionId::from_client_ref(&b, &key_a));
+        }
+        if key_a != key_b {
+            prop_assert_ne!(SubmissionId::from_idempotency_key(&a, &key_a), SubmissionId::from_idempotency_key(&a, &key_b));
+        }
+        let id = SubmissionId::from_client_ref(&a, &key_a);
+        prop_assert_eq!(SubmissionId::parse(&id.to_string()), Some(id));
+    }
+}
