@@ -50,6 +50,7 @@ export const ENV = {
   jwtAudience: 'JWT_AUDIENCE',
   jwtLeewaySeconds: 'JWT_LEEWAY_SECONDS',
   jwtKeyId: 'JWT_KEY_ID',
+  jwtJwksUrl: 'JWT_JWKS_URL',
   submissionsQueueUrl: 'SUBMISSIONS_QUEUE_URL',
   submissionsTable: 'SUBMISSIONS_TABLE',
   usersTable: 'USERS_TABLE',
@@ -354,6 +355,7 @@ export class ScorePipelineStack extends Stack {
     set(ENV.jwtSecret, jwt.secret);
     set(ENV.jwtLeewaySeconds, jwt.leewaySeconds);
     set(ENV.jwtKeyId, jwt.keyId);
+    set(ENV.jwtJwksUrl, jwt.jwksUrl);
     return env;
   }
 

@@ -97,6 +97,8 @@ export interface JwtSettings {
   readonly leewaySeconds?: number;
   /** When set, tokens must name this key in their `kid` header (key rotation). */
   readonly keyId?: string;
+  /** RS256/ES256 only: an identity provider's JWKS URL (e.g. a Cognito user pool's). */
+  readonly jwksUrl?: string;
 }
 
 export interface Settings {
@@ -236,11 +238,12 @@ function jwtSettings(
   const pemFile = stringValue(read, 'jwtPublicKeyFile', undefined);
   const leewaySeconds = optionalInt(read, 'jwtLeewaySeconds', 0, 3600);
   const keyId = stringValue(read, 'jwtKeyId', undefined);
+  const jwksUrl = stringValue(read, 'jwtJwksUrl', undefined);
   const missing: string[] = [];
 
   let publicKeyPem: string | undefined;
   if (algorithm === 'HS256') {
-    if (pemInline !== undefined || pemFile !== undefined) {
+    if (pemInline !== undefined || pemFile !== undefined || jwksUrl !== undefined) {
       fail('jwtPublicKeyPem', 'a public key was given but jwtAlgorithm is HS256; use RS256/ES256 with a public key, or drop the key');
     }
     if (production && !booleanValue(read, 'allowHs256InProduction', false)) {
@@ -260,8 +263,11 @@ function jwtSettings(
     if (secret !== undefined) {
       fail('jwtSecret', `a secret was given but jwtAlgorithm is ${algorithm}; give the public key (jwtPublicKeyFile or jwtPublicKeyPem) instead`);
     }
-    if (pemInline !== undefined && pemFile !== undefined) {
-      fail('jwtPublicKeyPem', 'give either jwtPublicKeyPem or jwtPublicKeyFile, not both');
+    if ([pemInline, pemFile, jwksUrl].filter((v) => v !== undefined).length > 1) {
+      fail('jwtPublicKeyPem', 'give one of jwtPublicKeyPem, jwtPublicKeyFile or jwtJwksUrl');
+    }
+    if (jwksUrl !== undefined && !/^https:\/\/\S+$/.test(jwksUrl)) {
+      fail('jwtJwksUrl', `"${jwksUrl}" must be an https:// URL`);
     }
     if (pemFile !== undefined) {
       try {
@@ -272,9 +278,9 @@ function jwtSettings(
     } else {
       publicKeyPem = pemInline;
     }
-    if (publicKeyPem === undefined) {
-      missing.push('jwtPublicKeyFile (or jwtPublicKeyPem)');
-    } else {
+    if (publicKeyPem === undefined && jwksUrl === undefined) {
+      missing.push('jwtPublicKeyFile (or jwtPublicKeyPem, or jwtJwksUrl)');
+    } else if (publicKeyPem !== undefined) {
       publicKeyPem = publicKeyPem.trim() + '\n';
       if (/PRIVATE KEY-----/.test(publicKeyPem)) {
         fail('jwtPublicKeyFile', 'this is a PRIVATE key; deploy only the public key (openssl pkey -in key.pem -pubout)');
@@ -298,6 +304,7 @@ function jwtSettings(
       secret: algorithm === 'HS256' ? secret : undefined,
       leewaySeconds,
       keyId,
+      jwksUrl,
     },
     missing,
   };

@@ -105,6 +105,19 @@ describe('functions', () => {
 });
 
 describe('environment', () => {
+  it('passes an identity provider JWKS URL instead of a public key', () => {
+    const url = 'https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Example/.well-known/jwks.json';
+    const { json } = synth({ jwtPublicKeyFile: undefined, jwtJwksUrl: url });
+    const env = functionProps(json, 'ingest').Environment.Variables;
+    assert.equal(env.JWT_JWKS_URL, url);
+    assert.equal(env.JWT_PUBLIC_KEY_PEM, undefined);
+  });
+
+  it('refuses a JWKS URL that is not https, and a JWKS URL beside a public key', () => {
+    assert.throws(() => synth({ jwtPublicKeyFile: undefined, jwtJwksUrl: 'http://idp.example/jwks.json' }), /https/);
+    assert.throws(() => synth({ jwtJwksUrl: 'https://idp.example/jwks.json' }), /one of/);
+  });
+
   it('gives ingest exactly its token, queue and table settings', () => {
     const { json } = synth({ rustLog: 'debug,hyper=info', jwtLeewaySeconds: 10, jwtKeyId: 'key-2026' });
     const r = ids(json);

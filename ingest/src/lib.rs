@@ -3,6 +3,7 @@
 //! The write path never touches the database.
 
 pub mod error;
+pub mod keys;
 pub mod limiter;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
-use shared::auth::{TokenVerifier, bearer_token};
+use shared::auth::bearer_token;
 use shared::ids::{CorrelationId, SubmissionId};
 use shared::limits::{ACHIEVED_AT_MAX_FUTURE, MAX_BODY_BYTES, PENDING_HORIZON};
 use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission};
@@ -31,6 +32,7 @@ use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
 
 pub use error::IngestError;
+pub use keys::Authenticator;
 pub use limiter::{BurstLimit, BurstLimiter};
 
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
@@ -38,7 +40,7 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 
 /// What the handlers need, built once at cold start.
 pub struct App {
-    pub verifier: TokenVerifier,
+    pub auth: Authenticator,
     pub queue: Arc<dyn SubmissionQueue>,
     pub store: Arc<dyn SubmissionStore>,
     /// Per-user burst limit of this instance; `None` turns it off.
@@ -48,12 +50,12 @@ pub struct App {
 impl App {
     /// An app without a burst limit.
     pub fn new(
-        verifier: TokenVerifier,
+        auth: impl Into<Authenticator>,
         queue: Arc<dyn SubmissionQueue>,
         store: Arc<dyn SubmissionStore>,
     ) -> Self {
         Self {
-            verifier,
+            auth: auth.into(),
             queue,
             store,
             limiter: None,
@@ -136,7 +138,7 @@ async fn post_score(
     request: Request,
 ) -> Result<Response, IngestError> {
     let (parts, body) = request.into_parts();
-    let principal = authenticate(&app, &parts.headers)?;
+    let principal = authenticate(&app, &parts.headers).await?;
     require_json(&parts.headers)?;
     let idempotency_key = idempotency_key(&parts.headers)?;
     let bytes = read_body(&parts.headers, body).await?;
@@ -172,7 +174,7 @@ async fn post_batch(
     request: Request,
 ) -> Result<Response, IngestError> {
     let (parts, body) = request.into_parts();
-    let principal = authenticate(&app, &parts.headers)?;
+    let principal = authenticate(&app, &parts.headers).await?;
     require_json(&parts.headers)?;
     let idempotency_key = idempotency_key(&parts.headers)?;
     let bytes = read_body(&parts.headers, body).await?;
@@ -224,7 +226,7 @@ async fn get_submission(
     Path(raw_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, IngestError> {
-    let principal = authenticate(&app, &headers)?;
+    let principal = authenticate(&app, &headers).await?;
     let id = SubmissionId::parse(&raw_id).ok_or(IngestError::NotFound)?;
     let record = app
         .store
@@ -274,7 +276,7 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
-fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, IngestError> {
+async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, IngestError> {
     let header = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(
@@ -283,7 +285,7 @@ fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, IngestError
                 .map_err(|_| shared::auth::TokenError::Malformed)?,
         ),
     };
-    Ok(app.verifier.verify(bearer_token(header)?)?)
+    Ok(app.auth.verify(bearer_token(header)?).await?)
 }
 
 /// Accepts `application/json` and `application/<anything>+json`, with parameters.

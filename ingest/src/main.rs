@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use ingest::App;
-use shared::auth::TokenVerifier;
+use ingest::{App, Authenticator};
 use shared::aws::{AwsClients, dynamodb::DynamoSubmissionStore, load_sdk_config, sqs::SqsQueue};
 use shared::config::{IngestConfig, ProcessEnv};
 
@@ -13,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Configuration and clients are built once per cold start; a bad setting stops the cold
     // start with a message naming the variable.
     let config = IngestConfig::from_env(&ProcessEnv)?;
-    let verifier = TokenVerifier::new(&config.auth)?;
+    let verifier = Authenticator::from_config(&config.auth).await?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let queue = Arc::new(SqsQueue::new(clients.sqs, config.submissions_queue_url));
     let store = Arc::new(DynamoSubmissionStore::new(

@@ -4,8 +4,10 @@
 //! (including `none`, or HS256 signed with an RSA/EC public key) is refused before its signature
 //! is looked at.
 
+use std::collections::HashMap;
 use std::fmt;
 
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde::Deserialize;
 
@@ -57,6 +59,10 @@ pub enum VerificationKey {
     Secret(Vec<u8>),
     /// RS256 or ES256 public key, PEM encoded.
     PublicKeyPem(String),
+    /// RS256 or ES256 public keys from an identity provider's JWKS document, chosen by `kid`.
+    Jwks(JwkSet),
+    /// A JWKS document still to be fetched from this URL (ingest fetches it at cold start).
+    JwksUrl(String),
 }
 
 impl fmt::Debug for VerificationKey {
@@ -64,6 +70,8 @@ impl fmt::Debug for VerificationKey {
         match self {
             Self::Secret(_) => f.write_str("Secret(<redacted>)"),
             Self::PublicKeyPem(_) => f.write_str("PublicKeyPem(..)"),
+            Self::Jwks(set) => write!(f, "Jwks({} keys)", set.keys.len()),
+            Self::JwksUrl(url) => write!(f, "JwksUrl({url})"),
         }
     }
 }
@@ -90,6 +98,10 @@ pub enum AuthConfigError {
     },
     #[error("the HS256 secret must be at least 32 bytes long")]
     SecretTooShort,
+    #[error("the JWKS document holds no {algorithm} key with a `kid`")]
+    NoUsableJwk { algorithm: TokenAlgorithm },
+    #[error("the JWKS document at {0} must be fetched before tokens can be verified")]
+    JwksNotFetched(String),
     #[error("the public key is not a valid {algorithm} PEM key: {reason}")]
     BadPublicKey {
         algorithm: TokenAlgorithm,
@@ -144,25 +156,46 @@ struct Claims {
 /// Verifies tokens against one pinned algorithm and key. Build it once at cold start.
 pub struct TokenVerifier {
     algorithm: TokenAlgorithm,
-    key: DecodingKey,
-    key_id: Option<String>,
+    keys: Keys,
     validation: Validation,
+}
+
+/// The keys a verifier accepts.
+enum Keys {
+    /// One key; when `key_id` is set, tokens must name it.
+    Single {
+        key: DecodingKey,
+        key_id: Option<String>,
+    },
+    /// Keys by `kid` (from a JWKS document); tokens must name one of them.
+    ByKid(HashMap<String, DecodingKey>),
 }
 
 impl TokenVerifier {
     pub fn new(config: &AuthConfig) -> Result<Self, AuthConfigError> {
-        let key = match (config.algorithm, &config.key) {
+        let single = |key| Keys::Single {
+            key,
+            key_id: config.key_id.clone(),
+        };
+        let keys = match (config.algorithm, &config.key) {
             (TokenAlgorithm::Hs256, VerificationKey::Secret(secret)) => {
                 if secret.len() < 32 {
                     return Err(AuthConfigError::SecretTooShort);
                 }
-                DecodingKey::from_secret(secret)
+                single(DecodingKey::from_secret(secret))
             }
             (TokenAlgorithm::Rs256, VerificationKey::PublicKeyPem(pem)) => {
-                DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| bad_key(config, e))?
+                single(DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| bad_key(config, e))?)
             }
             (TokenAlgorithm::Es256, VerificationKey::PublicKeyPem(pem)) => {
-                DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| bad_key(config, e))?
+                single(DecodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| bad_key(config, e))?)
+            }
+            (
+                algorithm @ (TokenAlgorithm::Rs256 | TokenAlgorithm::Es256),
+                VerificationKey::Jwks(set),
+            ) => Keys::ByKid(usable_jwks(algorithm, set)?),
+            (_, VerificationKey::JwksUrl(url)) => {
+                return Err(AuthConfigError::JwksNotFetched(url.clone()));
             }
             (algorithm @ TokenAlgorithm::Hs256, _) => {
                 return Err(AuthConfigError::WrongKeyKind {
@@ -173,7 +206,7 @@ impl TokenVerifier {
             (algorithm, _) => {
                 return Err(AuthConfigError::WrongKeyKind {
                     algorithm,
-                    expected: "a PEM public key",
+                    expected: "a PEM public key or a JWKS document",
                 });
             }
         };
@@ -187,8 +220,7 @@ impl TokenVerifier {
         validation.leeway = config.leeway_seconds;
         Ok(Self {
             algorithm: config.algorithm,
-            key,
-            key_id: config.key_id.clone(),
+            keys,
             validation,
         })
     }
@@ -198,8 +230,8 @@ impl TokenVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
-        self.check_header(token)?;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+        let key = self.check_header(token)?;
+        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| token_error(e.kind()))?;
         let claims = data.claims;
         let sub = claims
@@ -228,7 +260,7 @@ struct RawHeader {
 impl TokenVerifier {
     /// Reads the header before anything else, so that any algorithm but the pinned one (`none`
     /// included) and any key but the configured one are refused by name.
-    fn check_header(&self, token: &str) -> Result<(), TokenError> {
+    fn check_header(&self, token: &str) -> Result<&DecodingKey, TokenError> {
         use base64::Engine as _;
         let encoded = token.split('.').next().ok_or(TokenError::Malformed)?;
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -238,11 +270,49 @@ impl TokenVerifier {
         if header.alg.as_deref() != Some(&self.algorithm.to_string()) {
             return Err(TokenError::WrongAlgorithm);
         }
-        match &self.key_id {
-            Some(expected) if header.kid.as_ref() != Some(expected) => Err(TokenError::UnknownKey),
-            _ => Ok(()),
+        match &self.keys {
+            Keys::Single {
+                key_id: Some(expected),
+                ..
+            } if header.kid.as_ref() != Some(expected) => Err(TokenError::UnknownKey),
+            Keys::Single { key, .. } => Ok(key),
+            Keys::ByKid(keys) => header
+                .kid
+                .as_ref()
+                .and_then(|kid| keys.get(kid))
+                .ok_or(TokenError::UnknownKey),
         }
     }
+}
+
+/// The keys of a JWKS document that can verify the pinned algorithm, by `kid`. Keys without a
+/// `kid`, with another `alg`, or of another type are left out.
+fn usable_jwks(
+    algorithm: TokenAlgorithm,
+    set: &JwkSet,
+) -> Result<HashMap<String, DecodingKey>, AuthConfigError> {
+    let wanted_alg = match algorithm {
+        TokenAlgorithm::Rs256 => KeyAlgorithm::RS256,
+        TokenAlgorithm::Es256 => KeyAlgorithm::ES256,
+        TokenAlgorithm::Hs256 => return Err(AuthConfigError::NoUsableJwk { algorithm }),
+    };
+    let keys: HashMap<String, DecodingKey> = set
+        .keys
+        .iter()
+        .filter(|jwk| jwk.common.key_algorithm.is_none_or(|alg| alg == wanted_alg))
+        .filter(|jwk| match (&jwk.algorithm, algorithm) {
+            (AlgorithmParameters::RSA(_), TokenAlgorithm::Rs256) => true,
+            (AlgorithmParameters::EllipticCurve(ec), TokenAlgorithm::Es256) => {
+                ec.curve == EllipticCurve::P256
+            }
+            _ => false,
+        })
+        .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
+        .collect();
+    if keys.is_empty() {
+        return Err(AuthConfigError::NoUsableJwk { algorithm });
+    }
+    Ok(keys)
 }
 
 fn bad_key(config: &AuthConfig, error: jsonwebtoken::errors::Error) -> AuthConfigError {
@@ -552,6 +622,78 @@ mod tests {
             hs256().verify(&with_kid(Some("anything"))).is_ok(),
             "without a configured kid, kid is not checked"
         );
+    }
+
+    fn jwk(private_pem: &str, algorithm: Algorithm, kid: &str) -> jsonwebtoken::jwk::Jwk {
+        let key = match algorithm {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(private_pem.as_bytes()).unwrap(),
+            _ => EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
+        };
+        let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(&key, algorithm).unwrap();
+        jwk.common.key_id = Some(kid.to_owned());
+        jwk
+    }
+
+    fn es_token(kid: Option<&str>) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = kid.map(str::to_owned);
+        encode(
+            &header,
+            &claims(),
+            &EncodingKey::from_ec_pem(EC_PRIVATE.as_bytes()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn jwks_keys_are_chosen_by_kid() {
+        let set = JwkSet {
+            keys: vec![
+                jwk(EC_PRIVATE, Algorithm::ES256, "ec-1"),
+                jwk(RSA_PRIVATE, Algorithm::RS256, "rsa-1"),
+            ],
+        };
+        let verifier =
+            TokenVerifier::new(&config(TokenAlgorithm::Es256, VerificationKey::Jwks(set))).unwrap();
+        assert_eq!(
+            verifier
+                .verify(&es_token(Some("ec-1")))
+                .unwrap()
+                .subject
+                .as_str(),
+            "alice"
+        );
+        assert_eq!(
+            verifier.verify(&es_token(Some("ec-2"))),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            verifier.verify(&es_token(None)),
+            Err(TokenError::UnknownKey)
+        );
+        assert_eq!(
+            verifier.verify(&es_token(Some("rsa-1"))),
+            Err(TokenError::UnknownKey),
+            "an RSA key is not usable for ES256"
+        );
+    }
+
+    #[test]
+    fn a_jwks_without_a_usable_key_is_refused_at_start() {
+        let set = JwkSet {
+            keys: vec![jwk(RSA_PRIVATE, Algorithm::RS256, "rsa-1")],
+        };
+        assert!(matches!(
+            TokenVerifier::new(&config(TokenAlgorithm::Es256, VerificationKey::Jwks(set))),
+            Err(AuthConfigError::NoUsableJwk { .. })
+        ));
+        assert!(matches!(
+            TokenVerifier::new(&config(
+                TokenAlgorithm::Es256,
+                VerificationKey::JwksUrl("https://x".into())
+            )),
+            Err(AuthConfigError::JwksNotFetched(_))
+        ));
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub const JWT_ISSUER: &str = "JWT_ISSUER";
 pub const JWT_AUDIENCE: &str = "JWT_AUDIENCE";
 pub const JWT_LEEWAY_SECONDS: &str = "JWT_LEEWAY_SECONDS";
 pub const JWT_KEY_ID: &str = "JWT_KEY_ID";
+pub const JWT_JWKS_URL: &str = "JWT_JWKS_URL";
+pub const JWT_JWKS_FILE: &str = "JWT_JWKS_FILE";
 pub const SUBMISSIONS_QUEUE_URL: &str = "SUBMISSIONS_QUEUE_URL";
 pub const SUBMISSIONS_TABLE: &str = "SUBMISSIONS_TABLE";
 pub const USERS_TABLE: &str = "USERS_TABLE";
@@ -111,9 +113,7 @@ pub fn auth_from_env(env: &dyn EnvSource) -> Result<AuthConfig, ConfigError> {
             )?
             .into_bytes(),
         ),
-        TokenAlgorithm::Rs256 | TokenAlgorithm::Es256 => {
-            VerificationKey::PublicKeyPem(public_key_pem(env)?)
-        }
+        TokenAlgorithm::Rs256 | TokenAlgorithm::Es256 => public_keys(env)?,
     };
     Ok(AuthConfig {
         algorithm,
@@ -125,6 +125,25 @@ pub fn auth_from_env(env: &dyn EnvSource) -> Result<AuthConfig, ConfigError> {
     })
 }
 
+/// RS256/ES256 keys: a JWKS URL, a JWKS file, a PEM, or a PEM file, in that order.
+fn public_keys(env: &dyn EnvSource) -> Result<VerificationKey, ConfigError> {
+    if let Some(url) = env.var(JWT_JWKS_URL) {
+        return Ok(VerificationKey::JwksUrl(url));
+    }
+    if let Some(path) = env.var(JWT_JWKS_FILE) {
+        let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
+            name: JWT_JWKS_FILE,
+            reason: format!("cannot read {path}: {e}"),
+        })?;
+        let set = serde_json::from_str(&text).map_err(|e| ConfigError::Invalid {
+            name: JWT_JWKS_FILE,
+            reason: format!("{path} is not a JWKS document: {e}"),
+        })?;
+        return Ok(VerificationKey::Jwks(set));
+    }
+    public_key_pem(env).map(VerificationKey::PublicKeyPem)
+}
+
 fn public_key_pem(env: &dyn EnvSource) -> Result<String, ConfigError> {
     if let Some(pem) = env.var(JWT_PUBLIC_KEY_PEM) {
         return Ok(pem);
@@ -132,7 +151,7 @@ fn public_key_pem(env: &dyn EnvSource) -> Result<String, ConfigError> {
     let Some(path) = env.var(JWT_PUBLIC_KEY_FILE) else {
         return Err(ConfigError::Missing {
             name: JWT_PUBLIC_KEY_PEM,
-            expected: "the PEM public key (or set JWT_PUBLIC_KEY_FILE to a file holding it)",
+            expected: "the PEM public key (or JWT_PUBLIC_KEY_FILE, JWT_JWKS_URL or JWT_JWKS_FILE)",
         });
     };
     std::fs::read_to_string(&path).map_err(|e| ConfigError::Invalid {
