@@ -53,7 +53,8 @@ describe('settings', () => {
       [{ production: 'yes' }, /context "production": expected true or false/],
       [{ jwtAlgorithm: 'none' }, /context "jwtAlgorithm"/],
       [{ jwtPublicKeyPem: 'not a key' }, /not a PEM public key/],
-      [{ jwtPublicKeyPem: PEM, jwtPublicKeyFile: '/x.pem' }, /not both/],
+      [{ jwtPublicKeyPem: PEM, jwtPublicKeyFile: '/x.pem' }, /give one of/],
+      [{ jwtJwksUrl: 'http://idp.example/jwks.json' }, /context "jwtJwksUrl".*https/],
     ];
     for (const [context, message] of cases) {
       assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));
@@ -61,9 +62,10 @@ describe('settings', () => {
   });
 
   it('list the token settings still missing', () => {
-    assert.deepEqual(read({}).missingJwtSettings, ['jwtPublicKeyFile (or jwtPublicKeyPem)', 'jwtIssuer', 'jwtAudience']);
+    assert.deepEqual(read({}).missingJwtSettings, ['jwtPublicKeyFile (or jwtPublicKeyPem, or jwtJwksUrl)', 'jwtIssuer', 'jwtAudience']);
     assert.deepEqual(read({ jwtAlgorithm: 'hs256', jwtIssuer: 'i' }).missingJwtSettings, ['jwtSecret', 'jwtAudience']);
     assert.deepEqual(read({ jwtIssuer: 'i', jwtAudience: 'a', jwtPublicKeyPem: PEM }).missingJwtSettings, []);
+    assert.deepEqual(read({ jwtIssuer: 'i', jwtAudience: 'a', jwtJwksUrl: 'https://idp/jwks' }).missingJwtSettings, []);
   });
 });
 
