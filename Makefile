@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: run test fmt check-fmt clippy unit-and-e2e infra-test package release
+.PHONY: run test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare
 
 ## run: the whole pipeline in one process on 127.0.0.1:3000, in-memory (prints a token)
 run:
@@ -38,3 +38,16 @@ fmt:
 ## release: the three Lambda binaries, optimised
 release:
 	$(CARGO) build --release --bin ingest --bin processor --bin notifier
+
+## load: a bounded load (10 s) against the local stack, then its summary
+load:
+	scripts/load.sh
+
+## bench: criterion benches of the ingest request path and the processor
+bench:
+	$(CARGO) bench -p score-ingest --bench ingest_path
+	$(CARGO) bench -p score-processor --bench batch
+
+## compare: local stack vs a bare axum ceiling, pinned, on loopback (Markdown on stdout)
+compare:
+	scripts/compare.sh

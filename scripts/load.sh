@@ -49,6 +49,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+: >"$workdir/stack.out"
 target/release/local --addr 127.0.0.1:0 >"$workdir/stack.out" 2>"$workdir/stack.log" &
 stack_pid=$!
 
@@ -59,7 +60,7 @@ for _ in $(seq 300); do
     cat "$workdir/stack.log" >&2
     exit 1
   fi
-  url=$(head -n1 "$workdir/stack.out" | sed -n 's/.*"url":"\([^"]*\)".*/\1/p')
+  url=$(head -n1 "$workdir/stack.out" 2>/dev/null | sed -n 's/.*"url":"\([^"]*\)".*/\1/p')
   [[ -n $url ]] && break
   sleep 0.1
 done

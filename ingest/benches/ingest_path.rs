@@ -6,7 +6,9 @@
 //! each message and drops it (an in-memory queue would grow without bound over millions of
 //! iterations). HS256 and ES256 tokens; single submissions and batches of 100.
 //!
-//! The steps are also timed on their own (`ingest_steps`) to show where the time goes.
+//! `single_json_logs` adds the Lambda's JSON log output at `info` (to a sink): the log lines are
+//! part of what an invocation costs. The steps are also timed on their own (`ingest_steps`) to
+//! show where the time goes.
 //!
 //! Run: `cargo bench -p score-ingest --bench ingest_path` (short by default: 1 s warm-up,
 //! 3 s measurement per benchmark; pass `-- --measurement-time 10` for steadier figures).
@@ -186,8 +188,33 @@ fn ingest_path(c: &mut Criterion) {
             });
         }
         assert!(queue.bytes.load(Ordering::Relaxed) > 0);
+        if algorithm == "HS256" {
+            // As deployed: the Lambda's JSON log lines at info (one per submission, plus the
+            // request span), written to a sink.
+            let _logs = tracing::subscriber::set_default(lambda_json_logs());
+            group.throughput(Throughput::Elements(1));
+            group.bench_function(BenchmarkId::new("single_json_logs", algorithm), |b| {
+                b.to_async(&runtime)
+                    .iter(|| call(&router, request("/v1/scores", &token, &single)));
+            });
+        }
     }
     group.finish();
+}
+
+/// The Lambda's log format (shared::telemetry under Lambda) at `info`, written to a sink.
+fn lambda_json_logs() -> impl tracing::Subscriber + Send + Sync {
+    tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(true)
+        .without_time()
+        .with_ansi(false)
+        .with_writer(std::io::sink)
+        .finish()
 }
 
 fn ingest_steps(c: &mut Criterion) {

@@ -394,6 +394,29 @@ async fn the_bare_server_answers_every_submission_202() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bare_server_in_ingest_mode_runs_the_real_checks() {
+    // GIVEN `bare --app ingest`: the ingest router alone, verifying with the shared secret
+    let (_ingest, url) = spawn_server(
+        env!("CARGO_BIN_EXE_bare"),
+        &[
+            "--app",
+            "ingest",
+            "--addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            SECRET,
+        ],
+    );
+    // WHEN the default mix is sent
+    let plan = plan(&[&url, "-n", "40", "--jwt-secret", SECRET, "-q"]).unwrap();
+    let summary = run_plan(plan).await;
+    // THEN valid requests are accepted and the invalid ones refused, as by the local stack
+    assert_eq!(summary.expected, 40, "{}", summary.render());
+    assert_eq!(summary.status_codes.get(&401), Some(&4));
+    assert_eq!(summary.status_codes.get(&400), Some(&4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_time_starts_the_local_binary_and_waits_for_its_first_202() {
     let args = StartupArgs {
         jwt_secret: SECRET.to_owned(),
@@ -723,7 +746,7 @@ fn an_open_model_summary_reports_late_sends() {
     assert!(
         summary
             .render()
-            .contains("1 sends started more than 1 ms late")
+            .contains("1 requests waited more than 1 ms for a free connection")
     );
 }
 

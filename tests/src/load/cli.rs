@@ -35,8 +35,8 @@ Examples:
   # 50,000 valid single submissions over 64 connections, machine-readable summary
   loadgen http://127.0.0.1:3000 --jwt-secret \"$JWT_SECRET\" -n 50000 -c 64 --mix single=100 --json
 
-  # a fixed 2,000 req/s for 30 s (open model: latency counts from each request's intended send
-  # time, so a stalled server is not hidden by the generator waiting for it)
+  # a fixed 2,000 req/s for 30 s (open model: a request that waits for a free connection is
+  # timed from its intended send time, so a stalled server is not hidden by the generator)
   loadgen http://127.0.0.1:3000 --jwt-secret \"$JWT_SECRET\" --rate 2000 --duration 30s -c 256
 
   # a deployed API with tokens from your identity provider, one per line
@@ -57,8 +57,9 @@ got no response), 2 for usage errors.";
 /// tampered token, requests with an invalid body) over HTTP/1.1 keep-alive connections, and
 /// reports throughput, latency percentiles (HdrHistogram) and counts by status, by error and by
 /// scenario. Without --rate it runs a closed model (each connection sends its next request
-/// when the last is answered); with --rate an open model at a fixed arrival rate, measuring
-/// latency from each request's intended send time (correcting for coordinated omission).
+/// when the last is answered); with --rate an open model at a fixed arrival rate, where a
+/// request that has to wait for a free connection is timed from its intended send time
+/// (correcting for coordinated omission).
 #[derive(Parser, Debug)]
 #[command(
     name = "loadgen",
@@ -107,8 +108,8 @@ pub struct Args {
     pub concurrency: usize,
 
     /// Fixed arrival rate in requests per second (open model). Give enough --concurrency for
-    /// rate x latency; sends that start late are counted and their latency still counts from
-    /// the intended time.
+    /// rate x latency; requests that wait for a free connection are counted as late and timed
+    /// from their intended send time.
     #[arg(short, long)]
     pub rate: Option<f64>,
 

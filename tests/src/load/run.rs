@@ -256,13 +256,21 @@ async fn work(
                 if shared.end.is_some_and(|end| intended >= end) {
                     return;
                 }
+                // A connection that frees up only after a request's intended time means the
+                // server held the generator back: that request is timed from its intended time,
+                // so a stall is not hidden (coordinated omission). A connection that was free in
+                // time waits for the timer, which fires up to about a millisecond late; that
+                // delay is the generator's, so such a request is timed from when it is sent.
+                let backlog = Instant::now().saturating_duration_since(intended);
                 if !sleep_until(intended, stop.clone()).await {
                     return;
                 }
-                (
-                    intended,
-                    Some(Instant::now().saturating_duration_since(intended)),
-                )
+                let started = if backlog.is_zero() {
+                    Instant::now()
+                } else {
+                    intended
+                };
+                (started, Some(backlog))
             }
         };
         let scenario = plan.mix.pick(index);

@@ -70,7 +70,8 @@ pub struct Recorder {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// The first message seen per error kind, to say what went wrong.
     pub error_samples: BTreeMap<String, String>,
-    /// Open model: sends that left more than [`LATE_SEND`] after their intended time.
+    /// Open model: requests that found no free connection until more than [`LATE_SEND`] after
+    /// their intended send time (the server was holding every connection).
     pub late_sends: u64,
     pub max_send_lag: Duration,
 }
@@ -129,7 +130,7 @@ impl Recorder {
         }
     }
 
-    /// A send (open model) started `lag` after its intended time.
+    /// A request (open model) found a free connection `lag` after its intended send time.
     pub fn record_send_lag(&mut self, lag: Duration) {
         if lag > LATE_SEND {
             self.late_sends += 1;
@@ -244,8 +245,9 @@ pub struct Summary {
     pub errors_by_kind: BTreeMap<String, u64>,
     pub error_samples: BTreeMap<String, String>,
     pub scenarios: BTreeMap<String, ScenarioSummary>,
-    /// Open model: sends that started more than 1 ms late (the generator or its connections
-    /// could not keep up; their latency still counts from the intended time).
+    /// Open model: requests that found no free connection until more than 1 ms after their
+    /// intended send time, because the server held every connection (or the generator could not
+    /// keep up). Their latency counts from the intended time.
     pub late_sends: u64,
     pub max_send_lag_ms: f64,
     /// CPU the generator used, as a share of one core (near 1.0 with one pinned core means the
@@ -380,7 +382,7 @@ impl Summary {
         if self.target_rate_per_s.is_some() {
             let _ = writeln!(
                 out,
-                "schedule    {} sends started more than 1 ms late (max lag {:.3} ms); latency counts from the intended send time",
+                "schedule    {} requests waited more than 1 ms for a free connection (max {:.3} ms); their latency counts from the intended send time",
                 self.late_sends, self.max_send_lag_ms
             );
         }
