@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod event_source;
 pub mod load;
+pub mod signals;
 pub mod stack;
 pub mod tokens;
 

@@ -165,7 +165,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let printer = (args.backend == BackendKind::Aws && args.provision)
         .then(|| tokio::spawn(print_published(backend.clone())));
 
-    shutdown_signal().await;
+    pipeline_tests::signals::shutdown_signal().await;
     tracing::info!("stopping: no new requests; draining queued work");
     let drained = stack
         .shutdown(Duration::from_secs(args.drain_timeout_seconds))
@@ -200,25 +200,5 @@ async fn print_published(backend: Backend) {
             Err(error) => tracing::warn!(%error, "cannot read notifications"),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
     }
 }
