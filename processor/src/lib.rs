@@ -13,7 +13,10 @@ use shared::ids::{SubmissionId, UserId};
 use shared::lambda::batch_response;
 use shared::limits::{QUEUE_SEND_BATCH, STORE_WRITE_BATCH};
 use shared::message::{MESSAGE_VERSION, QueuedSubmission, Rejection, decode};
-use shared::ports::{BatchReport, PortError, RejectionSink, SubmissionStore, UserDirectory};
+use shared::ports::{
+    BatchReport, PortError, QuotaCounter, RejectionSink, SubmissionStore, UserDirectory,
+};
+use shared::quota::{QuotaPolicy, QuotaWindow};
 use shared::record::{Outcome, SubmissionRecord};
 use shared::rejection::RejectionReason;
 use shared::users::{User, UserStatus};
@@ -31,10 +34,18 @@ pub struct Ports {
     pub rejections: Arc<dyn RejectionSink>,
 }
 
+/// The per-user quota: the policy and the counter that enforces it.
+#[derive(Clone)]
+pub struct Quota {
+    pub policy: QuotaPolicy,
+    pub counter: Arc<dyn QuotaCounter>,
+}
+
 /// Built once per cold start; the user cache lives across warm invocations.
 pub struct Processor {
     ports: Ports,
     cache: UserCache,
+    quota: Option<Quota>,
 }
 
 /// The verdict on one submission, from the user's directory entry alone.
@@ -59,6 +70,8 @@ pub struct BatchSummary {
     pub accepted: usize,
     /// Records finished as rejected (stored and handed to the rejections queue).
     pub rejected: usize,
+    /// Of the rejected records, those over their user's quota.
+    pub rate_limited: usize,
     pub malformed: usize,
     pub failed_message_ids: Vec<String>,
 }
@@ -76,7 +89,17 @@ struct Parsed<'a> {
 
 impl Processor {
     pub fn new(ports: Ports, cache: UserCache) -> Self {
-        Self { ports, cache }
+        Self {
+            ports,
+            cache,
+            quota: None,
+        }
+    }
+
+    /// Enforces a per-user quota on submissions the users directory allows.
+    pub fn with_quota(mut self, quota: Quota) -> Self {
+        self.quota = Some(quota);
+        self
     }
 
     /// Handles one SQS batch; work still unfinished at `deadline` is reported failed.
@@ -106,7 +129,7 @@ impl Processor {
         };
 
         let rejected_at = OffsetDateTime::now_utc();
-        let outcomes: Vec<Outcome> = parsed
+        let mut outcomes: Vec<Outcome> = parsed
             .iter()
             .map(|p| {
                 decide(
@@ -116,12 +139,15 @@ impl Processor {
                 )
             })
             .collect();
+        let uncounted = self.apply_quota(&parsed, &mut outcomes, deadline).await;
         // A redelivered duplicate in the same batch carries the same id: write and notify it once.
         let mut records_by_id: HashMap<SubmissionId, SubmissionRecord> = HashMap::new();
         let mut rejections: Vec<Rejection> = Vec::new();
         for (p, outcome) in parsed.iter().zip(&outcomes) {
             let message = &p.message;
-            if records_by_id.contains_key(&message.submission_id) {
+            if records_by_id.contains_key(&message.submission_id)
+                || uncounted.contains(&message.submission_id)
+            {
                 continue;
             }
             if let Outcome::Rejected(reason) = *outcome {
@@ -149,7 +175,7 @@ impl Processor {
             )
             .entered();
             let id = message.submission_id;
-            if unwritten.contains(&id) || unsent.contains(&id) {
+            if uncounted.contains(&id) || unwritten.contains(&id) || unsent.contains(&id) {
                 tracing::warn!(
                     message_id = p.message_id,
                     "submission not finished; SQS will deliver it again"
@@ -164,6 +190,9 @@ impl Processor {
                 }
                 Outcome::Rejected(reason) => {
                     summary.rejected += 1;
+                    if reason == RejectionReason::RateLimited {
+                        summary.rate_limited += 1;
+                    }
                     tracing::info!(%reason, "submission stored as rejected and sent for notification");
                 }
             }
@@ -172,11 +201,65 @@ impl Processor {
             records = summary.records,
             accepted = summary.accepted,
             rejected = summary.rejected,
+            rate_limited = summary.rate_limited,
             malformed = summary.malformed,
             failed = summary.failed_message_ids.len(),
             "batch processed"
         );
         summary
+    }
+
+    /// Counts the submissions the directory allowed against their users' quotas, one call per
+    /// user and window, and turns those over the limit into `rate_limited` rejections. Returns the
+    /// ids that could not be counted: their records are retried.
+    async fn apply_quota(
+        &self,
+        parsed: &[Parsed<'_>],
+        outcomes: &mut [Outcome],
+        deadline: Instant,
+    ) -> HashSet<SubmissionId> {
+        let Some(quota) = &self.quota else {
+            return HashSet::new();
+        };
+        let mut windows: HashMap<QuotaWindow, Vec<&QueuedSubmission>> = HashMap::new();
+        for (p, outcome) in parsed.iter().zip(outcomes.iter()) {
+            if *outcome == Outcome::Accepted {
+                let message = &p.message;
+                let window = quota
+                    .policy
+                    .window_of(&message.principal.subject, message.received_at);
+                windows.entry(window).or_default().push(message);
+            }
+        }
+        let calls = windows
+            .into_iter()
+            .map(|(window, mut messages)| async move {
+                // Earliest first, so the submissions that made the quota run out are the ones refused.
+                messages.sort_by_key(|m| (m.received_at, m.submission_id));
+                let ids: Vec<SubmissionId> = messages.iter().map(|m| m.submission_id).collect();
+                let counting = quota.counter.admit(&window, quota.policy.limit, &ids);
+                let result = by_deadline(deadline, "quota counter", counting).await;
+                (window, ids, result)
+            });
+        let mut over_limit = HashSet::new();
+        let mut uncounted = HashSet::new();
+        for (window, ids, result) in join_all(calls).await {
+            match result {
+                Ok(admitted) => {
+                    over_limit.extend(ids.into_iter().filter(|id| !admitted.contains(id)))
+                }
+                Err(error) => {
+                    tracing::warn!(%error, user_id = %window.user_id, records = ids.len(), "quota count failed; the records will be retried");
+                    uncounted.extend(ids);
+                }
+            }
+        }
+        for (p, outcome) in parsed.iter().zip(outcomes.iter_mut()) {
+            if over_limit.contains(&p.message.submission_id) {
+                *outcome = Outcome::Rejected(RejectionReason::RateLimited);
+            }
+        }
+        uncounted
     }
 
     /// Writes records in chunks of 25 (one BatchWriteItem each), all chunks at once.

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use processor::{Ports, Processor, UserCache};
-use shared::aws::dynamodb::{DynamoSubmissionStore, DynamoUserDirectory};
+use processor::{Ports, Processor, Quota, UserCache};
+use shared::aws::dynamodb::{DynamoQuotaCounter, DynamoSubmissionStore, DynamoUserDirectory};
 use shared::aws::{AwsClients, load_sdk_config, sqs::SqsQueue};
 use shared::config::{ProcessEnv, ProcessorConfig};
 use shared::lambda::work_deadline;
@@ -15,20 +15,26 @@ async fn main() -> Result<(), Error> {
     shared::telemetry::init();
     let config = ProcessorConfig::from_env(&ProcessEnv)?;
     let clients = AwsClients::new(&load_sdk_config().await);
-    let processor = Processor::new(
+    let mut processor = Processor::new(
         Ports {
             users: Arc::new(DynamoUserDirectory::new(
                 clients.dynamodb.clone(),
                 config.users_table,
             )),
             store: Arc::new(DynamoSubmissionStore::new(
-                clients.dynamodb,
+                clients.dynamodb.clone(),
                 config.submissions_table,
             )),
             rejections: Arc::new(SqsQueue::new(clients.sqs, config.rejections_queue_url)),
         },
         UserCache::new(config.user_cache_ttl),
     );
+    if let Some(quota) = config.quota {
+        processor = processor.with_quota(Quota {
+            policy: quota.policy,
+            counter: Arc::new(DynamoQuotaCounter::new(clients.dynamodb, quota.table)),
+        });
+    }
     let processor = &processor;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = work_deadline(event.context.deadline);

@@ -4,12 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use processor::{BatchSummary, Ports, Processor, UserCache, decide};
+use processor::{BatchSummary, Ports, Processor, Quota, UserCache, decide};
 use shared::faults::{FaultPlan, Faulty, Times, throttled};
 use shared::ids::{CorrelationId, SubmissionId, UserId};
-use shared::memory::{MemoryQueue, MemoryStore, MemoryUserDirectory, QueueSettings};
+use shared::memory::{
+    MemoryQueue, MemoryQuotaCounter, MemoryStore, MemoryUserDirectory, QueueSettings,
+};
 use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, Rejection, decode, encode};
 use shared::ports::SubmissionStore;
+use shared::quota::QuotaPolicy;
 use shared::record::Outcome;
 use shared::rejection::RejectionReason;
 use shared::submission::{HeroId, Score, ScoreSubmission};
@@ -63,10 +66,22 @@ struct Fixture {
     store_faults: Arc<FaultPlan>,
     directory_faults: Arc<FaultPlan>,
     sink_faults: Arc<FaultPlan>,
+    quotas: Arc<MemoryQuotaCounter>,
+    quota_faults: Arc<FaultPlan>,
     processor: Processor,
 }
 
 fn fixture_with_ttl(ttl: Duration) -> Fixture {
+    fixture_with(ttl, None)
+}
+
+/// A fixture whose processor lets each user make `limit` submissions per hour.
+fn fixture_with_quota(limit: u32) -> Fixture {
+    let policy = QuotaPolicy::new(limit, Duration::from_secs(3600)).unwrap();
+    fixture_with(Duration::from_secs(60), Some(policy))
+}
+
+fn fixture_with(ttl: Duration, quota: Option<QuotaPolicy>) -> Fixture {
     let no_permission = User {
         user_id: user("nobody"),
         status: UserStatus::Active,
@@ -86,6 +101,15 @@ fn fixture_with_ttl(ttl: Duration) -> Fixture {
         store: Arc::new(Faulty::new(store.clone(), store_faults.clone())),
         rejections: Arc::new(Faulty::new(rejections.clone(), sink_faults.clone())),
     };
+    let quotas = Arc::new(MemoryQuotaCounter::new());
+    let quota_faults = FaultPlan::new();
+    let mut processor = Processor::new(ports, UserCache::new(ttl));
+    if let Some(policy) = quota {
+        processor = processor.with_quota(Quota {
+            policy,
+            counter: Arc::new(Faulty::new(quotas.clone(), quota_faults.clone())),
+        });
+    }
     Fixture {
         directory,
         store,
@@ -93,7 +117,9 @@ fn fixture_with_ttl(ttl: Duration) -> Fixture {
         store_faults,
         directory_faults,
         sink_faults,
-        processor: Processor::new(ports, UserCache::new(ttl)),
+        quotas,
+        quota_faults,
+        processor,
     }
 }
 
@@ -359,6 +385,151 @@ async fn a_store_that_hangs_past_the_deadline_fails_the_records_instead_of_the_i
 async fn a_directory_that_hangs_past_the_deadline_fails_the_batch() {
     let f = fixture();
     f.directory_faults.slow_down(Duration::from_secs(60));
+    let batch = records(&[submission_from("alice", 1)]);
+    let deadline = Instant::now() + Duration::from_millis(200);
+    let summary = tokio::time::timeout(
+        Duration::from_secs(10),
+        f.processor.process(&batch, deadline),
+    )
+    .await
+    .expect("the processor gives up at its deadline");
+    assert_eq!(summary.failed_message_ids, ["m0"]);
+    assert!(f.store.is_empty());
+}
+
+/// `count` submissions by `name`, received one millisecond apart in that order.
+fn submissions_in_order(name: &str, count: usize) -> Vec<QueuedSubmission> {
+    let start = OffsetDateTime::now_utc();
+    (0..count)
+        .map(|i| QueuedSubmission {
+            received_at: start + Duration::from_millis(i as u64),
+            ..submission_from(name, i as u32)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn without_a_quota_nothing_is_counted() {
+    let f = fixture();
+    let summary = f
+        .process(&records(&submissions_in_order("alice", 30)))
+        .await;
+    assert_eq!(summary.accepted, 30);
+    assert_eq!(f.quotas.admit_calls(), 0);
+}
+
+#[tokio::test]
+async fn submissions_over_the_quota_are_stored_and_sent_as_rate_limited() {
+    let f = fixture_with_quota(3);
+    let messages = submissions_in_order("alice", 5);
+    // Delivered out of order: the earliest received are the ones within the quota.
+    let mut shuffled = messages.clone();
+    shuffled.reverse();
+    let summary = f.process(&records(&shuffled)).await;
+    assert_eq!((summary.accepted, summary.rejected), (3, 2));
+    assert_eq!(summary.rate_limited, 2);
+    assert!(summary.failed_message_ids.is_empty());
+    for message in &messages[..3] {
+        assert_eq!(
+            f.outcome(message.submission_id).await,
+            Some(Outcome::Accepted)
+        );
+    }
+    let limited = Outcome::Rejected(RejectionReason::RateLimited);
+    for message in &messages[3..] {
+        assert_eq!(f.outcome(message.submission_id).await, Some(limited));
+    }
+    let mut sent: Vec<SubmissionId> = f
+        .sent_rejections()
+        .await
+        .into_iter()
+        .inspect(|r| assert_eq!(r.reason, RejectionReason::RateLimited))
+        .map(|r| r.submission_id)
+        .collect();
+    sent.sort();
+    let mut expected: Vec<SubmissionId> = messages[3..].iter().map(|m| m.submission_id).collect();
+    expected.sort();
+    assert_eq!(sent, expected);
+    // One counting call for the user's window.
+    assert_eq!(f.quotas.admit_calls(), 1);
+}
+
+#[tokio::test]
+async fn the_quota_is_per_user_and_refused_users_do_not_use_it() {
+    let f = fixture_with_quota(2);
+    let mut messages = submissions_in_order("alice", 2);
+    messages.extend(submissions_in_order("mallory", 3));
+    messages.extend(submissions_in_order("nobody", 3));
+    let summary = f.process(&records(&messages)).await;
+    assert_eq!(summary.accepted, 2);
+    assert_eq!(summary.rate_limited, 0);
+    let policy = QuotaPolicy::new(2, Duration::from_secs(3600)).unwrap();
+    let mallory = policy.window_of(&user("mallory"), messages[2].received_at);
+    assert!(f.quotas.counted(&mallory).is_empty());
+    // Alice's quota is spent; the next one is refused.
+    let later = submissions_in_order("alice", 1);
+    let summary = f.process(&records(&later)).await;
+    assert_eq!(summary.rate_limited, 1);
+}
+
+#[tokio::test]
+async fn a_redelivered_batch_gets_the_same_verdicts() {
+    let f = fixture_with_quota(2);
+    let messages = submissions_in_order("alice", 4);
+    let batch = records(&messages);
+    // The first delivery is counted, but the store fails, so SQS delivers everything again.
+    f.store_faults.fail_next_calls(1, throttled("dynamodb"));
+    let first = f.process(&batch).await;
+    assert_eq!(first.failed_message_ids.len(), 4);
+    assert!(f.store.is_empty());
+    let again = f.process(&batch).await;
+    assert!(again.failed_message_ids.is_empty());
+    assert_eq!((again.accepted, again.rate_limited), (2, 2));
+    for message in &messages[..2] {
+        assert_eq!(
+            f.outcome(message.submission_id).await,
+            Some(Outcome::Accepted)
+        );
+    }
+    // A third delivery, one record at a time, changes nothing either.
+    for record in &batch {
+        f.process(std::slice::from_ref(record)).await;
+    }
+    let accepted = f
+        .store
+        .records()
+        .iter()
+        .filter(|r| r.outcome == Outcome::Accepted)
+        .count();
+    assert_eq!(accepted, 2);
+}
+
+#[tokio::test]
+async fn a_quota_outage_fails_the_allowed_records_and_nothing_is_written_for_them() {
+    let f = fixture_with_quota(10);
+    let alice = submission_from("alice", 1);
+    let mallory = submission_from("mallory", 2);
+    f.quota_faults.fail_next_calls(1, throttled("dynamodb"));
+    let summary = f.process(&records(&[alice.clone(), mallory.clone()])).await;
+    assert_eq!(summary.failed_message_ids, ["m0"]);
+    assert_eq!(f.outcome(alice.submission_id).await, None);
+    // The suspended user's rejection needs no quota and completes.
+    assert_eq!(
+        f.outcome(mallory.submission_id).await,
+        Some(Outcome::Rejected(RejectionReason::SuspendedUser))
+    );
+    let retry = f.process(&records(std::slice::from_ref(&alice))).await;
+    assert!(retry.failed_message_ids.is_empty());
+    assert_eq!(
+        f.outcome(alice.submission_id).await,
+        Some(Outcome::Accepted)
+    );
+}
+
+#[tokio::test]
+async fn a_quota_counter_that_hangs_past_the_deadline_fails_its_records() {
+    let f = fixture_with_quota(10);
+    f.quota_faults.slow_down(Duration::from_secs(60));
     let batch = records(&[submission_from("alice", 1)]);
     let deadline = Instant::now() + Duration::from_millis(200);
     let summary = tokio::time::timeout(

@@ -5,7 +5,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::auth::{AuthConfig, TokenAlgorithm, VerificationKey};
-use crate::limits::{DEFAULT_TOKEN_LEEWAY_SECONDS, DEFAULT_USER_CACHE_TTL};
+use crate::limits::{
+    DEFAULT_TOKEN_LEEWAY_SECONDS, DEFAULT_USER_CACHE_TTL, DEFAULT_USER_QUOTA_LIMIT,
+    DEFAULT_USER_QUOTA_WINDOW, MAX_USER_QUOTA_LIMIT,
+};
+use crate::quota::{QuotaPolicy, QuotaPolicyError};
 
 pub const JWT_ALGORITHM: &str = "JWT_ALGORITHM";
 pub const JWT_SECRET: &str = "JWT_SECRET";
@@ -25,6 +29,9 @@ pub const REJECTIONS_TOPIC_ARN: &str = "REJECTIONS_TOPIC_ARN";
 pub const USER_CACHE_TTL_SECONDS: &str = "USER_CACHE_TTL_SECONDS";
 pub const INGEST_BURST_LIMIT: &str = "INGEST_BURST_LIMIT";
 pub const INGEST_RATE_PER_SECOND: &str = "INGEST_RATE_PER_SECOND";
+pub const QUOTAS_TABLE: &str = "QUOTAS_TABLE";
+pub const USER_QUOTA_LIMIT: &str = "USER_QUOTA_LIMIT";
+pub const USER_QUOTA_WINDOW_SECONDS: &str = "USER_QUOTA_WINDOW_SECONDS";
 
 /// Default burst a user may send to one ingest instance (two full batches).
 pub const DEFAULT_BURST_LIMIT: u32 = 200;
@@ -204,6 +211,43 @@ pub struct ProcessorConfig {
     pub submissions_table: String,
     pub rejections_queue_url: String,
     pub user_cache_ttl: Duration,
+    /// `None` when `USER_QUOTA_LIMIT` is 0.
+    pub quota: Option<ProcessorQuota>,
+}
+
+/// The per-user quota the processor enforces, and the table that counts it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessorQuota {
+    pub policy: QuotaPolicy,
+    pub table: String,
+}
+
+/// The per-user quota policy: `USER_QUOTA_LIMIT` submissions per `USER_QUOTA_WINDOW_SECONDS`;
+/// `None` when the limit is 0.
+pub fn quota_policy_from_env(env: &dyn EnvSource) -> Result<Option<QuotaPolicy>, ConfigError> {
+    let limit: u32 = parsed_or(env, USER_QUOTA_LIMIT, DEFAULT_USER_QUOTA_LIMIT)?;
+    let window: u64 = parsed_or(
+        env,
+        USER_QUOTA_WINDOW_SECONDS,
+        DEFAULT_USER_QUOTA_WINDOW.as_secs(),
+    )?;
+    if limit == 0 {
+        return Ok(None);
+    }
+    QuotaPolicy::new(limit, Duration::from_secs(window))
+        .map(Some)
+        .map_err(|error| match error {
+            QuotaPolicyError::Limit(limit) => ConfigError::Invalid {
+                name: USER_QUOTA_LIMIT,
+                reason: format!(
+                    "{limit} is more than {MAX_USER_QUOTA_LIMIT}; use 0 to turn the quota off"
+                ),
+            },
+            QuotaPolicyError::Window(_) => ConfigError::Invalid {
+                name: USER_QUOTA_WINDOW_SECONDS,
+                reason: format!("{window} is not a positive number of seconds"),
+            },
+        })
 }
 
 impl ProcessorConfig {
@@ -217,6 +261,17 @@ impl ProcessorConfig {
                 USER_CACHE_TTL_SECONDS,
                 DEFAULT_USER_CACHE_TTL.as_secs(),
             )?),
+            quota: match quota_policy_from_env(env)? {
+                None => None,
+                Some(policy) => Some(ProcessorQuota {
+                    policy,
+                    table: required(
+                        env,
+                        QUOTAS_TABLE,
+                        "the quotas table name (or USER_QUOTA_LIMIT=0 to turn the quota off)",
+                    )?,
+                }),
+            },
         })
     }
 }
@@ -371,8 +426,60 @@ mod tests {
             (USERS_TABLE, "users"),
             (SUBMISSIONS_TABLE, "subs"),
             (REJECTIONS_QUEUE_URL, "http://q"),
+            (QUOTAS_TABLE, "quotas"),
         ]))
         .unwrap();
         assert_eq!(cfg.user_cache_ttl, DEFAULT_USER_CACHE_TTL);
+    }
+
+    #[test]
+    fn the_quota_defaults_on_needs_its_table_and_zero_turns_it_off() {
+        let base = [
+            (USERS_TABLE, "users"),
+            (SUBMISSIONS_TABLE, "subs"),
+            (REJECTIONS_QUEUE_URL, "http://q"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            ProcessorConfig::from_env(&env(&pairs))
+        };
+        let err = with(&[]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    name: QUOTAS_TABLE,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let quota = with(&[(QUOTAS_TABLE, "quotas")]).unwrap().quota.unwrap();
+        assert_eq!(quota.table, "quotas");
+        assert_eq!(quota.policy.limit, DEFAULT_USER_QUOTA_LIMIT);
+        assert_eq!(quota.policy.window, DEFAULT_USER_QUOTA_WINDOW);
+        let custom = with(&[
+            (QUOTAS_TABLE, "quotas"),
+            (USER_QUOTA_LIMIT, "5"),
+            (USER_QUOTA_WINDOW_SECONDS, "3600"),
+        ])
+        .unwrap()
+        .quota
+        .unwrap();
+        assert_eq!(custom.policy.limit, 5);
+        assert_eq!(custom.policy.window, Duration::from_secs(3600));
+        assert_eq!(with(&[(USER_QUOTA_LIMIT, "0")]).unwrap().quota, None);
+        for (name, value) in [
+            (USER_QUOTA_LIMIT, "10001"),
+            (USER_QUOTA_LIMIT, "-1"),
+            (USER_QUOTA_WINDOW_SECONDS, "0"),
+        ] {
+            let err = with(&[(QUOTAS_TABLE, "quotas"), (name, value)]).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid { name: n, .. } if *n == name),
+                "{name}={value}: {err}"
+            );
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! timeouts, outages) and single items that fail inside a successful batch call (failed batch
 //! entries, UnprocessedItems). moto never produces these; the pipeline must survive them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -14,9 +14,10 @@ use tokio::time::Instant;
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedSubmission, Rejection};
 use crate::ports::{
-    BatchReport, Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore,
-    UserDirectory,
+    BatchReport, Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue,
+    SubmissionStore, UserDirectory,
 };
+use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
 use crate::users::User;
 
@@ -304,6 +305,21 @@ impl<P: Notifier + ?Sized> Notifier for Faulty<P> {
         }
         let (pass, failed) = self.plan.split(rejections, |r| r.submission_id);
         Ok(merged(self.inner.publish(&pass).await?, failed))
+    }
+}
+
+#[async_trait]
+impl<P: QuotaCounter + ?Sized> QuotaCounter for Faulty<P> {
+    async fn admit(
+        &self,
+        window: &QuotaWindow,
+        limit: u32,
+        ids: &[SubmissionId],
+    ) -> Result<HashSet<SubmissionId>, PortError> {
+        match self.plan.call_fault().await {
+            Some(error) => Err(error),
+            None => self.inner.admit(window, limit, ids).await,
+        }
     }
 }
 

@@ -13,6 +13,7 @@ pub mod limits;
 pub mod memory;
 pub mod message;
 pub mod ports;
+pub mod quota;
 pub mod record;
 pub mod rejection;
 pub mod retry;

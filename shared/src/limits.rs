@@ -41,3 +41,13 @@ pub const NOTIFY_PUBLISH_BATCH: usize = 10;
 pub const DEFAULT_USER_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Most directory entries a warm processor keeps cached.
 pub const USER_CACHE_MAX_ENTRIES: usize = 10_000;
+/// Largest per-user quota per window. The DynamoDB adapter keeps a window's admitted ids in one
+/// item (a string set of 36-character ids), and an item holds at most 400 KB.
+pub const MAX_USER_QUOTA_LIMIT: u32 = 10_000;
+/// Default submissions a user may make per quota window.
+pub const DEFAULT_USER_QUOTA_LIMIT: u32 = 120;
+/// Default quota window.
+pub const DEFAULT_USER_QUOTA_WINDOW: Duration = Duration::from_secs(60);
+/// How long a quota window's counts are kept after it ends, so that redeliveries of its messages
+/// (retries, an operator's redrive from the dead-letter queue) meet the same verdict.
+pub const QUOTA_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);

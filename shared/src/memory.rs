@@ -5,7 +5,7 @@
 //! timeout ends, and a message received more than `max_receive_count` times moves to a
 //! dead-letter list instead of being delivered again.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
@@ -18,9 +18,10 @@ use tokio::time::Instant;
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedSubmission, Rejection, encode};
 use crate::ports::{
-    BatchReport, Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore,
-    UserDirectory,
+    BatchReport, Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue,
+    SubmissionStore, UserDirectory,
 };
+use crate::quota::{QuotaWindow, admit_into};
 use crate::record::SubmissionRecord;
 use crate::users::User;
 
@@ -339,6 +340,55 @@ impl UserDirectory for MemoryUserDirectory {
             .iter()
             .filter_map(|id| users.get(id).map(|u| (id.clone(), u.clone())))
             .collect())
+    }
+}
+
+/// Per-user quota windows in memory, forgetting each window once it expires.
+#[derive(Default)]
+pub struct MemoryQuotaCounter {
+    windows: Mutex<HashMap<QuotaWindow, HashSet<SubmissionId>>>,
+    admit_calls: AtomicU64,
+}
+
+impl MemoryQuotaCounter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The ids a window has admitted.
+    pub fn counted(&self, window: &QuotaWindow) -> HashSet<SubmissionId> {
+        lock(&self.windows).get(window).cloned().unwrap_or_default()
+    }
+
+    /// How many windows are held.
+    pub fn window_count(&self) -> usize {
+        lock(&self.windows).len()
+    }
+
+    pub fn admit_calls(&self) -> u64 {
+        self.admit_calls.load(Ordering::Relaxed)
+    }
+}
+
+#[async_trait]
+impl QuotaCounter for MemoryQuotaCounter {
+    async fn admit(
+        &self,
+        window: &QuotaWindow,
+        limit: u32,
+        ids: &[SubmissionId],
+    ) -> Result<HashSet<SubmissionId>, PortError> {
+        self.admit_calls.fetch_add(1, Ordering::Relaxed);
+        let mut windows = lock(&self.windows);
+        if !windows.contains_key(window) {
+            // Expiry, as DynamoDB's TTL would do it, whenever a window is opened.
+            let now = OffsetDateTime::now_utc().unix_timestamp();
+            windows.retain(|w, _| w.expires_at() > now);
+        }
+        let counted = windows.entry(window.clone()).or_default();
+        let (admitted, added) = admit_into(counted, limit, ids);
+        counted.extend(added);
+        Ok(admitted)
     }
 }
 

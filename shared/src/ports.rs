@@ -1,13 +1,14 @@
 //! The traits the handlers talk through. Each has an AWS adapter (`aws`), an in-memory adapter
 //! (`memory`) and, in the tests crate, fault-injecting wrappers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedSubmission, Rejection};
+use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
 use crate::users::User;
 
@@ -96,4 +97,18 @@ pub trait RejectionSink: Send + Sync {
 #[async_trait]
 pub trait Notifier: Send + Sync {
     async fn publish(&self, rejections: &[Rejection]) -> Result<BatchReport, PortError>;
+}
+
+/// Per-user submission counts, one set of admitted ids per user and window (see [`crate::quota`]).
+#[async_trait]
+pub trait QuotaCounter: Send + Sync {
+    /// Counts `ids`, in order, against `window` and returns those within `limit`. Counting is
+    /// idempotent: an id admitted before is admitted again without taking another place, and an
+    /// id refused once stays refused. Refused ids are not counted.
+    async fn admit(
+        &self,
+        window: &QuotaWindow,
+        limit: u32,
+        ids: &[SubmissionId],
+    ) -> Result<HashSet<SubmissionId>, PortError>;
 }

@@ -15,13 +15,16 @@ pub enum RejectionReason {
     SuspendedUser,
     /// The user exists but may not submit scores.
     MissingPermission,
+    /// The user went over their submission quota for the window the submission was received in.
+    RateLimited,
 }
 
 impl RejectionReason {
-    pub const ALL: [RejectionReason; 3] = [
+    pub const ALL: [RejectionReason; 4] = [
         RejectionReason::UnknownUser,
         RejectionReason::SuspendedUser,
         RejectionReason::MissingPermission,
+        RejectionReason::RateLimited,
     ];
 
     pub fn code(self) -> &'static str {
@@ -29,6 +32,7 @@ impl RejectionReason {
             RejectionReason::UnknownUser => "unknown_user",
             RejectionReason::SuspendedUser => "suspended_user",
             RejectionReason::MissingPermission => "missing_permission",
+            RejectionReason::RateLimited => "rate_limited",
         }
     }
 
@@ -55,6 +59,7 @@ mod tests {
             assert_eq!(RejectionReason::from_code(reason.code()), Some(reason));
         }
         assert_eq!(RejectionReason::SuspendedUser.code(), "suspended_user");
+        assert_eq!(RejectionReason::RateLimited.code(), "rate_limited");
         assert_eq!(RejectionReason::from_code("nope"), None);
     }
 }

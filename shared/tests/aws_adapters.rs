@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
-use aws_sdk_dynamodb::types::{KeysAndAttributes, WriteRequest};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TimeToLiveStatus, WriteRequest};
 use aws_sdk_sns::operation::publish_batch::{PublishBatchInput, PublishBatchOutput};
 use aws_sdk_sqs::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut,
@@ -28,10 +29,12 @@ use time::macros::datetime;
 use tokio::time::Instant;
 
 use shared::aws::AwsClients;
-use shared::aws::dynamodb::{DynamoSubmissionStore, DynamoUserDirectory};
+use shared::aws::dynamodb::{
+    DynamoQuotaCounter, DynamoSubmissionStore, DynamoUserDirectory, quota_attribute,
+};
 use shared::aws::provision::{
-    QueueProvisioning, ensure_queue_with_dead_letters, ensure_stack, ensure_submissions_table,
-    ensure_topic, ensure_users_table, subscribe_queue_to_topic,
+    QueueProvisioning, ensure_queue_with_dead_letters, ensure_quotas_table, ensure_stack,
+    ensure_submissions_table, ensure_topic, ensure_users_table, subscribe_queue_to_topic,
 };
 use shared::aws::sns::SnsNotifier;
 use shared::aws::sqs::SqsQueue;
@@ -39,9 +42,10 @@ use shared::ids::{CorrelationId, SubmissionId, UserId};
 use shared::limits::STORE_WRITE_BATCH;
 use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, Rejection, decode};
 use shared::ports::{
-    BatchReport, Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore,
-    UserDirectory,
+    BatchReport, Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue,
+    SubmissionStore, UserDirectory,
 };
+use shared::quota::{QuotaPolicy, QuotaWindow};
 use shared::record::{Outcome, SubmissionRecord};
 use shared::rejection::RejectionReason;
 use shared::retry::Backoff;
@@ -954,6 +958,158 @@ async fn provisioning_the_stack_twice_gives_the_same_resources() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Quotas
+
+async fn new_quotas_table(dynamodb: &aws_sdk_dynamodb::Client) -> String {
+    let table = unique("quotas");
+    ensure_quotas_table(dynamodb, &table)
+        .await
+        .expect("table is created");
+    table
+}
+
+fn hourly_window(user_id: &str) -> QuotaWindow {
+    QuotaPolicy::new(1, Duration::from_secs(3600))
+        .expect("a valid policy")
+        .window_of(&user(user_id), OffsetDateTime::now_utc())
+}
+
+fn new_ids(count: usize) -> Vec<SubmissionId> {
+    (0..count).map(|_| SubmissionId::new_unique()).collect()
+}
+
+async fn quota_item(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    window: &QuotaWindow,
+) -> HashMap<String, AttributeValue> {
+    dynamodb
+        .get_item()
+        .table_name(table)
+        .key(
+            quota_attribute::USER_ID,
+            AttributeValue::S(window.user_id.to_string()),
+        )
+        .key(
+            quota_attribute::WINDOW_START,
+            AttributeValue::N(window.start.to_string()),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("read")
+        .item()
+        .cloned()
+        .expect("the window has an item")
+}
+
+#[tokio::test]
+async fn a_window_admits_up_to_its_limit_and_counting_again_changes_nothing() {
+    let calls = CountingInterceptor::leave_unprocessed(0);
+    let dynamodb = dynamodb_client_with(Some(calls.clone()));
+    let table = new_quotas_table(&dynamodb).await;
+    let counter = DynamoQuotaCounter::new(dynamodb.clone(), &table);
+    let window = hourly_window("alice");
+    let ids = new_ids(5);
+
+    // Room for the whole batch: one conditional update.
+    let first = counter.admit(&window, 3, &ids[..2]).await.expect("counted");
+    assert_eq!(first, ids_of(&ids[..2]));
+    assert_eq!(calls.calls(), 1);
+
+    // Not enough room: the two counted before, then one more, and the rest refused.
+    let second = counter.admit(&window, 3, &ids).await.expect("counted");
+    assert_eq!(second, ids_of(&ids[..3]));
+
+    // A redelivery in another order gets the same verdicts and counts nothing new.
+    let mut reversed = ids.clone();
+    reversed.reverse();
+    let third = counter.admit(&window, 3, &reversed).await.expect("counted");
+    assert_eq!(third, ids_of(&ids[..3]));
+
+    let item = quota_item(&dynamodb, &table, &window).await;
+    let stored: HashSet<String> = item[quota_attribute::SUBMISSION_IDS]
+        .as_ss()
+        .expect("a string set")
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(stored, ids[..3].iter().map(ToString::to_string).collect());
+    assert_eq!(
+        item[quota_attribute::EXPIRES_AT].as_n().expect("a number"),
+        &window.expires_at().to_string()
+    );
+}
+
+#[tokio::test]
+async fn users_and_windows_are_counted_apart() {
+    let dynamodb = dynamodb_client_with(PLAIN);
+    let counter = DynamoQuotaCounter::new(dynamodb.clone(), new_quotas_table(&dynamodb).await);
+    let alice = hourly_window("alice");
+    let bob = hourly_window("bob");
+    let next_hour = QuotaWindow {
+        start: alice.start + 3600,
+        ..alice.clone()
+    };
+    for window in [&alice, &bob, &next_hour] {
+        let ids = new_ids(3);
+        let admitted = counter.admit(window, 2, &ids).await.expect("counted");
+        assert_eq!(admitted, ids_of(&ids[..2]), "{window:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_full_window_refuses_new_ids_without_counting_them() {
+    let dynamodb = dynamodb_client_with(PLAIN);
+    let table = new_quotas_table(&dynamodb).await;
+    let counter = DynamoQuotaCounter::new(dynamodb.clone(), &table);
+    let window = hourly_window("mallory");
+    let ids = new_ids(4);
+    counter.admit(&window, 2, &ids[..2]).await.expect("counted");
+    for id in &ids[2..] {
+        let admitted = counter
+            .admit(&window, 2, std::slice::from_ref(id))
+            .await
+            .expect("counted");
+        assert!(admitted.is_empty());
+    }
+    let item = quota_item(&dynamodb, &table, &window).await;
+    assert_eq!(
+        item[quota_attribute::SUBMISSION_IDS].as_ss().map(Vec::len),
+        Ok(2)
+    );
+}
+
+#[tokio::test]
+async fn counting_against_a_missing_table_is_an_error_not_a_refusal() {
+    let counter = DynamoQuotaCounter::new(dynamodb_client_with(PLAIN), unique("no-such-table"));
+    let error = counter
+        .admit(&hourly_window("alice"), 5, &new_ids(1))
+        .await
+        .expect_err("no table");
+    assert!(matches!(error, PortError::Refused { .. }), "{error}");
+}
+
+#[tokio::test]
+async fn the_quotas_table_expires_items_by_their_ttl_attribute() {
+    let dynamodb = dynamodb_client_with(PLAIN);
+    let table = new_quotas_table(&dynamodb).await;
+    // Provisioning again finds TTL already on.
+    ensure_quotas_table(&dynamodb, &table)
+        .await
+        .expect("idempotent");
+    let ttl = dynamodb
+        .describe_time_to_live()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("described");
+    let ttl = ttl.time_to_live_description().expect("a description");
+    assert_eq!(ttl.attribute_name(), Some(quota_attribute::EXPIRES_AT));
+    assert_eq!(ttl.time_to_live_status(), Some(&TimeToLiveStatus::Enabled));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Fault injection: SDK interceptors that rewrite moto's answers the way AWS sometimes answers
 
 /// Rewrites BatchWriteItem / BatchGetItem answers to leave the whole request unprocessed, for
@@ -1008,6 +1164,9 @@ impl Intercept for CountingInterceptor {
         if let Some(input) = context.input().downcast_ref::<BatchGetItemInput>() {
             state.calls += 1;
             state.last_keys = input.request_items().cloned();
+        }
+        if context.input().downcast_ref::<UpdateItemInput>().is_some() {
+            state.calls += 1;
         }
         Ok(())
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use ingest::{App, BurstLimit};
 use notifier::RejectionNotifier;
-use processor::{Ports, Processor, UserCache};
+use processor::{Ports, Processor, Quota, UserCache};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use shared::auth::{AuthConfig, TokenVerifier};
@@ -20,6 +20,7 @@ use shared::message::Rejection;
 use shared::ports::{
     Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory,
 };
+use shared::quota::QuotaPolicy;
 use shared::record::SubmissionRecord;
 use shared::users::User;
 use tokio::net::TcpListener;
@@ -49,6 +50,8 @@ pub struct StackOptions {
     pub burst_limit: Option<BurstLimit>,
     /// Make handler invocations crash at random (see [`Crashes`]).
     pub crashes: Option<Crashes>,
+    /// Per-user quota the processor enforces; off by default in tests.
+    pub quota: Option<QuotaPolicy>,
 }
 
 /// Handler invocations that crash: with probability `rate` an invocation is cut off after a
@@ -116,6 +119,7 @@ impl StackOptions {
             user_cache_ttl: Duration::from_secs(60),
             burst_limit: None,
             crashes: None,
+            quota: None,
         }
     }
 }
@@ -127,6 +131,7 @@ pub struct StackFaults {
     pub directory: Arc<FaultPlan>,
     pub rejections_queue: Arc<FaultPlan>,
     pub notifier: Arc<FaultPlan>,
+    pub quota: Arc<FaultPlan>,
 }
 
 pub struct LocalStack {
@@ -153,6 +158,10 @@ pub enum StackError {
     },
     #[error("the token settings are invalid: {0}")]
     Tokens(#[from] shared::auth::AuthConfigError),
+    #[error(
+        "a user quota is set but the backend has no quotas table; set QUOTAS_TABLE, provision one, or turn the quota off (USER_QUOTA_LIMIT=0)"
+    )]
+    NoQuotaTable,
     #[error("cannot seed user {user}: {source}")]
     Seed { user: String, source: PortError },
 }
@@ -175,6 +184,15 @@ impl LocalStack {
             directory: FaultPlan::new(),
             rejections_queue: FaultPlan::new(),
             notifier: FaultPlan::new(),
+            quota: FaultPlan::new(),
+        };
+        let quota = match (options.quota, &backend.quota_counter) {
+            (None, _) => None,
+            (Some(_), None) => return Err(StackError::NoQuotaTable),
+            (Some(policy), Some(counter)) => Some(Quota {
+                policy,
+                counter: Arc::new(Faulty::new(counter.clone(), faults.quota.clone())),
+            }),
         };
         // Every port goes through a fault injector; an idle one costs an atomic load per call.
         let queue_port: Arc<dyn SubmissionQueue> = Arc::new(Faulty::new(
@@ -224,14 +242,18 @@ impl LocalStack {
                 .await
         });
 
-        let processor = Arc::new(Processor::new(
+        let mut processor = Processor::new(
             Ports {
                 users: directory_port,
                 store: store_port,
                 rejections: sink_port,
             },
             UserCache::new(options.user_cache_ttl),
-        ));
+        );
+        if let Some(quota) = quota {
+            processor = processor.with_quota(quota);
+        }
+        let processor = Arc::new(processor);
         let crashes = Arc::new(CrashDice::new(options.crashes));
         let dice = crashes.clone();
         let process: SqsHandler = Arc::new(move |event: SqsEvent| -> HandlerFuture {

@@ -17,6 +17,7 @@ use shared::ids::{SubmissionId, UserId};
 use shared::limits::MAX_BODY_BYTES;
 use shared::memory::QueueSettings;
 use shared::ports::PortError;
+use shared::quota::QuotaPolicy;
 use shared::record::Outcome;
 use shared::rejection::RejectionReason;
 use shared::users::User;
@@ -24,6 +25,15 @@ use shared::users::User;
 const DRAIN: Duration = Duration::from_secs(30);
 /// Receives after which a message is dead-lettered, on both backends.
 const MAX_RECEIVE_COUNT: u32 = 3;
+/// Submissions each user may make per hour in these stacks: more than any scenario but the quota
+/// one sends for one user.
+const HOURLY_QUOTA: u32 = 25;
+
+fn options() -> StackOptions {
+    let mut options = StackOptions::for_tests(users());
+    options.quota = Some(QuotaPolicy::new(HOURLY_QUOTA, Duration::from_secs(3600)).unwrap());
+    options
+}
 
 fn users() -> Vec<User> {
     vec![
@@ -39,9 +49,7 @@ async fn memory_stack() -> LocalStack {
         max_receive_count: MAX_RECEIVE_COUNT,
     };
     let (backend, _) = memory_backend(settings, None);
-    LocalStack::start(StackOptions::for_tests(users()), backend)
-        .await
-        .unwrap()
+    LocalStack::start(options(), backend).await.unwrap()
 }
 
 async fn aws_stack() -> LocalStack {
@@ -61,7 +69,7 @@ async fn aws_stack() -> LocalStack {
         .await
         .unwrap();
     let backend: Backend = aws_backend(&clients, resources, Duration::from_secs(1));
-    let mut options = StackOptions::for_tests(users());
+    let mut options = options();
     options.processor_poll.wait = Duration::from_secs(1);
     options.notifier_poll.wait = Duration::from_secs(1);
     LocalStack::start(options, backend).await.unwrap()
@@ -109,6 +117,7 @@ on_both_backends!(
     a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is_lost,
     shutdown_drains_queued_work_first,
     the_correlation_id_is_echoed_and_travels_to_the_notification,
+    submissions_over_the_users_quota_are_rejected_as_rate_limited_and_notified,
 );
 
 struct Client {
@@ -662,6 +671,62 @@ async fn the_correlation_id_is_echoed_and_travels_to_the_notification(stack: Loc
         stack.published().await[0].correlation_id.as_str(),
         "trace-abc-123"
     );
+}
+
+async fn submissions_over_the_users_quota_are_rejected_as_rate_limited_and_notified(
+    stack: LocalStack,
+) {
+    let client = Client::new(&stack);
+    let token = stack.token("bob");
+    let over = 2;
+    let submissions: Vec<Value> = (0..HOURLY_QUOTA + over)
+        .map(|i| score("storm", i))
+        .collect();
+    let (status, answer) = client
+        .post_json(
+            "/v1/scores/batch",
+            &token,
+            &json!({ "submissions": submissions }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    let ids: Vec<SubmissionId> = answer["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(id_of)
+        .collect();
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    let mut limited = Vec::new();
+    for id in &ids {
+        match outcome(&stack, *id).await {
+            Some(Outcome::Accepted) => {}
+            Some(Outcome::Rejected(RejectionReason::RateLimited)) => limited.push(*id),
+            other => panic!("{id} ended as {other:?}"),
+        }
+    }
+    assert_eq!(limited.len(), over as usize);
+    let mut notified: Vec<SubmissionId> = stack
+        .published()
+        .await
+        .iter()
+        .inspect(|r| assert_eq!(r.reason, RejectionReason::RateLimited))
+        .map(|r| r.submission_id)
+        .collect();
+    notified.sort();
+    limited.sort();
+    assert_eq!(notified, limited, "exactly the refused ones are notified");
+    let (_, view) = client.status_of(&token, &limited[0].to_string()).await;
+    assert_eq!(view["status"], "rejected");
+    assert_eq!(view["reason"], "rate_limited");
+    // Another user's quota is untouched.
+    let (status, body) = client
+        .post_json("/v1/scores", &stack.token("alice"), &score("storm", 1))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert_eq!(outcome(&stack, id_of(&body)).await, Some(Outcome::Accepted));
 }
 
 #[tokio::test]

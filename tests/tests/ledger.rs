@@ -1,6 +1,7 @@
 //! The ledger: drive more than 10,000 submissions through the assembled pipeline while every
 //! port fails at random and handlers crash mid-batch, then account for every submission that
-//! got a 202. Seeded: the seed is printed, and LEDGER_SEED=<seed> repeats the same fault draws.
+//! got a 202. One user sends far more than the per-user quota allows, so the processor's quota
+//! counting (idempotent under redelivery) is in the ledger too. Seeded: the seed is printed, and LEDGER_SEED=<seed> repeats the same fault draws.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,9 +17,11 @@ use serde_json::{Value, json};
 use shared::ids::{SubmissionId, UserId};
 use shared::memory::QueueSettings;
 use shared::message::{QueuedSubmission, Rejection, decode};
+use shared::quota::QuotaPolicy;
 use shared::record::Outcome;
 use shared::rejection::RejectionReason;
 use shared::users::User;
+use time::OffsetDateTime;
 
 /// Submissions to account for (at least 10,000).
 const SUBMISSIONS: usize = 10_240;
@@ -31,19 +34,33 @@ const DUPLICATE_RATE: f64 = 0.1;
 const BATCH_SIZE: usize = 40;
 const CONCURRENT_REQUESTS: usize = 16;
 const MAX_RECEIVE_COUNT: u32 = 5;
+/// Per-user quota: far above what any player sends, far below what the greedy user sends.
+const QUOTA_LIMIT: u32 = 1_500;
+/// One window for the whole run: ten years, so no run straddles two windows.
+const QUOTA_WINDOW: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
+/// Share of requests that come from the greedy user.
+const GREEDY_SHARE: f64 = 0.3;
+const GREEDY_USER: &str = "greedy-0";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     Active,
     Suspended,
     Unknown,
+    /// Active, but sends more than the quota allows.
+    Greedy,
 }
 
-fn expected_outcome(kind: Kind) -> Outcome {
+/// The verdicts a submission of this kind of user may get.
+fn expected_outcomes(kind: Kind) -> &'static [Outcome] {
     match kind {
-        Kind::Active => Outcome::Accepted,
-        Kind::Suspended => Outcome::Rejected(RejectionReason::SuspendedUser),
-        Kind::Unknown => Outcome::Rejected(RejectionReason::UnknownUser),
+        Kind::Active => &[Outcome::Accepted],
+        Kind::Suspended => &[Outcome::Rejected(RejectionReason::SuspendedUser)],
+        Kind::Unknown => &[Outcome::Rejected(RejectionReason::UnknownUser)],
+        Kind::Greedy => &[
+            Outcome::Accepted,
+            Outcome::Rejected(RejectionReason::RateLimited),
+        ],
     }
 }
 
@@ -67,7 +84,11 @@ fn plan(rng: &mut StdRng) -> Vec<Planned> {
     let mut planned = Vec::new();
     let mut total = 0;
     while total < SUBMISSIONS {
-        let (user, kind) = users[rng.random_range(0..users.len())].clone();
+        let (user, kind) = if rng.random_bool(GREEDY_SHARE) {
+            (GREEDY_USER.to_owned(), Kind::Greedy)
+        } else {
+            users[rng.random_range(0..users.len())].clone()
+        };
         let key = format!("k-{}", planned.len());
         let duplicate = rng.random_bool(DUPLICATE_RATE);
         let item = |rng: &mut StdRng, i: usize| {
@@ -179,6 +200,7 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
     let (backend, memory) = memory_backend(settings, None);
     let mut options = StackOptions::for_tests(directory);
     options.user_cache_ttl = Duration::ZERO; // every batch looks users up, and meets faults there
+    options.quota = Some(QuotaPolicy::new(QUOTA_LIMIT, QUOTA_WINDOW).unwrap());
     options.crashes = Some(Crashes {
         rate: CRASH_RATE,
         seed: seed ^ 0xC0FFEE,
@@ -190,6 +212,7 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
         &stack.faults.directory,
         &stack.faults.rejections_queue,
         &stack.faults.notifier,
+        &stack.faults.quota,
     ];
     for (i, plan) in plans.iter().enumerate() {
         plan.fail_at_random(FAULT_RATE, seed.wrapping_add(i as u64));
@@ -278,7 +301,10 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
     for (id, kind) in &accepted {
         let outcome = stored.get(id);
         if let Some(outcome) = outcome {
-            assert_eq!(*outcome, expected_outcome(*kind), "{id}: wrong verdict");
+            assert!(
+                expected_outcomes(*kind).contains(outcome),
+                "{id}: wrong verdict {outcome:?} for a {kind:?} user"
+            );
         }
         let parked_here = dead_submissions.contains(id) || dead_rejections.contains(id);
         match (outcome, parked_here) {
@@ -321,12 +347,50 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
             "{id} was notified but never got a 202"
         );
     }
+    // The quota: the greedy user's window admitted at most the limit; what was stored as accepted
+    // was admitted, what was stored as rate limited was not, and only a full window refused.
+    let window = QuotaPolicy::new(QUOTA_LIMIT, QUOTA_WINDOW)
+        .unwrap()
+        .window_of(
+            &UserId::parse(GREEDY_USER).unwrap(),
+            OffsetDateTime::now_utc(),
+        );
+    let admitted = memory.quotas.counted(&window);
+    assert!(
+        admitted.len() <= QUOTA_LIMIT as usize,
+        "{} admitted",
+        admitted.len()
+    );
+    let mut rate_limited = 0;
+    for (id, kind) in &accepted {
+        match (kind, stored.get(id)) {
+            (Kind::Greedy, Some(Outcome::Accepted)) => {
+                assert!(
+                    admitted.contains(id),
+                    "{id}: accepted without being counted"
+                );
+            }
+            (Kind::Greedy, Some(Outcome::Rejected(_))) => {
+                rate_limited += 1;
+                assert!(!admitted.contains(id), "{id}: counted yet rate limited");
+            }
+            _ => {}
+        }
+    }
+    assert!(rate_limited > 0, "the greedy user went over the quota");
+    assert_eq!(
+        admitted.len(),
+        QUOTA_LIMIT as usize,
+        "refusals come only from a full window"
+    );
+
     let faults: u64 = plans.iter().map(|p| p.injected()).sum();
     println!(
         "ledger: {} submissions in {} requests ({} sent twice), {} answered 503 first; \
          {faults} faults injected, {} handler invocations crashed; \
          {stored_accepted} stored as accepted, {stored_rejected_notified} stored as rejected and notified \
-         ({} notifications in all, at least once each), {parked} parked in a dead-letter queue",
+         ({} notifications in all, at least once each; {rate_limited} over the quota), \
+         {parked} parked in a dead-letter queue",
         accepted.len(),
         planned.len(),
         planned.iter().filter(|p| p.duplicate).count(),

@@ -20,12 +20,24 @@ async fn the_local_binary_provisions_and_uses_an_aws_endpoint() {
         "MOTO_ENDPOINT is not set: run this test through `scripts/moto.sh run -- cargo test` (make test does this)"
     );
     let prefix = format!("local-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
-    let ready =
-        run_local_and_submit(&["--backend", "aws", "--provision", "--prefix", &prefix]).await;
+    let args = [
+        "--backend",
+        "aws",
+        "--provision",
+        "--prefix",
+        &prefix,
+        "--user-quota-limit",
+        "5",
+    ];
+    let ready = run_local_and_submit(&args).await;
     assert_eq!(ready["backend"], "aws");
     assert_eq!(
         ready["resources"]["SUBMISSIONS_TABLE"],
         format!("{prefix}-submissions")
+    );
+    assert_eq!(
+        ready["resources"]["QUOTAS_TABLE"],
+        format!("{prefix}-quotas")
     );
 }
 

@@ -3,6 +3,7 @@
 //! the pure item mappings are in [`items`]; docs/DYNAMODB.md explains them.
 
 mod items;
+mod quotas;
 
 use std::collections::{HashMap, HashSet};
 
@@ -16,6 +17,7 @@ pub use self::items::{
     record_to_item, user_to_item,
 };
 use self::items::{text, user_status_text};
+pub use self::quotas::{DynamoQuotaCounter, quota_attribute};
 use super::{
     RETRY_BUDGET_WITHOUT_DEADLINE, Unfinished, build_error, retry_until_finished, sdk_error,
 };

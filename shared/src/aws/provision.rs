@@ -5,14 +5,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TableStatus,
+    Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
-use super::dynamodb::{BY_USER_INDEX, LEADERBOARD_INDEX, attribute};
+use super::dynamodb::{BY_USER_INDEX, LEADERBOARD_INDEX, attribute, quota_attribute};
 use super::{AwsClients, build_error, sdk_error};
 use crate::ids::UserId;
 use crate::ports::PortError;
@@ -69,6 +70,7 @@ pub struct QueueWithDeadLetters {
 pub struct ProvisionedStack {
     pub submissions_table: String,
     pub users_table: String,
+    pub quotas_table: String,
     pub submissions_queue: QueueWithDeadLetters,
     pub rejections_queue: QueueWithDeadLetters,
     pub rejections_topic_arn: String,
@@ -84,9 +86,12 @@ pub async fn ensure_stack(
     let users_table = format!("{name_prefix}-users");
     ensure_submissions_table(&clients.dynamodb, &submissions_table).await?;
     ensure_users_table(&clients.dynamodb, &users_table).await?;
+    let quotas_table = format!("{name_prefix}-quotas");
+    ensure_quotas_table(&clients.dynamodb, &quotas_table).await?;
     Ok(ProvisionedStack {
         submissions_table,
         users_table,
+        quotas_table,
         submissions_queue: ensure_queue_with_dead_letters(
             &clients.sqs,
             &format!("{name_prefix}-submissions"),
@@ -204,6 +209,62 @@ pub async fn ensure_users_table(
     ensure_table(client, table_name, &[], create)
         .await
         .map_err(failed(action))
+}
+
+/// The quotas table: partition `userId`, sort `windowStart` (N), TTL on `expiresAt`.
+pub async fn ensure_quotas_table(
+    client: &aws_sdk_dynamodb::Client,
+    table_name: &str,
+) -> Result<(), ProvisionError> {
+    let action = format!("creating table {table_name}");
+    let create = async {
+        client
+            .create_table()
+            .table_name(table_name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(definition(
+                quota_attribute::USER_ID,
+                ScalarAttributeType::S,
+            )?)
+            .attribute_definitions(definition(
+                quota_attribute::WINDOW_START,
+                ScalarAttributeType::N,
+            )?)
+            .key_schema(key(quota_attribute::USER_ID, KeyType::Hash)?)
+            .key_schema(key(quota_attribute::WINDOW_START, KeyType::Range)?)
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(already_exists)
+    };
+    ensure_table(client, table_name, &[], create)
+        .await
+        .map_err(failed(action.clone()))?;
+    let ttl = TimeToLiveSpecification::builder()
+        .attribute_name(quota_attribute::EXPIRES_AT)
+        .enabled(true)
+        .build()
+        .map_err(|e| build_error(DYNAMODB, e))
+        .map_err(failed(action.clone()))?;
+    match client
+        .update_time_to_live()
+        .table_name(table_name)
+        .time_to_live_specification(ttl)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        // Asking again once TTL is on is refused with "TimeToLive is already enabled".
+        Err(error)
+            if error
+                .as_service_error()
+                .and_then(ProvideErrorMetadata::message)
+                .is_some_and(|m| m.contains("already enabled")) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(failed(action)(sdk_error(DYNAMODB, error))),
+    }
 }
 
 /// A concurrent creator got there first: as good as created.

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
-use shared::aws::dynamodb::{DynamoSubmissionStore, DynamoUserDirectory};
+use shared::aws::dynamodb::{DynamoQuotaCounter, DynamoSubmissionStore, DynamoUserDirectory};
 use shared::aws::provision::{
     ProvisionError, QueueProvisioning, ensure_queue_with_dead_letters, ensure_stack,
     subscribe_queue_to_topic,
@@ -18,8 +18,8 @@ use shared::aws::sns::SnsNotifier;
 use shared::aws::sqs::SqsQueue;
 use shared::aws::{AwsClients, sdk_error};
 use shared::config::{
-    ConfigError, EnvSource, REJECTIONS_QUEUE_URL, REJECTIONS_TOPIC_ARN, SUBMISSIONS_QUEUE_URL,
-    SUBMISSIONS_TABLE, USERS_TABLE,
+    ConfigError, EnvSource, QUOTAS_TABLE, REJECTIONS_QUEUE_URL, REJECTIONS_TOPIC_ARN,
+    SUBMISSIONS_QUEUE_URL, SUBMISSIONS_TABLE, USERS_TABLE,
 };
 use shared::message::{Rejection, decode};
 use shared::ports::PortError;
@@ -41,6 +41,8 @@ const SQS_MAX_WAIT_SECONDS: u64 = 20;
 pub struct AwsResources {
     pub submissions_table: String,
     pub users_table: String,
+    /// Optional: without it the stack cannot enforce the per-user quota.
+    pub quotas_table: Option<String>,
     pub submissions_queue_url: String,
     pub submissions_dlq_url: Option<String>,
     pub rejections_queue_url: String,
@@ -59,6 +61,7 @@ impl AwsResources {
         Ok(Self {
             submissions_table: required(SUBMISSIONS_TABLE, "the submissions table name")?,
             users_table: required(USERS_TABLE, "the users table name")?,
+            quotas_table: env.var(QUOTAS_TABLE),
             submissions_queue_url: required(SUBMISSIONS_QUEUE_URL, "the submissions queue URL")?,
             submissions_dlq_url: env.var(SUBMISSIONS_DLQ_URL),
             rejections_queue_url: required(REJECTIONS_QUEUE_URL, "the rejections queue URL")?,
@@ -86,6 +89,7 @@ impl AwsResources {
         Ok(Self {
             submissions_table: stack.submissions_table,
             users_table: stack.users_table,
+            quotas_table: Some(stack.quotas_table),
             submissions_queue_url: stack.submissions_queue.queue_url,
             submissions_dlq_url: Some(stack.submissions_queue.dead_letter_queue_url),
             rejections_queue_url: stack.rejections_queue.queue_url,
@@ -100,6 +104,7 @@ impl AwsResources {
         serde_json::json!({
             SUBMISSIONS_TABLE: self.submissions_table,
             USERS_TABLE: self.users_table,
+            QUOTAS_TABLE: self.quotas_table,
             SUBMISSIONS_QUEUE_URL: self.submissions_queue_url,
             SUBMISSIONS_DLQ_URL: self.submissions_dlq_url,
             REJECTIONS_QUEUE_URL: self.rejections_queue_url,
@@ -384,6 +389,10 @@ pub fn aws_backend(
             clients.sns.clone(),
             &resources.rejections_topic_arn,
         )),
+        quota_counter: resources.quotas_table.as_ref().map(|table| {
+            Arc::new(DynamoQuotaCounter::new(clients.dynamodb.clone(), table))
+                as Arc<dyn shared::ports::QuotaCounter>
+        }),
         submissions_source: Arc::new(SqsSource::new(
             clients.sqs.clone(),
             &resources.submissions_queue_url,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use shared::memory::{
-    MemoryNotifier, MemoryQueue, MemoryStore, MemoryUserDirectory, PublishListener, QueueSettings,
+    MemoryNotifier, MemoryQueue, MemoryQuotaCounter, MemoryStore, MemoryUserDirectory,
+    PublishListener, QueueSettings,
 };
 use shared::message::Rejection;
 use shared::ports::PortError;
@@ -49,6 +50,7 @@ pub struct MemoryParts {
     pub store: Arc<MemoryStore>,
     pub directory: Arc<MemoryUserDirectory>,
     pub notifier: Arc<MemoryNotifier>,
+    pub quotas: Arc<MemoryQuotaCounter>,
 }
 
 #[async_trait]
@@ -98,6 +100,7 @@ pub fn memory_backend(
             Some(listener) => MemoryNotifier::with_listener(listener),
             None => MemoryNotifier::new(),
         }),
+        quotas: Arc::new(MemoryQuotaCounter::new()),
     };
     let backend = Backend {
         label: "memory",
@@ -106,6 +109,7 @@ pub fn memory_backend(
         directory: parts.directory.clone(),
         rejections_sink: parts.rejections.clone(),
         notifier: parts.notifier.clone(),
+        quota_counter: Some(parts.quotas.clone()),
         submissions_source: parts.submissions.clone(),
         rejections_source: parts.rejections.clone(),
         observe: Arc::new(parts.clone()),

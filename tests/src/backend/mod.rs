@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shared::message::Rejection;
 use shared::ports::{
-    Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory,
+    Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue, SubmissionStore,
+    UserDirectory,
 };
 use shared::users::User;
 
@@ -69,6 +70,8 @@ pub struct Backend {
     pub directory: Arc<dyn UserDirectory>,
     pub rejections_sink: Arc<dyn RejectionSink>,
     pub notifier: Arc<dyn Notifier>,
+    /// The per-user quota counter; `None` when the backend has no quotas table.
+    pub quota_counter: Option<Arc<dyn QuotaCounter>>,
     pub submissions_source: Arc<dyn MessageSource>,
     pub rejections_source: Arc<dyn MessageSource>,
     pub observe: Arc<dyn Observe>,

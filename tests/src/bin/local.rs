@@ -17,6 +17,7 @@ use shared::config::ProcessEnv;
 use shared::ids::UserId;
 use shared::memory::QueueSettings;
 use shared::message::encode;
+use shared::quota::QuotaPolicy;
 use shared::users::User;
 
 /// Run the score ingest pipeline locally: the ingest API on ADDR, with the processor and the
@@ -70,6 +71,16 @@ struct Args {
     /// Submissions per second a user may sustain once the burst is spent.
     #[arg(long, env = "INGEST_RATE_PER_SECOND", default_value_t = 50.0)]
     rate_per_second: f64,
+
+    /// Per-user quota the processor enforces, in submissions per window; over it, submissions
+    /// are rejected as `rate_limited` (0: off, the default here; Lambda defaults to 120, see
+    /// USER_QUOTA_LIMIT).
+    #[arg(long, env = "USER_QUOTA_LIMIT", default_value_t = 0)]
+    user_quota_limit: u32,
+
+    /// Length of a quota window, in seconds.
+    #[arg(long, env = "USER_QUOTA_WINDOW_SECONDS", default_value_t = 60)]
+    user_quota_window_seconds: u64,
 
     /// On Ctrl-C, how long to wait for queued work to finish, in seconds.
     #[arg(long, default_value_t = 10)]
@@ -144,6 +155,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         burst: args.burst_limit,
         per_second: args.rate_per_second,
     });
+    if args.user_quota_limit > 0 {
+        let window = Duration::from_secs(args.user_quota_window_seconds);
+        options.quota = Some(
+            QuotaPolicy::new(args.user_quota_limit, window)
+                .map_err(|e| format!("--user-quota-limit/--user-quota-window-seconds: {e}"))?,
+        );
+    }
     if args.backend == BackendKind::Aws {
         // Long polls, as the event source mapping does; SQS counts wait time in whole seconds.
         options.processor_poll.wait = Duration::from_secs(1);
