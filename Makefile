@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: run test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare
+.PHONY: run test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare fuzz soak
 
 ## run: the whole pipeline in one process on 127.0.0.1:3000, in-memory (prints a token)
 run:
@@ -13,11 +13,15 @@ run:
 ## tests, and the Lambda packaging (three arm64 zips, checked)
 test: check-fmt clippy unit-and-e2e infra-test package
 
+# fuzz/ is its own workspace (cargo-fuzz builds it with coverage flags), so it is checked here
+# too: formatted, and linted into the shared target directory so its targets cannot rot.
 check-fmt:
 	$(CARGO) fmt --all -- --check
+	rustfmt --edition 2024 --check fuzz/fuzz_targets/*.rs
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir target --bins -- -D warnings
 
 # moto (the AWS API emulator) is installed into .venv/ if missing, started on a free loopback
 # port for the duration of the tests, and stopped afterwards, also when tests fail.
@@ -34,6 +38,7 @@ package:
 
 fmt:
 	$(CARGO) fmt --all
+	rustfmt --edition 2024 fuzz/fuzz_targets/*.rs
 
 ## release: the three Lambda binaries, optimised
 release:
@@ -51,3 +56,7 @@ bench:
 ## compare: local stack vs a bare axum ceiling, pinned, on loopback (Markdown on stdout)
 compare:
 	scripts/compare.sh
+
+## fuzz: coverage-guided fuzzing (cargo-fuzz) of the request path, 60 s per target; see scripts/fuzz.sh
+fuzz:
+	scripts/fuzz.sh
