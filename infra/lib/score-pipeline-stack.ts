@@ -1,7 +1,8 @@
 // The whole score ingest pipeline in one stack:
 //
 //   HTTP API -> ingest -> submissions queue (+DLQ) -> processor -> submissions table
-//                                                      |  (reads the users table)
+//                                                      |  (reads the users table, counts
+//                                                      |   per-user quotas in the quotas table)
 //                                                      v
 //                                     rejections queue (+DLQ) -> notifier -> rejections topic
 //
@@ -41,6 +42,12 @@ export const SUBMISSIONS_TABLE_INDEXES = [
   { name: 'byUser', partitionKey: 'userId', sortKey: 'receivedAt', sortKeyType: dynamodb.AttributeType.STRING },
 ] as const;
 export const USERS_TABLE_KEY = 'userId';
+/** The quotas table (shared/src/aws/dynamodb/quotas.rs `quota_attribute`): one item per user and window. */
+export const QUOTAS_TABLE_KEY = 'userId';
+/** Unix seconds at which the window starts (a number, so windows sort in time order). */
+export const QUOTAS_TABLE_SORT_KEY = 'windowStart';
+/** Unix seconds after which DynamoDB's TTL may delete the item (the window's end plus a day). */
+export const QUOTAS_TABLE_TTL = 'expiresAt';
 
 export const ENV = {
   jwtAlgorithm: 'JWT_ALGORITHM',
@@ -54,6 +61,9 @@ export const ENV = {
   submissionsQueueUrl: 'SUBMISSIONS_QUEUE_URL',
   submissionsTable: 'SUBMISSIONS_TABLE',
   usersTable: 'USERS_TABLE',
+  quotasTable: 'QUOTAS_TABLE',
+  userQuotaLimit: 'USER_QUOTA_LIMIT',
+  userQuotaWindowSeconds: 'USER_QUOTA_WINDOW_SECONDS',
   rejectionsQueueUrl: 'REJECTIONS_QUEUE_URL',
   rejectionsTopicArn: 'REJECTIONS_TOPIC_ARN',
   userCacheTtlSeconds: 'USER_CACHE_TTL_SECONDS',
@@ -116,6 +126,14 @@ interface QueueWithDeadLetters {
   readonly deadLetterQueue: sqs.Queue;
 }
 
+interface TableOptions {
+  readonly sortKey?: dynamodb.Attribute;
+  /** The number attribute (Unix seconds) after which DynamoDB's TTL may delete an item. */
+  readonly timeToLiveAttribute?: string;
+  /** Default true; turn it off only for data that is worthless after a restore. */
+  readonly pointInTimeRecovery?: boolean;
+}
+
 interface RustFunction {
   readonly fn: lambda.Function;
   readonly role: iam.Role;
@@ -147,6 +165,12 @@ export class ScorePipelineStack extends Stack {
       });
     }
     const usersTable = this.table('UsersTable', USERS_TABLE_KEY);
+    // Short-lived counters that TTL deletes a day after their window: nothing worth restoring.
+    const quotasTable = this.table('QuotasTable', QUOTAS_TABLE_KEY, {
+      sortKey: { name: QUOTAS_TABLE_SORT_KEY, type: dynamodb.AttributeType.NUMBER },
+      timeToLiveAttribute: QUOTAS_TABLE_TTL,
+      pointInTimeRecovery: false,
+    });
 
     // --- Queues and topics -------------------------------------------------------------------
     const submissions = this.queueWithDeadLetters('Submissions', s.processor);
@@ -184,9 +208,18 @@ export class ScorePipelineStack extends Stack {
       [ENV.usersTable]: usersTable.tableName,
       [ENV.rejectionsQueueUrl]: rejections.queue.queueUrl,
       [ENV.userCacheTtlSeconds]: String(s.userCacheTtlSeconds),
+      // The table stays (and is named) when the limit is 0: turning the quota off and on again
+      // is a setting change, not a table replacement.
+      [ENV.quotasTable]: quotasTable.tableName,
+      [ENV.userQuotaLimit]: String(s.userQuotaLimit),
+      [ENV.userQuotaWindowSeconds]: String(s.userQuotaWindowSeconds),
     });
     allow(processor, ['dynamodb:BatchGetItem'], [usersTable.tableArn]);
     allow(processor, ['dynamodb:BatchWriteItem', 'dynamodb:PutItem'], [submissionsTable.tableArn]);
+    // The conditional UpdateItem that adds a batch's ids to the window's set. GetItem because a
+    // failed condition answers with the stored set (ReturnValuesOnConditionCheckFailure=ALL_OLD),
+    // which reads the item; nothing else reads or writes the table.
+    allow(processor, ['dynamodb:UpdateItem', 'dynamodb:GetItem'], [quotasTable.tableArn]);
     allow(processor, ['sqs:SendMessage'], [rejections.queue.queueArn]);
     this.consume(processor, submissions.queue, s.processor);
 
@@ -218,6 +251,7 @@ export class ScorePipelineStack extends Stack {
     output(this, 'AlarmTopicArn', alarmTopic.topicArn, 'Alarm notifications');
     output(this, 'SubmissionsTableName', submissionsTable.tableName, 'Submissions table');
     output(this, 'UsersTableName', usersTable.tableName, 'Users directory table (operators write it)');
+    output(this, 'QuotasTableName', quotasTable.tableName, 'Per-user submission quota counters (the processor writes it)');
     output(this, 'SubmissionsQueueUrl', submissions.queue.queueUrl, 'Submissions queue');
     output(this, 'SubmissionsDeadLetterQueueUrl', submissions.deadLetterQueue.queueUrl, 'Submissions dead-letter queue');
     output(this, 'RejectionsQueueUrl', rejections.queue.queueUrl, 'Rejections queue');
@@ -237,13 +271,18 @@ export class ScorePipelineStack extends Stack {
 
   // -------------------------------------------------------------------------------------------
 
-  /** An on-demand table with point-in-time recovery; protected from deletion in production. */
-  private table(id: string, partitionKey: string): dynamodb.Table {
+  /**
+   * An on-demand table with a string partition key and (unless `options` turn it off)
+   * point-in-time recovery; protected from deletion in production.
+   */
+  private table(id: string, partitionKey: string, options: TableOptions = {}): dynamodb.Table {
     return new dynamodb.Table(this, id, {
       partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: options.sortKey,
+      timeToLiveAttribute: options.timeToLiveAttribute,
       // Traffic is bursty and client driven: on-demand removes capacity planning.
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
-      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: options.pointInTimeRecovery ?? true },
       deletionProtection: this.settings.production,
       removalPolicy: this.removalPolicy,
     });

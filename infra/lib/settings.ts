@@ -38,6 +38,14 @@ const MIN_MAX_CONCURRENCY = 2;
 const MAX_MAX_CONCURRENCY = 1000;
 /** SQS: the allowed range of a redrive policy's maxReceiveCount. */
 const MAX_RECEIVE_COUNT_LIMIT = 1000;
+/**
+ * The largest per-user quota (shared/src/limits.rs MAX_USER_QUOTA_LIMIT): the processor keeps a
+ * window's admitted submission ids (36 characters each) in one string set, and a DynamoDB item
+ * holds at most 400 KB.
+ */
+export const MAX_USER_QUOTA_LIMIT = 10_000;
+/** The longest quota window: a day. */
+export const MAX_USER_QUOTA_WINDOW_SECONDS = 86_400;
 /** The shortest HS256 secret the ingest function accepts (shared/src/config.rs). */
 const MIN_HS256_SECRET_BYTES = 32;
 
@@ -72,6 +80,8 @@ export const DEFAULTS = {
   api5xxAlarmThreshold: 1,
   jwtAlgorithm: 'RS256' as JwtAlgorithm,
   userCacheTtlSeconds: 60,
+  userQuotaLimit: 120,
+  userQuotaWindowSeconds: 60,
   rustLog: 'info',
 } as const;
 
@@ -119,6 +129,10 @@ export interface Settings {
   readonly api5xxAlarmThreshold: number;
   readonly jwt: JwtSettings;
   readonly userCacheTtlSeconds: number;
+  /** Submissions a user may make per quota window (the processor enforces it); 0 turns the quota off. */
+  readonly userQuotaLimit: number;
+  /** The quota window's length; windows start at multiples of it since the epoch. */
+  readonly userQuotaWindowSeconds: number;
   readonly rustLog: string;
   /** Settings the ingest function still needs before it can start; empty when complete. */
   readonly missingJwtSettings: readonly string[];
@@ -210,6 +224,8 @@ export function readSettings(context: ContextReader): Settings {
     api5xxAlarmThreshold: intValue(read, 'api5xxAlarmThreshold', DEFAULTS.api5xxAlarmThreshold, 1, 1_000_000),
     jwt,
     userCacheTtlSeconds: intValue(read, 'userCacheTtlSeconds', DEFAULTS.userCacheTtlSeconds, 0, 86_400),
+    userQuotaLimit: intValue(read, 'userQuotaLimit', DEFAULTS.userQuotaLimit, 0, MAX_USER_QUOTA_LIMIT),
+    userQuotaWindowSeconds: intValue(read, 'userQuotaWindowSeconds', DEFAULTS.userQuotaWindowSeconds, 1, MAX_USER_QUOTA_WINDOW_SECONDS),
     rustLog,
     missingJwtSettings: missing,
   };

@@ -119,6 +119,7 @@ describe('outputs', () => {
       AlarmTopicArn: r.alarmTopic,
       SubmissionsTableName: r.submissionsTable,
       UsersTableName: r.usersTable,
+      QuotasTableName: r.quotasTable,
       SubmissionsQueueUrl: r.submissionsQueue,
       SubmissionsDeadLetterQueueUrl: r.submissionsDlq,
       RejectionsQueueUrl: r.rejectionsQueue,

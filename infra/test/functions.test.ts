@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { ENV } from '../lib/score-pipeline-stack.ts';
+import { DEFAULTS } from '../lib/settings.ts';
 import { writeDummyZips } from './support/dummy-assets.ts';
 import {
   ARM64_ZIPS,
@@ -144,17 +146,45 @@ describe('environment', () => {
     assert.deepEqual(env.SUBMISSIONS_TABLE, { Ref: r.submissionsTable }, 'a table Ref is its name');
   });
 
-  it('gives the processor its tables, rejections queue and cache TTL', () => {
-    const { json } = synth({ userCacheTtlSeconds: 0 });
+  it('gives the processor its tables, rejections queue, cache TTL and quota settings', () => {
+    const { json } = synth({ userCacheTtlSeconds: 0, userQuotaLimit: 500, userQuotaWindowSeconds: '3600' });
     const r = ids(json);
     const env = functionProps(json, 'processor').Environment.Variables;
     assert.deepEqual(env, {
       SUBMISSIONS_TABLE: { Ref: r.submissionsTable },
       USERS_TABLE: { Ref: r.usersTable },
+      QUOTAS_TABLE: { Ref: r.quotasTable },
       REJECTIONS_QUEUE_URL: { Ref: r.rejectionsQueue },
       USER_CACHE_TTL_SECONDS: '0',
+      USER_QUOTA_LIMIT: '500',
+      USER_QUOTA_WINDOW_SECONDS: '3600',
       RUST_LOG: 'info',
     });
+  });
+
+  it('gives the processor the default quota, and a limit of 0 (quota off) as given', () => {
+    const defaults = functionProps(synthDefault().json, 'processor').Environment.Variables;
+    assert.equal(defaults.USER_QUOTA_LIMIT, String(DEFAULTS.userQuotaLimit));
+    assert.equal(defaults.USER_QUOTA_WINDOW_SECONDS, String(DEFAULTS.userQuotaWindowSeconds));
+    const { json } = synth({ userQuotaLimit: '0' });
+    const off = functionProps(json, 'processor').Environment.Variables;
+    assert.equal(off.USER_QUOTA_LIMIT, '0');
+    assert.deepEqual(off.QUOTAS_TABLE, { Ref: ids(json).quotasTable }, 'the table stays named while the quota is off');
+  });
+
+  it('gives only the processor the quota settings', () => {
+    const { json } = synthDefault();
+    for (const name of ['ingest', 'notifier'] as const) {
+      const env = functionProps(json, name).Environment.Variables;
+      for (const variable of [ENV.quotasTable, ENV.userQuotaLimit, ENV.userQuotaWindowSeconds]) {
+        assert.equal(env[variable], undefined, `${name} ${variable}`);
+      }
+    }
+  });
+
+  it('refuses quota settings out of range before building anything', () => {
+    assert.throws(() => synth({ userQuotaLimit: 10_001 }), /context "userQuotaLimit": 10001 is outside 0\.\.10000/);
+    assert.throws(() => synth({ userQuotaWindowSeconds: 0 }), /context "userQuotaWindowSeconds": 0 is outside 1\.\.86400/);
   });
 
   it('gives the notifier the topic ARN', () => {

@@ -33,6 +33,15 @@ const DYNAMODB_WRITES = [
   'dynamodb:UpdateTable',
   'dynamodb:DeleteTable',
 ];
+/** Every DynamoDB call that reads data. */
+const DYNAMODB_READS = [
+  'dynamodb:GetItem',
+  'dynamodb:BatchGetItem',
+  'dynamodb:Query',
+  'dynamodb:Scan',
+  'dynamodb:TransactGetItems',
+  'dynamodb:PartiQLSelect',
+];
 const SQS_CONSUME = ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility', 'sqs:GetQueueAttributes'];
 
 function statementsOf(json: CfnTemplate, fn: FunctionName) {
@@ -74,7 +83,7 @@ describe('IAM', () => {
   it('does not let ingest write to DynamoDB at all', () => {
     const statements = statementsOf(json, 'ingest');
     for (const action of DYNAMODB_WRITES) {
-      for (const table of [r.submissionsTable, r.usersTable]) {
+      for (const table of [r.submissionsTable, r.usersTable, r.quotasTable]) {
         assert.equal(allows(statements, action, table), false, `ingest may ${action} on ${table}`);
       }
     }
@@ -88,6 +97,8 @@ describe('IAM', () => {
         `dynamodb:BatchGetItem on ${r.usersTable}`,
         `dynamodb:BatchWriteItem on ${r.submissionsTable}`,
         `dynamodb:PutItem on ${r.submissionsTable}`,
+        `dynamodb:GetItem on ${r.quotasTable}`,
+        `dynamodb:UpdateItem on ${r.quotasTable}`,
         `sqs:SendMessage on ${r.rejectionsQueue}`,
         ...CONSUME(r.submissionsQueue),
       ].sort(),
@@ -97,6 +108,32 @@ describe('IAM', () => {
   it('does not let the processor change the users directory', () => {
     const statements = statementsOf(json, 'processor');
     for (const action of DYNAMODB_WRITES) assert.equal(allows(statements, action, r.usersTable), false, action);
+  });
+
+  it('lets only the processor touch the quotas table, with UpdateItem and GetItem only', () => {
+    for (const fn of ['ingest', 'notifier'] as const) {
+      const statements = statementsOf(json, fn);
+      for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES]) {
+        assert.equal(allows(statements, action, r.quotasTable), false, `${fn} may ${action} on the quotas table`);
+      }
+      assert.deepEqual(
+        grants(statements).filter((g) => g.endsWith(` on ${r.quotasTable}`)),
+        [],
+        `${fn} has no grant at all on the quotas table`,
+      );
+    }
+    const processor = statementsOf(json, 'processor');
+    assert.deepEqual(
+      grants(processor).filter((g) => g.endsWith(` on ${r.quotasTable}`)),
+      [`dynamodb:GetItem on ${r.quotasTable}`, `dynamodb:UpdateItem on ${r.quotasTable}`],
+    );
+    for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES].filter((a) => a !== 'dynamodb:GetItem' && a !== 'dynamodb:UpdateItem')) {
+      assert.equal(allows(processor, action, r.quotasTable), false, `processor may ${action} on the quotas table`);
+    }
+    // The grant names the table itself: no index or stream ARNs (the table has neither).
+    for (const s of processor.filter((s) => s.resources.includes(r.quotasTable))) {
+      assert.deepEqual(s.resources, [r.quotasTable], `${s.actions} resources`);
+    }
   });
 
   it('grants the notifier Publish on the topic, its key, and consume on the rejections queue only', () => {

@@ -2,7 +2,15 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_LAMBDA_ZIP_DIR, DEFAULTS, readSettings, SettingsError, stackName } from '../lib/settings.ts';
+import {
+  DEFAULT_LAMBDA_ZIP_DIR,
+  DEFAULTS,
+  MAX_USER_QUOTA_LIMIT,
+  MAX_USER_QUOTA_WINDOW_SECONDS,
+  readSettings,
+  SettingsError,
+  stackName,
+} from '../lib/settings.ts';
 
 const read = (context: Record<string, unknown>) => readSettings((key) => context[key]);
 
@@ -55,6 +63,41 @@ describe('settings', () => {
       [{ jwtPublicKeyPem: 'not a key' }, /not a PEM public key/],
       [{ jwtPublicKeyPem: PEM, jwtPublicKeyFile: '/x.pem' }, /give one of/],
       [{ jwtJwksUrl: 'http://idp.example/jwks.json' }, /context "jwtJwksUrl".*https/],
+    ];
+    for (const [context, message] of cases) {
+      assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));
+    }
+  });
+
+  it('default the per-user quota to 120 submissions per 60 s', () => {
+    const s = read({});
+    assert.equal(s.userQuotaLimit, 120);
+    assert.equal(s.userQuotaWindowSeconds, 60);
+    assert.equal(DEFAULTS.userQuotaLimit, 120);
+    assert.equal(DEFAULTS.userQuotaWindowSeconds, 60);
+  });
+
+  it('take the quota from context, as strings, JSON or a stage block, 0 turning it off', () => {
+    assert.equal(read({ userQuotaLimit: '500' }).userQuotaLimit, 500);
+    assert.equal(read({ userQuotaLimit: 0 }).userQuotaLimit, 0);
+    assert.equal(read({ userQuotaLimit: MAX_USER_QUOTA_LIMIT }).userQuotaLimit, 10_000);
+    assert.equal(read({ userQuotaWindowSeconds: '1' }).userQuotaWindowSeconds, 1);
+    assert.equal(read({ userQuotaWindowSeconds: 3600 }).userQuotaWindowSeconds, 3600);
+    assert.equal(read({ userQuotaWindowSeconds: MAX_USER_QUOTA_WINDOW_SECONDS }).userQuotaWindowSeconds, 86_400);
+    const s = read({ stage: 'qa', stages: { qa: { userQuotaLimit: 30, userQuotaWindowSeconds: 600 } } });
+    assert.equal(s.userQuotaLimit, 30);
+    assert.equal(s.userQuotaWindowSeconds, 600);
+  });
+
+  it('refuse quota settings that are not integers or out of range', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ userQuotaLimit: -1 }, /^context "userQuotaLimit": -1 is outside 0\.\.10000$/],
+      [{ userQuotaLimit: '10001' }, /^context "userQuotaLimit": 10001 is outside 0\.\.10000$/],
+      [{ userQuotaLimit: 'many' }, /^context "userQuotaLimit": expected an integer, got "many"$/],
+      [{ userQuotaLimit: 1.5 }, /^context "userQuotaLimit": expected an integer, got 1\.5$/],
+      [{ userQuotaWindowSeconds: 0 }, /^context "userQuotaWindowSeconds": 0 is outside 1\.\.86400$/],
+      [{ userQuotaWindowSeconds: '86401' }, /^context "userQuotaWindowSeconds": 86401 is outside 1\.\.86400$/],
+      [{ userQuotaWindowSeconds: '1m' }, /^context "userQuotaWindowSeconds": expected an integer, got "1m"$/],
     ];
     for (const [context, message] of cases) {
       assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
+import { QUOTAS_TABLE_KEY, QUOTAS_TABLE_SORT_KEY, QUOTAS_TABLE_TTL } from '../lib/score-pipeline-stack.ts';
 import { type CfnTemplate, ids, REPO_DIR, resource, resourcesOfType, synth, synthDefault } from './support/synth.ts';
 
 const DESIGN = fs.readFileSync(path.join(REPO_DIR, 'docs', 'DYNAMODB.md'), 'utf8');
@@ -24,6 +25,20 @@ function documentedPartitionKey(heading: string): { name: string; type: string }
   return { name: row[1]!, type: row[2]! };
 }
 
+/** The sort key: the attribute row whose meaning says "sort key". */
+function documentedSortKey(heading: string): { name: string; type: string } {
+  const row = /^\| `(\w+)` \| (S|N) \| [^|]+ \| \*\*sort key\*\*/m.exec(section(heading));
+  assert.ok(row, `a sort key row under ${heading}`);
+  return { name: row[1]!, type: row[2]! };
+}
+
+/** The TTL attribute: the number attribute row whose meaning starts with "TTL attribute". */
+function documentedTtlAttribute(heading: string): string {
+  const row = /^\| `(\w+)` \| N \| [^|]+ \| TTL attribute/m.exec(section(heading));
+  assert.ok(row, `a TTL attribute row under ${heading}`);
+  return row[1]!;
+}
+
 /** The index table rows: | `name` | `pk` (T) | `sk` (T) | PROJECTION | ... */
 function documentedIndexes() {
   const rows = [...section('Submissions table').matchAll(/^\| `(\w+)` \| `(\w+)` \((S|N)\) \| `(\w+)` \((S|N)\) \| (\w+) \|/gm)];
@@ -41,12 +56,16 @@ function keySchema(schema: any[]): string[] {
 
 function tables(json: CfnTemplate) {
   const r = ids(json);
-  return { submissions: resource(json, r.submissionsTable), users: resource(json, r.usersTable) };
+  return {
+    submissions: resource(json, r.submissionsTable),
+    users: resource(json, r.usersTable),
+    quotas: resource(json, r.quotasTable),
+  };
 }
 
 describe('tables', () => {
-  it('are exactly the two tables of the design', () => {
-    assert.equal(resourcesOfType(synthDefault().json, 'AWS::DynamoDB::Table').length, 2);
+  it('are exactly the three tables of the design', () => {
+    assert.equal(resourcesOfType(synthDefault().json, 'AWS::DynamoDB::Table').length, 3);
   });
 
   it('key the submissions table as documented', () => {
@@ -78,12 +97,49 @@ describe('tables', () => {
     assert.equal(t.GlobalSecondaryIndexes, undefined);
   });
 
-  it('are on-demand with point-in-time recovery', () => {
+  it('key the quotas table by user and window start, with TTL on expiresAt, without indexes', () => {
+    const t = tables(synthDefault().json).quotas.Properties;
+    assert.deepEqual(keySchema(t.KeySchema), [`${QUOTAS_TABLE_KEY}:HASH`, `${QUOTAS_TABLE_SORT_KEY}:RANGE`]);
+    assert.deepEqual(
+      [...t.AttributeDefinitions].sort((a: any, b: any) => a.AttributeName.localeCompare(b.AttributeName)),
+      [
+        { AttributeName: QUOTAS_TABLE_KEY, AttributeType: 'S' },
+        { AttributeName: QUOTAS_TABLE_SORT_KEY, AttributeType: 'N' },
+      ].sort((a, b) => a.AttributeName.localeCompare(b.AttributeName)),
+    );
+    assert.deepEqual(t.TimeToLiveSpecification, { AttributeName: QUOTAS_TABLE_TTL, Enabled: true });
+    assert.equal(t.GlobalSecondaryIndexes, undefined);
+    assert.equal(t.LocalSecondaryIndexes, undefined);
+  });
+
+  it('name the quotas table attributes as documented', () => {
+    assert.deepEqual(documentedPartitionKey('Quotas table'), { name: QUOTAS_TABLE_KEY, type: 'S' });
+    assert.deepEqual(documentedSortKey('Quotas table'), { name: QUOTAS_TABLE_SORT_KEY, type: 'N' });
+    assert.equal(documentedTtlAttribute('Quotas table'), QUOTAS_TABLE_TTL);
+  });
+
+  it('give only the quotas table a TTL', () => {
+    const { submissions, users } = tables(synthDefault().json);
+    assert.equal(submissions.Properties.TimeToLiveSpecification, undefined);
+    assert.equal(users.Properties.TimeToLiveSpecification, undefined);
+  });
+
+  it('are on-demand', () => {
     for (const [name, t] of Object.entries(tables(synthDefault().json))) {
       assert.equal(t.Properties.BillingMode, 'PAY_PER_REQUEST', name);
       assert.equal(t.Properties.ProvisionedThroughput, undefined, name);
+    }
+  });
+
+  it('keep point-in-time recovery for submissions and users, not for the short-lived quota counters', () => {
+    const { submissions, users, quotas } = tables(synthDefault().json);
+    for (const [name, t] of Object.entries({ submissions, users })) {
       assert.equal(t.Properties.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled, true, name);
     }
+    assert.notEqual(quotas.Properties.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled, true, 'quotas');
+    // Also on production stages: protection there is deletion protection and Retain, not PITR.
+    const prod = tables(synth({ stage: 'prod' }).json).quotas;
+    assert.notEqual(prod.Properties.PointInTimeRecoverySpecification?.PointInTimeRecoveryEnabled, true, 'prod quotas');
   });
 });
 

@@ -135,6 +135,7 @@ export function ids(t: CfnTemplate) {
     rejectionsDlq: logicalId(t, 'AWS::SQS::Queue', 'RejectionsDeadLetterQueue'),
     submissionsTable: logicalId(t, 'AWS::DynamoDB::Table', 'SubmissionsTable'),
     usersTable: logicalId(t, 'AWS::DynamoDB::Table', 'UsersTable'),
+    quotasTable: logicalId(t, 'AWS::DynamoDB::Table', 'QuotasTable'),
     rejectionsTopic: logicalId(t, 'AWS::SNS::Topic', 'RejectionsTopic'),
     alarmTopic: logicalId(t, 'AWS::SNS::Topic', 'AlarmTopic'),
     api: logicalId(t, 'AWS::ApiGatewayV2::Api', 'Api'),
