@@ -57,6 +57,16 @@ bench:
 compare:
 	scripts/compare.sh
 
+## soak: the local stack under a fixed load for a bounded time (SOAK_DURATION=5m, SOAK_RATE=2000
+## req/s), its memory sampled every 10 s, then a clean stop; see docs/BENCHMARKS.md
+SOAK_DURATION ?= 5m
+SOAK_RATE ?= 2000
+soak:
+	$(CARGO) build --release --quiet --bin local --bin loadgen
+	JWT_SECRET=$$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n'); export JWT_SECRET; \
+	target/release/loadgen soak --duration $(SOAK_DURATION) --rate $(SOAK_RATE) -- \
+	  target/release/local --addr 127.0.0.1:0
+
 ## fuzz: coverage-guided fuzzing (cargo-fuzz) of the request path, 60 s per target; see scripts/fuzz.sh
 fuzz:
 	scripts/fuzz.sh

@@ -13,7 +13,8 @@ use pipeline_tests::backend::memory::memory_backend;
 use pipeline_tests::load::cli::{DEFAULT_DURATION, bounds, parse_duration};
 use pipeline_tests::load::payload::{Tokens, synthetic_user, tamper};
 use pipeline_tests::load::run::cpu_seconds_from_stat;
-use pipeline_tests::load::startup::{StartupArgs, startup_time};
+use pipeline_tests::load::soak::{SoakArgs, soak};
+use pipeline_tests::load::startup::{StartupArgs, shown_command, startup_time};
 use pipeline_tests::load::stats::{LatencySummary, Recorder, RunShape};
 use pipeline_tests::load::{Cli, LoadError, Mix, Plan, Scenario, Summary, run};
 use pipeline_tests::tokens::{LOCAL_AUDIENCE, LOCAL_ISSUER};
@@ -464,6 +465,104 @@ async fn startup_time_reports_a_server_that_never_accepts() {
     };
     let error = startup_time(&args).await.unwrap_err();
     assert!(error.contains("401"), "{error}");
+}
+
+fn soak_args(duration: Duration, command: Vec<String>) -> SoakArgs {
+    SoakArgs {
+        duration,
+        rate: 200.0,
+        concurrency: 8,
+        mix: Mix::parse("single=70,batch=10,invalid-token=10,invalid-body=10").unwrap(),
+        batch_size: 5,
+        jwt_secret: SECRET.to_owned(),
+        issuer: LOCAL_ISSUER.to_owned(),
+        audience: LOCAL_AUDIENCE.to_owned(),
+        user: vec![],
+        sample_every: Duration::from_millis(500),
+        timeout: Duration::from_secs(30),
+        json: true,
+        command,
+    }
+}
+
+fn local_command(secret: &str) -> Vec<String> {
+    [
+        env!("CARGO_BIN_EXE_local"),
+        "--addr",
+        "127.0.0.1:0",
+        "--jwt-secret",
+        secret,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_samples_the_servers_memory_checks_every_answer_and_stops_it_cleanly() {
+    let args = soak_args(Duration::from_secs(3), local_command(SECRET));
+    let samples = Arc::new(std::sync::Mutex::new(0));
+    let seen = samples.clone();
+    let report = soak(&args, move |_, _| *seen.lock().unwrap() += 1)
+        .await
+        .unwrap();
+    assert!(report.passed(), "{}", report.render());
+    assert_eq!(report.load.requests, report.load.expected);
+    assert!(report.load.submissions_accepted > 0);
+    // A sample before the load, about one per 500 ms, and one at the end.
+    assert!(report.samples.len() >= 5, "{:?}", report.samples);
+    assert_eq!(*samples.lock().unwrap(), report.samples.len() - 1);
+    assert!(
+        report
+            .samples
+            .windows(2)
+            .all(|w| w[0].elapsed_s <= w[1].elapsed_s)
+    );
+    assert_eq!(report.samples[0].rss_kib, report.rss_start_kib);
+    assert_eq!(report.samples.last().unwrap().rss_kib, report.rss_end_kib);
+    assert!(report.rss_peak_kib >= report.rss_end_kib.max(report.rss_start_kib));
+    assert!(report.rss_growth_bytes_per_accepted_submission.is_some());
+    assert!(report.shutdown.clean && report.shutdown.exit_code == Some(0));
+    assert!(!report.command.contains(SECRET), "{}", report.command);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_soak_fails_when_the_server_answers_wrongly() {
+    // The server verifies with another secret: every valid submission gets a 401.
+    let args = soak_args(
+        Duration::from_secs(1),
+        local_command("a-different-secret-a-different-secret-xyz"),
+    );
+    let report = soak(&args, |_, _| {}).await.unwrap();
+    assert!(!report.passed());
+    assert!(report.load.unexpected > 0);
+    assert!(report.render().contains("FAILED"));
+}
+
+#[tokio::test]
+async fn a_soak_refuses_an_unbounded_run_and_a_server_that_never_gets_ready() {
+    let too_long = soak_args(Duration::from_secs(2 * 3600), local_command(SECRET));
+    let error = soak(&too_long, |_, _| {}).await.unwrap_err();
+    assert!(error.contains("at most 3600s"), "{error}");
+    let silent = soak_args(Duration::from_secs(1), vec!["true".to_owned()]);
+    let error = soak(&silent, |_, _| {}).await.unwrap_err();
+    assert!(error.contains("ready line"), "{error}");
+}
+
+#[test]
+fn secrets_are_hidden_in_reported_commands() {
+    let command = [
+        "local",
+        "--jwt-secret",
+        "s3cret",
+        "--token=abc",
+        "--addr",
+        "x",
+    ]
+    .map(str::to_owned);
+    assert_eq!(
+        shown_command(&command),
+        "local --jwt-secret *** --token=*** --addr x"
+    );
 }
 
 // ---- arguments ----

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use pipeline_tests::load::soak::{sample_line, soak};
 use pipeline_tests::load::startup::startup_time;
 use pipeline_tests::load::{Cli, Command, Plan, run};
 use tokio::sync::watch;
@@ -27,6 +28,27 @@ async fn main() -> ExitCode {
             }
             Err(error) => fail(&error, 1),
         },
+        Some(Command::Soak(args)) => {
+            match soak(&args, |sample, args| {
+                eprintln!("{}", sample_line(sample, args))
+            })
+            .await
+            {
+                Ok(report) => {
+                    if args.json {
+                        out(&format!("{}\n", json(&report)));
+                    } else {
+                        out(&report.render());
+                    }
+                    if report.passed() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(error) => fail(&error, 1),
+            }
+        }
         None => load(cli.load).await,
     }
 }

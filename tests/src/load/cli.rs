@@ -46,6 +46,9 @@ Examples:
   # how long the local stack takes from process start to its first 202
   loadgen startup-time --jwt-secret \"$JWT_SECRET\" -- target/release/local --addr 127.0.0.1:0 --jwt-secret \"$JWT_SECRET\"
 
+  # a 10-minute soak of the local stack at 2,000 req/s, memory sampled every 10 s
+  loadgen soak --duration 10m --rate 2000 --jwt-secret \"$JWT_SECRET\" -- target/release/local --addr 127.0.0.1:0 --jwt-secret \"$JWT_SECRET\"
+
 Each run is bounded: by --duration, by --requests, or by both (whichever comes first); with
 neither it runs for 10 s. Progress goes to stderr once a second; the summary to stdout.
 The exit status is 0 when every request got its expected status, 1 when some did not (or
@@ -84,6 +87,13 @@ pub enum Command {
     /// `local` and `bare` do). The clock starts just before the process is spawned and stops
     /// when a valid single submission is answered 202. The server is stopped with SIGINT.
     StartupTime(super::startup::StartupArgs),
+    /// Start a server command and keep a fixed-rate load on it for a long, bounded time.
+    ///
+    /// Samples the server's resident memory (RSS) all along, checks every answer, then stops
+    /// the server with SIGINT and requires it to drain and exit 0. Reports errors, latency, RSS
+    /// at the start, the end and the peak, and RSS growth per accepted submission. The exit
+    /// status is 0 only when every answer was the expected one and the stop was clean.
+    Soak(super::soak::SoakArgs),
 }
 
 /// Options of a load run.

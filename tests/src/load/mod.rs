@@ -7,13 +7,15 @@
 //! - [`client`]: one HTTP/1.1 connection per worker, plain or TLS;
 //! - [`run`]: the closed and open (fixed-rate) models and live progress;
 //! - [`stats`]: HdrHistogram latencies, counts, and the [`Summary`];
-//! - [`startup`]: process start to first 202.
+//! - [`startup`]: process start to first 202;
+//! - [`soak`]: a server under sustained load, its memory watched, then a clean stop.
 
 pub mod cli;
 pub mod client;
 pub mod mix;
 pub mod payload;
 pub mod run;
+pub mod soak;
 pub mod startup;
 pub mod stats;
 

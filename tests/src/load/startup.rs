@@ -114,7 +114,7 @@ pub async fn startup_time(args: &StartupArgs) -> Result<StartupReport, String> {
     let mut times: Vec<f64> = runs.iter().map(|r| r.first_202_ms).collect();
     times.sort_by(f64::total_cmp);
     Ok(StartupReport {
-        command: args.command.join(" "),
+        command: shown_command(&args.command),
         first_202_ms_median: median(&times),
         first_202_ms_min: times.first().copied().unwrap_or_default(),
         first_202_ms_max: times.last().copied().unwrap_or_default(),
@@ -130,76 +130,139 @@ fn median(sorted: &[f64]) -> f64 {
     }
 }
 
-/// Stops the child with SIGINT (as Ctrl-C would) when dropped, or kills it if it lingers.
-struct Server {
+/// A server process started from a command line. Dropping it stops it with SIGINT (as Ctrl-C
+/// would), or kills it if it lingers; [`Server::stop`] does the same and says how it ended.
+pub struct Server {
     child: Child,
+    pub program: String,
+    /// When the process was spawned.
+    pub started: Instant,
+    /// From spawning the process to reading its ready line.
+    pub ready_after: Duration,
+    /// The `url` of its ready line (a loopback address).
+    pub url: String,
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
+/// How a server ended after SIGINT.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shutdown {
+    /// It exited by itself with status 0.
+    pub clean: bool,
+    /// Its exit code, if it exited (`None` when it had to be killed, or died of a signal).
+    pub exit_code: Option<i32>,
+    /// From SIGINT to exit (or to the kill).
+    pub seconds: f64,
+}
+
+impl Server {
+    /// Starts `command` and waits up to `timeout` for its ready line: JSON with a loopback
+    /// "url", first on stdout. The rest of stdout is drained and discarded; stderr is discarded.
+    pub async fn start(command: &[String], timeout: Duration) -> Result<Self, String> {
+        let (program, rest) = command.split_first().ok_or("no server command after --")?;
+        let started = Instant::now();
+        let mut child = Command::new(program)
+            .args(rest)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start {program}: {e}"))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or("the server's stdout is not piped")?;
+        let mut server = Server {
+            child,
+            program: program.clone(),
+            started,
+            ready_after: Duration::ZERO,
+            url: String::new(),
+        };
+        // The ready line is read on a thread (std pipes block); the rest of stdout is drained
+        // there too, so the server never writes into a closed pipe.
+        let (line_tx, line_rx) = tokio::sync::oneshot::channel::<std::io::Result<String>>();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let read = reader.read_line(&mut line).map(|_| line);
+            let _ = line_tx.send(read);
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        let line = tokio::time::timeout(timeout, line_rx)
+            .await
+            .map_err(|_| format!("{program} printed no ready line within {timeout:?}"))?
+            .map_err(|_| format!("{program} stopped before printing a ready line"))?
+            .map_err(|e| format!("reading {program}'s stdout: {e}"))?;
+        if line.is_empty() {
+            return Err(format!(
+                "{program} stopped before printing a ready line (end of its stdout)"
+            ));
+        }
+        server.ready_after = started.elapsed();
+        let ready: serde_json::Value = serde_json::from_str(line.trim())
+            .map_err(|e| format!("{program}'s first line is not JSON ({e}): {line}"))?;
+        let url = ready["url"]
+            .as_str()
+            .ok_or_else(|| format!("{program}'s first line has no \"url\": {line}"))?;
+        if !Target::parse(url)?.is_loopback() {
+            return Err(format!("{url} is not a loopback address"));
+        }
+        server.url = url.to_owned();
+        Ok(server)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGINT and waits up to `patience` for the process to exit, then kills it.
+    pub fn stop(mut self, patience: Duration) -> Shutdown {
+        self.stop_within(patience)
+    }
+
+    fn stop_within(&mut self, patience: Duration) -> Shutdown {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return Shutdown {
+                clean: status.success(),
+                exit_code: status.code(),
+                seconds: 0.0,
+            };
+        }
+        let asked = Instant::now();
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
-        let until = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        while asked.elapsed() < patience {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Shutdown {
+                    clean: status.success(),
+                    exit_code: status.code(),
+                    seconds: asked.elapsed().as_secs_f64(),
+                };
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        Shutdown {
+            clean: false,
+            exit_code: None,
+            seconds: asked.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_within(Duration::from_secs(15));
     }
 }
 
 async fn one_start(args: &StartupArgs, tokens: &Tokens) -> Result<StartupRun, String> {
-    let (program, rest) = args
-        .command
-        .split_first()
-        .ok_or("no server command after --")?;
-    let mut command = Command::new(program);
-    command
-        .args(rest)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-
-    let started = Instant::now();
-    let mut child = command
-        .spawn()
-        .map_err(|e| format!("cannot start {program}: {e}"))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or("the server's stdout is not piped")?;
-    let server = Server { child };
-    let pid = server.child.id();
-
-    // The ready line is read on a thread (std pipes block); the rest of stdout is drained there
-    // too, so the server never writes into a closed pipe.
-    let (line_tx, line_rx) = tokio::sync::oneshot::channel::<std::io::Result<String>>();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        let read = reader.read_line(&mut line).map(|_| line);
-        let _ = line_tx.send(read);
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let line = tokio::time::timeout(args.timeout, line_rx)
-        .await
-        .map_err(|_| format!("{program} printed no ready line within {:?}", args.timeout))?
-        .map_err(|_| format!("{program} stopped before printing a ready line"))?
-        .map_err(|e| format!("reading {program}'s stdout: {e}"))?;
-    let ready_line_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let ready: serde_json::Value = serde_json::from_str(line.trim())
-        .map_err(|e| format!("{program}'s first line is not JSON ({e}): {line}"))?;
-    let url = ready["url"]
-        .as_str()
-        .ok_or_else(|| format!("{program}'s first line has no \"url\": {line}"))?;
-    let target = Arc::new(Target::parse(url)?);
-    if !target.is_loopback() {
-        return Err(format!("{url} is not a loopback address"));
-    }
+    let server = Server::start(&args.command, args.timeout).await?;
+    let (program, started, pid) = (server.program.clone(), server.started, server.pid());
+    let ready_line_ms = server.ready_after.as_secs_f64() * 1000.0;
+    let target = Arc::new(Target::parse(&server.url)?);
 
     let connector = Connector::new(target.clone(), args.timeout)?;
     let body = Bodies::new(1).body(Scenario::Single, 0);
@@ -242,6 +305,38 @@ async fn one_start(args: &StartupArgs, tokens: &Tokens) -> Result<StartupRun, St
         first_202_ms,
         rss_kib,
     })
+}
+
+/// A command line for a report, with the value of any secret-looking option (`--jwt-secret`,
+/// `--secret=...`, `--token`) replaced by `***`.
+pub fn shown_command(command: &[String]) -> String {
+    let secret = |arg: &str| {
+        let name = arg
+            .trim_start_matches('-')
+            .split('=')
+            .next()
+            .unwrap_or_default();
+        arg.starts_with("--") && (name.contains("secret") || name.contains("token"))
+    };
+    let mut shown = Vec::with_capacity(command.len());
+    let mut hide_next = false;
+    for arg in command {
+        if hide_next {
+            shown.push("***".to_owned());
+            hide_next = false;
+        } else if secret(arg) {
+            match arg.split_once('=') {
+                Some((name, _)) => shown.push(format!("{name}=***")),
+                None => {
+                    shown.push(arg.clone());
+                    hide_next = true;
+                }
+            }
+        } else {
+            shown.push(arg.clone());
+        }
+    }
+    shown.join(" ")
 }
 
 /// A process's resident set (VmRSS) in KiB, from /proc.
