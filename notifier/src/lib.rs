@@ -10,6 +10,7 @@ use shared::ids::SubmissionId;
 use shared::lambda::batch_response;
 use shared::limits::NOTIFY_PUBLISH_BATCH;
 use shared::message::{Rejection, decode};
+use shared::metrics::Metric;
 use shared::ports::Notifier;
 
 /// What became of one batch; `failed_message_ids` go back to SQS for retry.
@@ -22,6 +23,16 @@ pub struct NotifySummary {
 }
 
 impl NotifySummary {
+    /// The batch's figures as metrics (see `shared::metrics`).
+    pub fn metrics(&self) -> Vec<Metric> {
+        vec![
+            Metric::count("Records", self.records),
+            Metric::count("Published", self.published),
+            Metric::count("Malformed", self.malformed),
+            Metric::count("FailedRecords", self.failed_message_ids.len()),
+        ]
+    }
+
     pub fn into_response(self) -> SqsBatchResponse {
         batch_response(self.failed_message_ids)
     }

@@ -7,6 +7,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use notifier::RejectionNotifier;
 use shared::aws::{AwsClients, load_sdk_config, sns::SnsNotifier};
 use shared::config::{NotifierConfig, ProcessEnv};
+use shared::metrics::EmfMetrics;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -17,9 +18,13 @@ async fn main() -> Result<(), Error> {
         clients.sns,
         config.rejections_topic_arn,
     )));
-    let handler = &handler;
+    let metrics = EmfMetrics::from_env(&ProcessEnv, "notifier");
+    let (handler, metrics) = (&handler, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<SqsBatchResponse, Error>(handler.handle(&event.payload.records).await.into_response())
+        let started = std::time::Instant::now();
+        let summary = handler.handle(&event.payload.records).await;
+        metrics.emit_batch(summary.metrics(), started);
+        Ok::<SqsBatchResponse, Error>(summary.into_response())
     }))
     .await
 }

@@ -114,3 +114,27 @@ async fn a_rejection_delivered_twice_in_a_batch_is_published_once() {
     assert!(summary.failed_message_ids.is_empty());
     assert_eq!(sink.published().len(), 1);
 }
+
+#[tokio::test]
+async fn the_summary_becomes_one_metric_per_figure() {
+    let (_, faults, handler) = notifier();
+    let batch: Vec<_> = (0..4).map(|i| rejection("mallory", i)).collect();
+    faults.fail_item(batch[0].submission_id, Times::Always);
+    let mut records = records(&batch);
+    records.push(record("bad", "{}"));
+    let summary = handler.handle(&records).await;
+    let metrics: Vec<(&str, f64)> = summary
+        .metrics()
+        .iter()
+        .map(|m| (m.name, m.value))
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            ("Records", 5.0),
+            ("Published", 3.0),
+            ("Malformed", 1.0),
+            ("FailedRecords", 2.0),
+        ]
+    );
+}

@@ -13,6 +13,7 @@ use shared::ids::{SubmissionId, UserId};
 use shared::lambda::batch_response;
 use shared::limits::{QUEUE_SEND_BATCH, STORE_WRITE_BATCH};
 use shared::message::{MESSAGE_VERSION, QueuedSubmission, Rejection, decode};
+use shared::metrics::Metric;
 use shared::ports::{
     BatchReport, PortError, QuotaCounter, RejectionSink, SubmissionStore, UserDirectory,
 };
@@ -77,6 +78,18 @@ pub struct BatchSummary {
 }
 
 impl BatchSummary {
+    /// The batch's figures as metrics (see `shared::metrics`).
+    pub fn metrics(&self) -> Vec<Metric> {
+        vec![
+            Metric::count("Records", self.records),
+            Metric::count("Accepted", self.accepted),
+            Metric::count("Rejected", self.rejected),
+            Metric::count("RateLimited", self.rate_limited),
+            Metric::count("Malformed", self.malformed),
+            Metric::count("FailedRecords", self.failed_message_ids.len()),
+        ]
+    }
+
     pub fn into_response(self) -> SqsBatchResponse {
         batch_response(self.failed_message_ids)
     }

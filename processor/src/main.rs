@@ -9,6 +9,7 @@ use shared::aws::dynamodb::{DynamoQuotaCounter, DynamoSubmissionStore, DynamoUse
 use shared::aws::{AwsClients, load_sdk_config, sqs::SqsQueue};
 use shared::config::{ProcessEnv, ProcessorConfig};
 use shared::lambda::work_deadline;
+use shared::metrics::EmfMetrics;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -35,10 +36,13 @@ async fn main() -> Result<(), Error> {
             counter: Arc::new(DynamoQuotaCounter::new(clients.dynamodb, quota.table)),
         });
     }
-    let processor = &processor;
+    let metrics = EmfMetrics::from_env(&ProcessEnv, "processor");
+    let (processor, metrics) = (&processor, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        let started = std::time::Instant::now();
         let deadline = work_deadline(event.context.deadline);
         let summary = processor.process(&event.payload.records, deadline).await;
+        metrics.emit_batch(summary.metrics(), started);
         Ok::<SqsBatchResponse, Error>(summary.into_response())
     }))
     .await

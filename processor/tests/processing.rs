@@ -527,6 +527,32 @@ async fn a_quota_outage_fails_the_allowed_records_and_nothing_is_written_for_the
 }
 
 #[tokio::test]
+async fn the_batch_summary_becomes_one_metric_per_figure() {
+    let f = fixture_with_quota(1);
+    let mut messages = submissions_in_order("alice", 3);
+    messages.push(submission_from("mallory", 1));
+    let mut batch = records(&messages);
+    batch.push(sqs_record("poison", "not json"));
+    let summary = f.process(&batch).await;
+    let metrics: Vec<(&str, f64)> = summary
+        .metrics()
+        .iter()
+        .map(|m| (m.name, m.value))
+        .collect();
+    assert_eq!(
+        metrics,
+        [
+            ("Records", 5.0),
+            ("Accepted", 1.0),
+            ("Rejected", 3.0),
+            ("RateLimited", 2.0),
+            ("Malformed", 1.0),
+            ("FailedRecords", 1.0),
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_quota_counter_that_hangs_past_the_deadline_fails_its_records() {
     let f = fixture_with_quota(10);
     f.quota_faults.slow_down(Duration::from_secs(60));

@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod limits;
 pub mod memory;
 pub mod message;
+pub mod metrics;
 pub mod ports;
 pub mod quota;
 pub mod record;
