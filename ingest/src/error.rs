@@ -216,3 +216,54 @@ fn www_authenticate(reason: &TokenError) -> HeaderValue {
     HeaderValue::from_str(&value)
         .unwrap_or_else(|_| HeaderValue::from_static(r#"Bearer realm="scores""#))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::openapi::PROBLEM_TYPES;
+
+    fn every_error() -> Vec<IngestError> {
+        let port = || PortError::Unavailable {
+            service: "test",
+            detail: "down".to_owned(),
+        };
+        vec![
+            IngestError::Unauthorized(TokenError::Missing),
+            IngestError::UnsupportedMediaType,
+            IngestError::PayloadTooLarge,
+            IngestError::UnreadableBody("reset".to_owned()),
+            IngestError::InvalidJson("eof".to_owned()),
+            IngestError::Validation(vec![FieldError::at("/score", "is required")]),
+            IngestError::NotFound,
+            IngestError::MethodNotAllowed,
+            IngestError::RateLimited {
+                retry_after_seconds: 1,
+            },
+            IngestError::QueueUnavailable(port()),
+            IngestError::StoreUnavailable(port()),
+        ]
+    }
+
+    #[test]
+    fn every_problem_type_is_documented_with_its_status_and_nothing_else_is() {
+        let errors = every_error();
+        for error in &errors {
+            let problem = error.problem();
+            assert!(
+                PROBLEM_TYPES
+                    .iter()
+                    .any(|(slug, status, _)| *slug == problem.slug
+                        && *status == problem.status.as_u16()),
+                "{} ({}) is not in the OpenAPI document",
+                problem.slug,
+                problem.status
+            );
+        }
+        for (slug, _, _) in PROBLEM_TYPES {
+            assert!(
+                errors.iter().any(|e| e.problem().slug == slug),
+                "{slug} is documented but never answered"
+            );
+        }
+    }
+}

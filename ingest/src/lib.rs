@@ -5,6 +5,7 @@
 pub mod error;
 pub mod keys;
 pub mod limiter;
+pub mod openapi;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -87,6 +88,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/scores", post(post_score))
         .route("/v1/scores/batch", post(post_batch))
         .route("/v1/submissions/{id}", get(get_submission))
+        .route("/openapi.json", get(get_openapi))
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
         .layer(middleware::from_fn(correlate))
@@ -131,6 +133,15 @@ fn correlation_id(request_extensions: &axum::http::Extensions) -> CorrelationId 
         .get::<CorrelationId>()
         .cloned()
         .unwrap_or_else(CorrelationId::generate)
+}
+
+/// The OpenAPI document; no token needed.
+async fn get_openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        openapi::document_text(),
+    )
+        .into_response()
 }
 
 async fn post_score(

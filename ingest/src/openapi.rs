@@ -1,0 +1,302 @@
+//! The OpenAPI 3.1 document served at `GET /openapi.json`. It is built from the constants in
+//! `shared::limits` and the rejection reasons, so the documented limits cannot drift from the
+//! enforced ones.
+
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+use shared::limits::{
+    ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS, CORRELATION_ID_MAX_CHARS, HERO_ID_MAX_CHARS,
+    IDEMPOTENCY_KEY_MAX_CHARS, MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
+};
+use shared::rejection::RejectionReason;
+
+/// Every problem `type` the API answers with, and when.
+pub const PROBLEM_TYPES: [(&str, u16, &str); 11] = [
+    (
+        "invalid-json",
+        400,
+        "the body is empty, not UTF-8, not JSON, or nested too deeply",
+    ),
+    (
+        "unreadable-body",
+        400,
+        "the body could not be read to its end (the client stopped sending)",
+    ),
+    (
+        "validation-failed",
+        400,
+        "fields are wrong; `errors` lists each with a JSON `pointer` (or `header`) and a `detail`",
+    ),
+    (
+        "unauthorized",
+        401,
+        "no, malformed, expired, not-yet-valid or wrongly signed token, or wrong issuer or audience",
+    ),
+    (
+        "not-found",
+        404,
+        "unknown route, or an unknown or foreign submission id",
+    ),
+    (
+        "method-not-allowed",
+        405,
+        "the route exists but not with this method",
+    ),
+    (
+        "payload-too-large",
+        413,
+        "the body is larger than the limit",
+    ),
+    (
+        "unsupported-media-type",
+        415,
+        "`Content-Type` is not `application/json` (or `application/*+json`)",
+    ),
+    (
+        "rate-limited",
+        429,
+        "the user spent their burst at this ingest instance; nothing was accepted",
+    ),
+    (
+        "queue-unavailable",
+        503,
+        "the queue still refused after retries; nothing was accepted",
+    ),
+    ("store-unavailable", 503, "a status read failed"),
+];
+
+/// The document, serialized once.
+pub fn document_text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| document().to_string())
+}
+
+fn problem_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } }
+    })
+}
+
+fn with_retry_after(mut response: Value) -> Value {
+    response["headers"] = json!({ "Retry-After": { "$ref": "#/components/headers/RetryAfter" } });
+    response
+}
+
+fn submit_responses(accepted_schema: &str, accepted: &str, location: bool) -> Value {
+    let mut headers =
+        json!({ "X-Correlation-Id": { "$ref": "#/components/headers/CorrelationId" } });
+    if location {
+        headers["Location"] = json!({
+            "description": "The submission's status URL",
+            "schema": { "type": "string" }
+        });
+    }
+    json!({
+        "202": {
+            "description": accepted,
+            "headers": headers,
+            "content": { "application/json": { "schema": { "$ref": accepted_schema } } }
+        },
+        "400": problem_response("`invalid-json` or `validation-failed`"),
+        "401": problem_response("`unauthorized`, with `WWW-Authenticate`"),
+        "413": problem_response("`payload-too-large`"),
+        "415": problem_response("`unsupported-media-type`"),
+        "429": with_retry_after(problem_response("`rate-limited`: nothing was accepted")),
+        "503": with_retry_after(problem_response("`queue-unavailable`: nothing was accepted")),
+    })
+}
+
+/// The whole OpenAPI document.
+pub fn document() -> Value {
+    let reasons: Vec<&str> = RejectionReason::ALL.iter().map(|r| r.code()).collect();
+    let problem_types: Vec<String> = PROBLEM_TYPES
+        .iter()
+        .map(|(slug, _, _)| format!("/problems/{slug}"))
+        .collect();
+    let problem_table: String = PROBLEM_TYPES
+        .iter()
+        .map(|(slug, status, when)| format!("\n- `/problems/{slug}` ({status}): {when}"))
+        .collect();
+    let submit_body = |schema: &str| {
+        json!({
+            "required": true,
+            "description": format!("JSON, at most {MAX_BODY_BYTES} bytes. Unknown fields and duplicate keys are refused."),
+            "content": { "application/json": { "schema": { "$ref": schema } } }
+        })
+    };
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Score ingest API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": format!(
+                "Accepts superhero score submissions, queues them and answers 202; the pipeline \
+                 then stores each one as accepted or rejected and notifies rejections. A 202 means \
+                 the submission is durably queued. Errors are RFC 9457 problem JSON:{problem_table}"
+            ),
+        },
+        "security": [{ "bearer": [] }],
+        "paths": {
+            "/v1/scores": {
+                "post": {
+                    "operationId": "submitScore",
+                    "summary": "Submit one score",
+                    "parameters": [
+                        { "$ref": "#/components/parameters/IdempotencyKey" },
+                        { "$ref": "#/components/parameters/CorrelationId" }
+                    ],
+                    "requestBody": submit_body("#/components/schemas/ScoreSubmission"),
+                    "responses": submit_responses("#/components/schemas/Accepted", "Queued", true),
+                }
+            },
+            "/v1/scores/batch": {
+                "post": {
+                    "operationId": "submitScores",
+                    "summary": format!("Submit 1 to {MAX_BATCH_SUBMISSIONS} scores, all or none"),
+                    "parameters": [
+                        { "$ref": "#/components/parameters/IdempotencyKey" },
+                        { "$ref": "#/components/parameters/CorrelationId" }
+                    ],
+                    "requestBody": submit_body("#/components/schemas/ScoreBatch"),
+                    "responses": submit_responses(
+                        "#/components/schemas/BatchAccepted",
+                        "Every submission is queued; ids in request order",
+                        false,
+                    ),
+                }
+            },
+            "/v1/submissions/{id}": {
+                "get": {
+                    "operationId": "getSubmission",
+                    "summary": "A submission's status (its owner only)",
+                    "description": "An id with no record yet, or another user's id, reads as `pending` while it is plausible, and as 404 otherwise.",
+                    "parameters": [
+                        {
+                            "name": "id", "in": "path", "required": true,
+                            "schema": { "type": "string", "format": "uuid" }
+                        },
+                        { "$ref": "#/components/parameters/CorrelationId" }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The status",
+                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/SubmissionStatus" } } }
+                        },
+                        "401": problem_response("`unauthorized`"),
+                        "404": problem_response("`not-found`"),
+                        "503": with_retry_after(problem_response("`store-unavailable`")),
+                    }
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "getOpenApi",
+                    "summary": "This document",
+                    "security": [],
+                    "responses": { "200": { "description": "The OpenAPI document", "content": { "application/json": {} } } }
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" }
+            },
+            "parameters": {
+                "IdempotencyKey": {
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": "Retries with the same key map to the same submission id(s).",
+                    "schema": { "type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_CHARS, "pattern": "^[!-~]+$" }
+                },
+                "CorrelationId": {
+                    "name": "X-Correlation-Id", "in": "header", "required": false,
+                    "description": "Echoed in the response and carried through every stage; one is generated when absent or malformed.",
+                    "schema": { "type": "string", "minLength": 1, "maxLength": CORRELATION_ID_MAX_CHARS, "pattern": "^[A-Za-z0-9._:-]+$" }
+                }
+            },
+            "headers": {
+                "RetryAfter": { "description": "Seconds to wait before retrying", "schema": { "type": "integer", "minimum": 1 } },
+                "CorrelationId": { "description": "The request's correlation id", "schema": { "type": "string" } }
+            },
+            "schemas": {
+                "ScoreSubmission": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["heroId", "score"],
+                    "properties": {
+                        "heroId": { "type": "string", "minLength": 1, "maxLength": HERO_ID_MAX_CHARS, "pattern": "^[A-Za-z0-9_-]+$" },
+                        "score": { "type": "integer", "minimum": SCORE_MIN, "maximum": SCORE_MAX },
+                        "achievedAt": {
+                            "type": "string", "format": "date-time",
+                            "description": format!("RFC 3339; at most {} seconds in the future", ACHIEVED_AT_MAX_FUTURE.as_secs())
+                        },
+                        "clientRef": {
+                            "type": "string", "minLength": 1, "maxLength": CLIENT_REF_MAX_CHARS, "pattern": "^[!-~]+$",
+                            "description": "The client's own reference; makes the submission id deterministic"
+                        }
+                    }
+                },
+                "ScoreBatch": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["submissions"],
+                    "properties": {
+                        "submissions": {
+                            "type": "array", "minItems": 1, "maxItems": MAX_BATCH_SUBMISSIONS,
+                            "items": { "$ref": "#/components/schemas/ScoreSubmission" }
+                        }
+                    }
+                },
+                "Accepted": {
+                    "type": "object",
+                    "required": ["submissionId", "statusUrl"],
+                    "properties": {
+                        "submissionId": { "type": "string", "format": "uuid" },
+                        "statusUrl": { "type": "string" }
+                    }
+                },
+                "BatchAccepted": {
+                    "type": "object",
+                    "required": ["submissions"],
+                    "properties": {
+                        "submissions": { "type": "array", "items": { "$ref": "#/components/schemas/Accepted" } }
+                    }
+                },
+                "SubmissionStatus": {
+                    "type": "object",
+                    "required": ["submissionId", "status"],
+                    "properties": {
+                        "submissionId": { "type": "string", "format": "uuid" },
+                        "status": { "enum": ["pending", "accepted", "rejected"] },
+                        "reason": { "enum": reasons, "description": "Present when rejected" },
+                        "heroId": { "type": "string" },
+                        "score": { "type": "integer" },
+                        "receivedAt": { "type": "string", "format": "date-time" }
+                    }
+                },
+                "Problem": {
+                    "type": "object",
+                    "required": ["type", "title", "status", "detail"],
+                    "properties": {
+                        "type": { "enum": problem_types },
+                        "title": { "type": "string" },
+                        "status": { "type": "integer" },
+                        "detail": { "type": "string" },
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {
+                                    "pointer": { "type": "string", "description": "JSON pointer into the body" },
+                                    "header": { "type": "string" },
+                                    "detail": { "type": "string" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
