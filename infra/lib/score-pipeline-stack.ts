@@ -6,8 +6,8 @@
 //                                                      v
 //                                     rejections queue (+DLQ) -> notifier -> rejections topic
 //
-// plus log groups, alarms (to an alarm topic) and outputs. Settings come from CDK context
-// (lib/settings.ts). Each function gets its own role holding only the calls its code makes.
+// plus log groups, alarms (to an alarm topic), a dashboard and outputs. Settings come from CDK
+// context (lib/settings.ts). Each function gets its own role holding only the calls its code makes.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -67,8 +67,21 @@ export const ENV = {
   rejectionsQueueUrl: 'REJECTIONS_QUEUE_URL',
   rejectionsTopicArn: 'REJECTIONS_TOPIC_ARN',
   userCacheTtlSeconds: 'USER_CACHE_TTL_SECONDS',
+  metricsNamespace: 'METRICS_NAMESPACE',
+  metricsStage: 'METRICS_STAGE',
   rustLog: 'RUST_LOG',
 } as const;
+
+/**
+ * The processor's and notifier's metrics (shared/src/metrics.rs): Embedded Metric Format lines on
+ * stdout, one per SQS batch, under this namespace with the one dimension set [Stage, Function].
+ * Counts unless noted; `BatchDurationMs` is in milliseconds.
+ */
+export const METRICS_NAMESPACE = 'ScorePipeline';
+export const PROCESSOR_METRICS = ['Records', 'Accepted', 'Rejected', 'RateLimited', 'Malformed', 'FailedRecords', 'BatchDurationMs'] as const;
+export const NOTIFIER_METRICS = ['Records', 'Published', 'Malformed', 'FailedRecords', 'BatchDurationMs'] as const;
+type MetricsFunction = 'processor' | 'notifier';
+type EmfMetricName<F extends MetricsFunction> = (F extends 'processor' ? typeof PROCESSOR_METRICS : typeof NOTIFIER_METRICS)[number];
 
 /** The binaries `scripts/package.sh` builds; each is `<zip dir>/<bin>/bootstrap.zip`. */
 export type Binary = 'ingest' | 'processor' | 'notifier';
@@ -90,6 +103,10 @@ const MESSAGE_RETENTION = Duration.days(14);
 /** Alarm periods: short enough to page within minutes, long enough to smooth single blips. */
 const ALARM_PERIOD = Duration.minutes(5);
 const DLQ_ALARM_PERIOD = Duration.minutes(1);
+/** Dashboard graphs: a point a minute (SQS and Lambda publish at that resolution). */
+const DASHBOARD_PERIOD = Duration.minutes(1);
+const DASHBOARD_WIDGET_WIDTH = 8;
+const DASHBOARD_WIDGET_HEIGHT = 6;
 /** The HTTP API's access log line: fields HTTP APIs support, as JSON for Logs Insights. */
 const ACCESS_LOG_FORMAT = JSON.stringify({
   requestId: '$context.requestId',
@@ -213,6 +230,7 @@ export class ScorePipelineStack extends Stack {
       [ENV.quotasTable]: quotasTable.tableName,
       [ENV.userQuotaLimit]: String(s.userQuotaLimit),
       [ENV.userQuotaWindowSeconds]: String(s.userQuotaWindowSeconds),
+      ...this.metricsEnvironment(),
     });
     allow(processor, ['dynamodb:BatchGetItem'], [usersTable.tableArn]);
     allow(processor, ['dynamodb:BatchWriteItem', 'dynamodb:PutItem'], [submissionsTable.tableArn]);
@@ -225,6 +243,7 @@ export class ScorePipelineStack extends Stack {
 
     const notifier = this.rustFunction('Notifier', 'notifier', s.notifier, {
       [ENV.rejectionsTopicArn]: rejectionsTopic.topicArn,
+      ...this.metricsEnvironment(),
     });
     // sns:Publish (also covers PublishBatch) plus the topic key's data-key calls.
     rejectionsTopic.grantPublish(notifier.role);
@@ -243,6 +262,21 @@ export class ScorePipelineStack extends Stack {
       metric: api.api.metricServerError({ period: ALARM_PERIOD, statistic: 'Sum' }),
       threshold: s.api5xxAlarmThreshold - 1, // alarms fire above the threshold: at api5xxAlarmThreshold or more
       description: `At least ${s.api5xxAlarmThreshold} HTTP API 5xx answers in 5 minutes (queue unavailable, ingest failing, or integration errors)`,
+    });
+    this.alarm('ProcessorFailedRecords', {
+      metric: this.emfMetric('processor', 'FailedRecords', { period: ALARM_PERIOD }),
+      threshold: s.processorFailedRecordsAlarmThreshold - 1, // at processorFailedRecordsAlarmThreshold or more
+      description:
+        `At least ${s.processorFailedRecordsAlarmThreshold} processor records failed in 5 minutes and went back to the queue ` +
+        `(DynamoDB, quota table or rejections queue errors, or malformed messages); see the processor logs`,
+    });
+
+    // --- Dashboard ---------------------------------------------------------------------------
+    this.dashboard({
+      api: api.api,
+      submissions,
+      rejections,
+      functions: { ingest: ingest.fn, processor: processor.fn, notifier: notifier.fn },
     });
 
     // --- Outputs -----------------------------------------------------------------------------
@@ -398,6 +432,11 @@ export class ScorePipelineStack extends Stack {
     return env;
   }
 
+  /** Where the processor and notifier put their EMF metrics (not ingest: it writes none). */
+  private metricsEnvironment(): Record<string, string> {
+    return { [ENV.metricsNamespace]: METRICS_NAMESPACE, [ENV.metricsStage]: this.settings.stage };
+  }
+
   /** Lets `consumer` take batches from `queue`, reporting only the failed records back. */
   private consume(consumer: RustFunction, queue: sqs.Queue, settings: ConsumerSettings): void {
     consumer.fn.addEventSource(
@@ -469,6 +508,105 @@ export class ScorePipelineStack extends Stack {
       threshold: 0,
       description: `The ${name.toLowerCase()} function was throttled (account or reserved concurrency exhausted)`,
     });
+  }
+
+  /** One of this stage's EMF metrics of `fn` (summed unless `options` say otherwise). */
+  private emfMetric<F extends MetricsFunction>(fn: F, metricName: EmfMetricName<F>, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName,
+      dimensionsMap: { Stage: this.settings.stage, Function: fn },
+      statistic: 'Sum',
+      ...options,
+    });
+  }
+
+  /**
+   * The operator's view, `ScorePipeline-<stage>`, one row per part of the pipeline: the HTTP API,
+   * the queues, what the processor and notifier did with their batches (their EMF metrics), and
+   * the functions' health.
+   */
+  private dashboard(parts: {
+    api: apigw.HttpApi;
+    submissions: QueueWithDeadLetters;
+    rejections: QueueWithDeadLetters;
+    functions: Record<Binary, lambda.Function>;
+  }): cloudwatch.Dashboard {
+    const period = DASHBOARD_PERIOD;
+    const sum = { period, statistic: 'Sum' };
+    const max = { period, statistic: 'Maximum' };
+    const p99 = { period, statistic: 'p99' };
+    const graph = (title: string, left: cloudwatch.IMetric[], leftYAxis?: cloudwatch.YAxisProps) =>
+      new cloudwatch.GraphWidget({ title, left, leftYAxis, width: DASHBOARD_WIDGET_WIDTH, height: DASHBOARD_WIDGET_HEIGHT });
+    const queues = { submissions: parts.submissions, rejections: parts.rejections };
+    const functions = Object.entries(parts.functions) as [Binary, lambda.Function][];
+    const zero = { min: 0 };
+
+    const dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: stackName(this.settings),
+    });
+    dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        markdown:
+          `# Score pipeline (${this.settings.stage})\n` +
+          `Managed by the CloudFormation stack ${this.stackName} (infra/ in the repository): edit the CDK app, not this dashboard. ` +
+          `Processor and notifier figures are their EMF metrics (namespace ${METRICS_NAMESPACE}, Stage=${this.settings.stage}).`,
+        width: 3 * DASHBOARD_WIDGET_WIDTH,
+        height: 2,
+      }),
+    );
+    dashboard.addWidgets(
+      graph('API requests', [parts.api.metricCount({ ...sum, label: 'requests' })], zero),
+      graph('API 4xx and 5xx answers', [
+        parts.api.metricClientError({ ...sum, label: '4xx' }),
+        parts.api.metricServerError({ ...sum, label: '5xx' }),
+      ], zero),
+      graph('API latency (ms)', [
+        parts.api.metricLatency({ period, statistic: 'p50', label: 'p50' }),
+        parts.api.metricLatency({ ...p99, label: 'p99' }),
+        parts.api.metricIntegrationLatency({ ...p99, label: 'integration p99' }),
+      ], zero),
+    );
+    dashboard.addWidgets(
+      graph(
+        'Queue depth (visible messages)',
+        Object.entries(queues).map(([name, q]) => q.queue.metricApproximateNumberOfMessagesVisible({ ...max, label: name })),
+        zero,
+      ),
+      graph(
+        'Age of the oldest message (s)',
+        Object.entries(queues).map(([name, q]) => q.queue.metricApproximateAgeOfOldestMessage({ ...max, label: name })),
+        zero,
+      ),
+      graph(
+        'Dead-letter queues (visible messages)',
+        Object.entries(queues).map(([name, q]) => q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ ...max, label: `${name} DLQ` })),
+        zero,
+      ),
+    );
+    dashboard.addWidgets(
+      graph(
+        'Processor: records per batch outcome',
+        PROCESSOR_METRICS.filter((name) => name !== 'BatchDurationMs').map((name) => this.emfMetric('processor', name, { ...sum, label: name })),
+        zero,
+      ),
+      graph(
+        'Notifier: records per batch outcome',
+        NOTIFIER_METRICS.filter((name) => name !== 'BatchDurationMs').map((name) => this.emfMetric('notifier', name, { ...sum, label: name })),
+        zero,
+      ),
+      graph(
+        'Batch duration p99 (ms)',
+        (['processor', 'notifier'] as const).map((fn) => this.emfMetric(fn, 'BatchDurationMs', { ...p99, label: fn })),
+        zero,
+      ),
+    );
+    dashboard.addWidgets(
+      graph('Function errors', functions.map(([name, fn]) => fn.metricErrors({ ...sum, label: name })), zero),
+      graph('Function throttles', functions.map(([name, fn]) => fn.metricThrottles({ ...sum, label: name })), zero),
+      graph('Function duration p99 (ms)', functions.map(([name, fn]) => fn.metricDuration({ ...p99, label: name })), zero),
+    );
+    return dashboard;
   }
 
   /** An alarm when `metric` exceeds `threshold`, notifying the alarm topic on alarm and recovery. */

@@ -78,6 +78,7 @@ export const DEFAULTS = {
   productionLogRetentionDays: 90,
   queueAgeAlarmSeconds: 300,
   api5xxAlarmThreshold: 1,
+  processorFailedRecordsAlarmThreshold: 100,
   jwtAlgorithm: 'RS256' as JwtAlgorithm,
   userCacheTtlSeconds: 60,
   userQuotaLimit: 120,
@@ -127,6 +128,12 @@ export interface Settings {
   readonly alarmEmail?: string;
   readonly queueAgeAlarmSeconds: number;
   readonly api5xxAlarmThreshold: number;
+  /**
+   * Processor records handed back to SQS for retry in 5 minutes that raise an alarm. Retries
+   * absorb the odd failure (and the dead-letter queue alarm catches retries running out), so
+   * the default is one full batch: a volume of failures, not one.
+   */
+  readonly processorFailedRecordsAlarmThreshold: number;
   readonly jwt: JwtSettings;
   readonly userCacheTtlSeconds: number;
   /** Submissions a user may make per quota window (the processor enforces it); 0 turns the quota off. */
@@ -222,6 +229,13 @@ export function readSettings(context: ContextReader): Settings {
     alarmEmail,
     queueAgeAlarmSeconds: intValue(read, 'queueAgeAlarmSeconds', DEFAULTS.queueAgeAlarmSeconds, 60, 14 * 24 * 3600),
     api5xxAlarmThreshold: intValue(read, 'api5xxAlarmThreshold', DEFAULTS.api5xxAlarmThreshold, 1, 1_000_000),
+    processorFailedRecordsAlarmThreshold: intValue(
+      read,
+      'processorFailedRecordsAlarmThreshold',
+      DEFAULTS.processorFailedRecordsAlarmThreshold,
+      1,
+      1_000_000,
+    ),
     jwt,
     userCacheTtlSeconds: intValue(read, 'userCacheTtlSeconds', DEFAULTS.userCacheTtlSeconds, 0, 86_400),
     userQuotaLimit: intValue(read, 'userQuotaLimit', DEFAULTS.userQuotaLimit, 0, MAX_USER_QUOTA_LIMIT),

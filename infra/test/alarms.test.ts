@@ -2,6 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { METRICS_NAMESPACE } from '../lib/score-pipeline-stack.ts';
+import { DEFAULTS } from '../lib/settings.ts';
 import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
 
 interface AlarmProps {
@@ -9,6 +11,8 @@ interface AlarmProps {
   MetricName: string;
   Dimensions: { Name: string; Value: unknown }[];
   Threshold: number;
+  Statistic?: string;
+  Period?: number;
   ComparisonOperator: string;
   AlarmActions: unknown[];
   OKActions?: unknown[];
@@ -78,9 +82,32 @@ describe('alarms', () => {
     assert.equal(firesAt(alarmsOn(custom, 'AWS/ApiGateway', '5xx', 'ApiId', ids(custom).api)[0]!), 25);
   });
 
+  it('watch the processor records that failed (its EMF metric), at the threshold from context', () => {
+    /** The alarm on this stage's processor FailedRecords: literal dimensions, as the processor writes them. */
+    const failedRecords = (t: CfnTemplate, stage: string) =>
+      alarms(t).filter(
+        (a) =>
+          a.Namespace === METRICS_NAMESPACE &&
+          a.MetricName === 'FailedRecords' &&
+          JSON.stringify([...a.Dimensions].sort((x, y) => x.Name.localeCompare(y.Name))) ===
+            JSON.stringify([
+              { Name: 'Function', Value: 'processor' },
+              { Name: 'Stage', Value: stage },
+            ]),
+      );
+    const found = failedRecords(json, 'dev');
+    assert.equal(found.length, 1);
+    assert.equal(found[0]!.Statistic, 'Sum');
+    assert.equal(found[0]!.Period, 300);
+    assert.equal(firesAt(found[0]!), DEFAULTS.processorFailedRecordsAlarmThreshold);
+    const custom = synth({ stage: 'staging', processorFailedRecordsAlarmThreshold: '7' }).json;
+    assert.equal(firesAt(failedRecords(custom, 'staging')[0]!), 7);
+    assert.throws(() => synth({ processorFailedRecordsAlarmThreshold: 0 }), /processorFailedRecordsAlarmThreshold.*outside 1\.\.1000000/);
+  });
+
   it('all notify the alarm topic on alarm and on recovery, and treat no data as fine', () => {
     const all = alarms(json);
-    assert.equal(all.length, 2 + 2 + 3 * 2 + 1);
+    assert.equal(all.length, 2 + 2 + 3 * 2 + 1 + 1);
     for (const a of all) {
       assert.deepEqual(a.AlarmActions.map(refTarget), [r.alarmTopic], a.MetricName);
       assert.deepEqual(a.OKActions?.map(refTarget), [r.alarmTopic], a.MetricName);

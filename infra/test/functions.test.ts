@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { ENV } from '../lib/score-pipeline-stack.ts';
+import { ENV, METRICS_NAMESPACE } from '../lib/score-pipeline-stack.ts';
 import { DEFAULTS } from '../lib/settings.ts';
 import { writeDummyZips } from './support/dummy-assets.ts';
 import {
@@ -158,6 +158,8 @@ describe('environment', () => {
       USER_CACHE_TTL_SECONDS: '0',
       USER_QUOTA_LIMIT: '500',
       USER_QUOTA_WINDOW_SECONDS: '3600',
+      METRICS_NAMESPACE,
+      METRICS_STAGE: 'dev',
       RUST_LOG: 'info',
     });
   });
@@ -190,7 +192,26 @@ describe('environment', () => {
   it('gives the notifier the topic ARN', () => {
     const { json } = synthDefault();
     const env = functionProps(json, 'notifier').Environment.Variables;
-    assert.deepEqual(env, { REJECTIONS_TOPIC_ARN: { Ref: ids(json).rejectionsTopic }, RUST_LOG: 'info' });
+    assert.deepEqual(env, {
+      REJECTIONS_TOPIC_ARN: { Ref: ids(json).rejectionsTopic },
+      METRICS_NAMESPACE,
+      METRICS_STAGE: 'dev',
+      RUST_LOG: 'info',
+    });
+  });
+
+  it('tells the processor and notifier where to put their metrics: the namespace and the stage', () => {
+    assert.equal(METRICS_NAMESPACE, 'ScorePipeline');
+    const { json } = synth({ stage: 'staging' });
+    for (const name of ['processor', 'notifier'] as const) {
+      const env = functionProps(json, name).Environment.Variables;
+      assert.equal(env[ENV.metricsNamespace], METRICS_NAMESPACE, name);
+      assert.equal(env[ENV.metricsStage], 'staging', name);
+    }
+    // Ingest writes no metrics.
+    const ingest = functionProps(json, 'ingest').Environment.Variables;
+    assert.equal(ingest[ENV.metricsNamespace], undefined);
+    assert.equal(ingest[ENV.metricsStage], undefined);
   });
 
   it('accepts the public key inline instead of from a file', () => {

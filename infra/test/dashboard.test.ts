@@ -1,0 +1,151 @@
+// The CloudWatch dashboard: its name, and that its widgets show the API, the queues, the
+// processor's and notifier's EMF metrics, and the functions.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { METRICS_NAMESPACE, NOTIFIER_METRICS, PROCESSOR_METRICS } from '../lib/score-pipeline-stack.ts';
+import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
+
+interface Dashboard {
+  name: string;
+  /** The DashboardBody as one string, references written as `${LogicalId}`. */
+  text: string;
+  widgets: Widget[];
+}
+
+interface Widget {
+  type: string;
+  properties: { title?: string; markdown?: string; metrics?: unknown[][] };
+}
+
+/** One metric line of a graph: namespace, name, dimensions, and its rendering options. */
+interface MetricLine {
+  widget: string;
+  namespace: string;
+  name: string;
+  dimensions: Record<string, string>;
+  stat: string;
+  period: number;
+}
+
+function dashboard(json: CfnTemplate): Dashboard {
+  const found = resourcesOfType(json, 'AWS::CloudWatch::Dashboard');
+  assert.equal(found.length, 1, 'one dashboard');
+  const props = found[0]![1].Properties;
+  // The body is a Fn::Join of string pieces and references (region, API id, queue names,
+  // function names); a reference becomes `${LogicalId}` so the body parses as JSON.
+  const [separator, parts] = props.DashboardBody['Fn::Join'] as [string, unknown[]];
+  const text = parts
+    .map((part) => {
+      if (typeof part === 'string') return part;
+      const target = refTarget(part);
+      if (target === undefined) throw new Error(`unexpected piece ${JSON.stringify(part)}`);
+      return `\${${target}}`;
+    })
+    .join(separator);
+  return { name: props.DashboardName, text, widgets: JSON.parse(text).widgets };
+}
+
+function metricLines(d: Dashboard): MetricLine[] {
+  return d.widgets.flatMap((w) =>
+    (w.properties.metrics ?? []).map((m) => {
+      const options = m.at(-1) as { stat: string; period: number };
+      const [namespace, name, ...dims] = m.slice(0, -1) as string[];
+      const dimensions: Record<string, string> = {};
+      for (let i = 0; i < dims.length; i += 2) dimensions[dims[i]!] = dims[i + 1]!;
+      return { widget: w.properties.title ?? '', namespace: namespace!, name: name!, dimensions, stat: options.stat, period: options.period };
+    }),
+  );
+}
+
+/** The lines showing `namespace`/`name`, optionally only those with dimension `key` = `value`. */
+function linesOf(lines: MetricLine[], namespace: string, name: string, key?: string, value?: string): MetricLine[] {
+  return lines.filter((l) => l.namespace === namespace && l.name === name && (key === undefined || l.dimensions[key] === value));
+}
+
+describe('dashboard', () => {
+  const { json } = synthDefault();
+  const r = ids(json);
+  const d = dashboard(json);
+  const lines = metricLines(d);
+
+  it('is named after the stage, like the stack', () => {
+    assert.equal(d.name, 'ScorePipeline-dev');
+    assert.equal(dashboard(synth({ stage: 'staging' }).json).name, 'ScorePipeline-staging');
+  });
+
+  it('mentions the namespace and every processor metric name', () => {
+    // The plain text search the body must pass, whatever its layout.
+    assert.ok(d.text.includes(`"${METRICS_NAMESPACE}"`));
+    for (const name of PROCESSOR_METRICS) assert.ok(d.text.includes(`"${name}"`), name);
+    for (const name of NOTIFIER_METRICS) assert.ok(d.text.includes(`"${name}"`), name);
+  });
+
+  it('shows HTTP API requests, 4xx, 5xx and latency', () => {
+    for (const name of ['Count', '4xx', '5xx', 'Latency', 'IntegrationLatency']) {
+      const found = linesOf(lines, 'AWS/ApiGateway', name, 'ApiId', `\${${r.api}}`);
+      assert.ok(found.length > 0, name);
+    }
+    assert.deepEqual(linesOf(lines, 'AWS/ApiGateway', 'Latency').map((l) => l.stat).sort(), ['p50', 'p99']);
+  });
+
+  it('shows depth and oldest-message age of both queues, and the depth of both dead-letter queues', () => {
+    const queue = (id: string) => `\${${id}}`; // Fn::GetAtt QueueName
+    for (const q of [r.submissionsQueue, r.rejectionsQueue]) {
+      assert.equal(linesOf(lines, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', queue(q)).length, 1, q);
+      assert.equal(linesOf(lines, 'AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName', queue(q)).length, 1, q);
+    }
+    for (const dlq of [r.submissionsDlq, r.rejectionsDlq]) {
+      const found = linesOf(lines, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', queue(dlq));
+      assert.equal(found.length, 1, dlq);
+      assert.equal(found[0]!.stat, 'Maximum');
+    }
+  });
+
+  it("graphs the processor's and notifier's EMF metrics with the dimensions they are written with", () => {
+    const emf = (fn: 'processor' | 'notifier', name: string) =>
+      lines.filter(
+        (l) =>
+          l.namespace === METRICS_NAMESPACE &&
+          l.name === name &&
+          JSON.stringify(l.dimensions) === JSON.stringify({ Function: fn, Stage: 'dev' }),
+      );
+    for (const name of ['Accepted', 'Rejected', 'RateLimited', 'Malformed', 'FailedRecords']) {
+      const found = emf('processor', name);
+      assert.equal(found.length, 1, `processor ${name}`);
+      assert.equal(found[0]!.stat, 'Sum', `processor ${name}`);
+    }
+    for (const name of ['Published', 'FailedRecords']) {
+      const found = emf('notifier', name);
+      assert.equal(found.length, 1, `notifier ${name}`);
+      assert.equal(found[0]!.stat, 'Sum', `notifier ${name}`);
+    }
+    for (const fn of ['processor', 'notifier'] as const) {
+      assert.deepEqual(emf(fn, 'BatchDurationMs').map((l) => l.stat), ['p99'], fn);
+    }
+    // Every EMF line carries exactly the dimension set the functions write, for this stage.
+    for (const l of lines.filter((l) => l.namespace === METRICS_NAMESPACE)) {
+      assert.deepEqual(Object.keys(l.dimensions).sort(), ['Function', 'Stage'], `${l.widget}: ${l.name}`);
+      assert.equal(l.dimensions.Stage, 'dev');
+    }
+    const prod = metricLines(dashboard(synth({ stage: 'prod' }).json));
+    assert.ok(prod.filter((l) => l.namespace === METRICS_NAMESPACE).every((l) => l.dimensions.Stage === 'prod'));
+  });
+
+  it('shows errors, throttles and duration of all three functions', () => {
+    for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
+      for (const name of ['Errors', 'Throttles', 'Duration']) {
+        const found = linesOf(lines, 'AWS/Lambda', name, 'FunctionName', `\${${functionId(json, fn)}}`);
+        assert.equal(found.length, 1, `${fn} ${name}`);
+      }
+    }
+  });
+
+  it('lays its graphs out on the 24-column grid', () => {
+    const metricWidgets = d.widgets.filter((w) => w.type === 'metric');
+    assert.equal(metricWidgets.length, 12);
+    for (const w of d.widgets as (Widget & { x: number; width: number })[]) {
+      assert.ok(w.x + w.width <= 24, w.properties.title);
+    }
+  });
+});
