@@ -21,7 +21,7 @@ check-fmt:
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --target-dir target --bins -- -D warnings
+	$(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --target-dir target --bins -- -D warnings
 
 # moto (the AWS API emulator) is installed into .venv/ if missing, started on a free loopback
 # port for the duration of the tests, and stopped afterwards, also when tests fail.
@@ -64,8 +64,8 @@ SOAK_RATE ?= 2000
 soak:
 	$(CARGO) build --release --quiet --bin local --bin loadgen
 	JWT_SECRET=$$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n'); export JWT_SECRET; \
-	target/release/loadgen soak --duration $(SOAK_DURATION) --rate $(SOAK_RATE) -- \
-	  target/release/local --addr 127.0.0.1:0
+	bin=$${CARGO_TARGET_DIR:-target}/release; \
+	$$bin/loadgen soak --duration $(SOAK_DURATION) --rate $(SOAK_RATE) -- $$bin/local --addr 127.0.0.1:0
 
 ## fuzz: coverage-guided fuzzing (cargo-fuzz) of the request path, 60 s per target; see scripts/fuzz.sh
 fuzz:

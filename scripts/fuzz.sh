@@ -51,10 +51,14 @@ for target in "${targets[@]}"; do
   fi
   set +e
   cargo fuzz run -s none --target-dir target/fuzz "$target" "$corpus" "fuzz/corpus/$target" -- \
-    -max_total_time="$seconds" -print_final_stats=1 "${parallel[@]}" 2>&1 |
-    grep -E --line-buffered '^(#[0-9]+[[:space:]]+(INITED|DONE|pulse))|^Done |^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|panicked|ERROR|SUMMARY|Test unit written'
+    -max_total_time="$seconds" -print_final_stats=1 ${parallel[@]+"${parallel[@]}"} 2>&1 |
+    grep -E --line-buffered '^(#[0-9]+[[:space:]]+(INITED|DONE|pulse))|^Done |^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)|panicked|ERROR|SUMMARY|Test unit written|^error|^warning: build failed'
   status=${PIPESTATUS[0]}
   set -e
+  if [[ $status -eq 101 ]]; then
+    echo "fuzz.sh: building $target failed (see the errors above)" >&2
+    exit "$status"
+  fi
   if [[ $status -ne 0 ]]; then
     echo "fuzz.sh: $target FAILED (exit $status); the failing input is in fuzz/artifacts/$target/" >&2
     exit "$status"

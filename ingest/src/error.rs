@@ -222,6 +222,23 @@ mod tests {
     use super::*;
     use crate::openapi::PROBLEM_TYPES;
 
+    /// Fails to compile when a variant is added, so `every_error` below must grow with it.
+    fn listed(error: &IngestError) {
+        match error {
+            IngestError::Unauthorized(_)
+            | IngestError::UnsupportedMediaType
+            | IngestError::PayloadTooLarge
+            | IngestError::UnreadableBody(_)
+            | IngestError::InvalidJson(_)
+            | IngestError::Validation(_)
+            | IngestError::NotFound
+            | IngestError::MethodNotAllowed
+            | IngestError::RateLimited { .. }
+            | IngestError::QueueUnavailable(_)
+            | IngestError::StoreUnavailable(_) => {}
+        }
+    }
+
     fn every_error() -> Vec<IngestError> {
         let port = || PortError::Unavailable {
             service: "test",
@@ -247,7 +264,13 @@ mod tests {
     #[test]
     fn every_problem_type_is_documented_with_its_status_and_nothing_else_is() {
         let errors = every_error();
+        assert_eq!(
+            errors.len(),
+            11,
+            "one of each variant, as `listed` names them"
+        );
         for error in &errors {
+            listed(error);
             let problem = error.problem();
             assert!(
                 PROBLEM_TYPES

@@ -409,16 +409,6 @@ fn submissions_in_order(name: &str, count: usize) -> Vec<QueuedSubmission> {
 }
 
 #[tokio::test]
-async fn without_a_quota_nothing_is_counted() {
-    let f = fixture();
-    let summary = f
-        .process(&records(&submissions_in_order("alice", 30)))
-        .await;
-    assert_eq!(summary.accepted, 30);
-    assert_eq!(f.quotas.admit_calls(), 0);
-}
-
-#[tokio::test]
 async fn submissions_over_the_quota_are_stored_and_sent_as_rate_limited() {
     let f = fixture_with_quota(3);
     let messages = submissions_in_order("alice", 5);

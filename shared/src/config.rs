@@ -243,9 +243,9 @@ pub fn quota_policy_from_env(env: &dyn EnvSource) -> Result<Option<QuotaPolicy>,
                     "{limit} is more than {MAX_USER_QUOTA_LIMIT}; use 0 to turn the quota off"
                 ),
             },
-            QuotaPolicyError::Window(_) => ConfigError::Invalid {
+            error @ QuotaPolicyError::Window(_) => ConfigError::Invalid {
                 name: USER_QUOTA_WINDOW_SECONDS,
-                reason: format!("{window} is not a positive number of seconds"),
+                reason: error.to_string(),
             },
         })
 }
@@ -474,6 +474,7 @@ mod tests {
             (USER_QUOTA_LIMIT, "10001"),
             (USER_QUOTA_LIMIT, "-1"),
             (USER_QUOTA_WINDOW_SECONDS, "0"),
+            (USER_QUOTA_WINDOW_SECONDS, "315360001"),
         ] {
             let err = with(&[(QUOTAS_TABLE, "quotas"), (name, value)]).unwrap_err();
             assert!(

@@ -44,6 +44,8 @@ pub const USER_CACHE_MAX_ENTRIES: usize = 10_000;
 /// Largest per-user quota per window. The DynamoDB adapter keeps a window's admitted ids in one
 /// item (a string set of 36-character ids), and an item holds at most 400 KB.
 pub const MAX_USER_QUOTA_LIMIT: u32 = 10_000;
+/// Longest quota window: ten years (a window is aligned to multiples of its length since 1970).
+pub const MAX_USER_QUOTA_WINDOW: Duration = Duration::from_secs(10 * 365 * 24 * 60 * 60);
 /// Default submissions a user may make per quota window.
 pub const DEFAULT_USER_QUOTA_LIMIT: u32 = 120;
 /// Default quota window.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::ids::{SubmissionId, UserId};
-use crate::limits::{MAX_USER_QUOTA_LIMIT, QUOTA_RETENTION};
+use crate::limits::{MAX_USER_QUOTA_LIMIT, MAX_USER_QUOTA_WINDOW, QUOTA_RETENTION};
 
 /// How many submissions a user may make per window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +27,10 @@ pub struct QuotaPolicy {
 pub enum QuotaPolicyError {
     #[error("the limit must be between 1 and {MAX_USER_QUOTA_LIMIT}, not {0}")]
     Limit(u32),
-    #[error("the window must be a whole number of seconds, at least one, not {0:?}")]
+    #[error(
+        "the window must be a whole number of seconds from 1 to {max}, not {0:?}",
+        max = MAX_USER_QUOTA_WINDOW.as_secs()
+    )]
     Window(Duration),
 }
 
@@ -36,7 +39,7 @@ impl QuotaPolicy {
         if !(1..=MAX_USER_QUOTA_LIMIT).contains(&limit) {
             return Err(QuotaPolicyError::Limit(limit));
         }
-        if window.as_secs() == 0 || window.subsec_nanos() != 0 {
+        if window.as_secs() == 0 || window.subsec_nanos() != 0 || window > MAX_USER_QUOTA_WINDOW {
             return Err(QuotaPolicyError::Window(window));
         }
         Ok(Self { limit, window })
@@ -116,6 +119,9 @@ mod tests {
         );
         assert!(QuotaPolicy::new(1, Duration::ZERO).is_err());
         assert!(QuotaPolicy::new(1, Duration::from_millis(1500)).is_err());
+        assert!(QuotaPolicy::new(1, MAX_USER_QUOTA_WINDOW).is_ok());
+        assert!(QuotaPolicy::new(1, MAX_USER_QUOTA_WINDOW + Duration::from_secs(1)).is_err());
+        assert!(QuotaPolicy::new(1, Duration::from_secs(u64::MAX)).is_err());
     }
 
     #[test]

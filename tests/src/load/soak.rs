@@ -260,7 +260,10 @@ pub async fn soak(
         rss_kib: rss_end_kib,
         requests: load.requests,
     });
-    let shutdown = server.stop(STOP_PATIENCE);
+    // Waiting for the exit blocks; keep it off the runtime's worker threads.
+    let shutdown = tokio::task::spawn_blocking(move || server.stop(STOP_PATIENCE))
+        .await
+        .map_err(|e| format!("stopping the server: {e}"))?;
     Ok(SoakReport {
         command: shown_command(&args.command),
         duration_s: args.duration.as_secs_f64(),
