@@ -233,7 +233,13 @@ export class ScorePipelineStack extends Stack {
       ...this.metricsEnvironment(),
     });
     allow(processor, ['dynamodb:BatchGetItem'], [usersTable.tableArn]);
-    allow(processor, ['dynamodb:BatchWriteItem', 'dynamodb:PutItem'], [submissionsTable.tableArn]);
+    // BatchGetItem reads earlier verdicts (strongly consistent) so that a stored verdict stands
+    // when a client retry arrives in a later quota window.
+    allow(
+      processor,
+      ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:BatchGetItem'],
+      [submissionsTable.tableArn],
+    );
     // The conditional UpdateItem that adds a batch's ids to the window's set. GetItem because a
     // failed condition answers with the stored set (ReturnValuesOnConditionCheckFailure=ALL_OLD),
     // which reads the item; nothing else reads or writes the table.

@@ -95,6 +95,7 @@ describe('IAM', () => {
       [
         ...LOGS(logGroupOf(json, 'processor')),
         `dynamodb:BatchGetItem on ${r.usersTable}`,
+        `dynamodb:BatchGetItem on ${r.submissionsTable}`,
         `dynamodb:BatchWriteItem on ${r.submissionsTable}`,
         `dynamodb:PutItem on ${r.submissionsTable}`,
         `dynamodb:GetItem on ${r.quotasTable}`,

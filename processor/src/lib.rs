@@ -223,8 +223,10 @@ impl Processor {
     }
 
     /// Counts the submissions the directory allowed against their users' quotas, one call per
-    /// user and window, and turns those over the limit into `rate_limited` rejections. Returns the
-    /// ids that could not be counted: their records are retried.
+    /// user and window, and turns those over the limit into `rate_limited` rejections. A
+    /// submission already stored as accepted or rate limited keeps that verdict without being
+    /// counted again (a client retry can arrive in a later window). Returns the ids that could
+    /// not be decided: their records are retried.
     async fn apply_quota(
         &self,
         parsed: &[Parsed<'_>],
@@ -234,15 +236,40 @@ impl Processor {
         let Some(quota) = &self.quota else {
             return HashSet::new();
         };
-        let mut windows: HashMap<QuotaWindow, Vec<&QueuedSubmission>> = HashMap::new();
-        for (p, outcome) in parsed.iter().zip(outcomes.iter()) {
-            if *outcome == Outcome::Accepted {
-                let message = &p.message;
-                let window = quota
-                    .policy
-                    .window_of(&message.principal.subject, message.received_at);
-                windows.entry(window).or_default().push(message);
+        let allowed: Vec<&QueuedSubmission> = parsed
+            .iter()
+            .zip(outcomes.iter())
+            .filter(|(_, outcome)| **outcome == Outcome::Accepted)
+            .map(|(p, _)| &p.message)
+            .collect();
+        if allowed.is_empty() {
+            return HashSet::new();
+        }
+        let ids: Vec<SubmissionId> = allowed.iter().map(|m| m.submission_id).collect();
+        let reading = self.ports.store.get_many(&ids, deadline);
+        let stored = match by_deadline(deadline, "store", reading).await {
+            Ok(stored) => stored,
+            Err(error) => {
+                tracing::warn!(%error, records = ids.len(), "reading earlier verdicts failed; the records will be retried");
+                return ids.into_iter().collect();
             }
+        };
+        let mut over_limit = HashSet::new();
+        let mut windows: HashMap<QuotaWindow, Vec<&QueuedSubmission>> = HashMap::new();
+        for message in allowed {
+            match stored.get(&message.submission_id).map(|r| r.outcome) {
+                Some(Outcome::Accepted) => continue,
+                Some(Outcome::Rejected(RejectionReason::RateLimited)) => {
+                    over_limit.insert(message.submission_id);
+                    continue;
+                }
+                // Never stored, or refused by the directory before: count it.
+                _ => {}
+            }
+            let window = quota
+                .policy
+                .window_of(&message.principal.subject, message.received_at);
+            windows.entry(window).or_default().push(message);
         }
         let calls = windows
             .into_iter()
@@ -254,7 +281,6 @@ impl Processor {
                 let result = by_deadline(deadline, "quota counter", counting).await;
                 (window, ids, result)
             });
-        let mut over_limit = HashSet::new();
         let mut uncounted = HashSet::new();
         for (window, ids, result) in join_all(calls).await {
             match result {

@@ -468,7 +468,10 @@ async fn a_redelivered_batch_gets_the_same_verdicts() {
     let messages = submissions_in_order("alice", 4);
     let batch = records(&messages);
     // The first delivery is counted, but the store fails, so SQS delivers everything again.
-    f.store_faults.fail_next_calls(1, throttled("dynamodb"));
+    for message in &messages {
+        f.store_faults
+            .fail_item(message.submission_id, Times::Next(1));
+    }
     let first = f.process(&batch).await;
     assert_eq!(first.failed_message_ids.len(), 4);
     assert!(f.store.is_empty());
@@ -556,4 +559,56 @@ async fn a_quota_counter_that_hangs_past_the_deadline_fails_its_records() {
     .expect("the processor gives up at its deadline");
     assert_eq!(summary.failed_message_ids, ["m0"]);
     assert!(f.store.is_empty());
+}
+
+#[tokio::test]
+async fn a_stored_verdict_stands_when_a_retry_lands_in_a_later_window() {
+    let f = fixture_with_quota(1);
+    let first = submissions_in_order("alice", 2);
+    let (accepted, limited) = (&first[0], &first[1]);
+    let summary = f.process(&records(&first)).await;
+    assert_eq!((summary.accepted, summary.rate_limited), (1, 1));
+
+    // An hour later the next window fills up, then the client retries the accepted submission
+    // (same id, new receivedAt): it stays accepted instead of being refused there.
+    let later = |message: &QueuedSubmission, hours: i64| QueuedSubmission {
+        received_at: message.received_at + time::Duration::hours(hours),
+        ..message.clone()
+    };
+    let filler = later(&submissions_in_order("alice", 1)[0], 1);
+    f.process(&records(&[filler])).await;
+    f.process(&records(&[later(accepted, 1)])).await;
+    assert_eq!(
+        f.outcome(accepted.submission_id).await,
+        Some(Outcome::Accepted)
+    );
+    // Two hours later the window is empty, and a retry of the refused one stays refused.
+    f.process(&records(&[later(limited, 2)])).await;
+    assert_eq!(
+        f.outcome(limited.submission_id).await,
+        Some(Outcome::Rejected(RejectionReason::RateLimited))
+    );
+    let policy = QuotaPolicy::new(1, Duration::from_secs(3600)).unwrap();
+    let empty_window = policy.window_of(&user("alice"), later(limited, 2).received_at);
+    assert!(
+        f.quotas.counted(&empty_window).is_empty(),
+        "a decided submission takes no place in a later window"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_read_of_earlier_verdicts_fails_only_the_allowed_records() {
+    let f = fixture_with_quota(10);
+    let alice = submission_from("alice", 1);
+    let mallory = submission_from("mallory", 2);
+    // The first store call of the batch is the read of earlier verdicts.
+    f.store_faults.fail_next_calls(1, throttled("dynamodb"));
+    let summary = f.process(&records(&[alice.clone(), mallory.clone()])).await;
+    assert_eq!(summary.failed_message_ids, ["m0"]);
+    assert_eq!(f.outcome(alice.submission_id).await, None);
+    assert_eq!(f.quotas.admit_calls(), 0);
+    assert_eq!(
+        f.outcome(mallory.submission_id).await,
+        Some(Outcome::Rejected(RejectionReason::SuspendedUser))
+    );
 }

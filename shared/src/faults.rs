@@ -274,6 +274,17 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
             None => self.inner.get(id).await,
         }
     }
+
+    async fn get_many(
+        &self,
+        ids: &[SubmissionId],
+        deadline: Instant,
+    ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError> {
+        match self.plan.call_fault().await {
+            Some(error) => Err(error),
+            None => self.inner.get_many(ids, deadline).await,
+        }
+    }
 }
 
 #[async_trait]

@@ -301,6 +301,18 @@ impl SubmissionStore for MemoryStore {
             .get(&id)
             .cloned())
     }
+
+    async fn get_many(
+        &self,
+        ids: &[SubmissionId],
+        _deadline: Instant,
+    ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError> {
+        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(ids
+            .iter()
+            .filter_map(|id| records.get(id).map(|r| (*id, r.clone())))
+            .collect())
+    }
 }
 
 /// The users directory in memory.

@@ -78,6 +78,14 @@ pub trait SubmissionStore: Send + Sync {
 
     /// Reads one record.
     async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError>;
+
+    /// Reads the records that exist among `ids`, strongly consistent, retrying until
+    /// `deadline`; fails as a whole rather than leave a record out.
+    async fn get_many(
+        &self,
+        ids: &[SubmissionId],
+        deadline: Instant,
+    ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError>;
 }
 
 /// The users directory, read by the processor to authorize submissions.

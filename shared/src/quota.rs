@@ -1,6 +1,8 @@
 //! The per-user submission quota the processor enforces: at most `limit` submissions per user in
-//! each fixed window of time. A submission belongs to the window its `receivedAt` falls in, which
-//! ingest fixes once, so a redelivered message is counted against the same window again.
+//! each fixed window of time. A submission belongs to the window its message's `receivedAt` falls
+//! in, so a redelivered message is counted against the same window again. (A client retry is a
+//! new message, maybe in a later window; the processor keeps the verdict of a stored record
+//! instead of counting it again.)
 //!
 //! Counting is idempotent: a window remembers the ids it admitted, an id it admitted before is
 //! admitted again, and an id it refused stays refused (the set never shrinks within a window).

@@ -401,6 +401,55 @@ async fn failed_entries_are_resent_and_sender_faults_are_reported_not_resent() {
 // DynamoDB: submissions
 
 #[tokio::test]
+async fn records_are_read_back_in_bulk_with_unknown_and_repeated_ids() {
+    let dynamodb = dynamodb_client_with(PLAIN);
+    let store =
+        DynamoSubmissionStore::new(dynamodb.clone(), new_submissions_table(&dynamodb).await);
+    let written = records(120);
+    for chunk in written.chunks(STORE_WRITE_BATCH) {
+        store.write(chunk, far_deadline()).await.expect("written");
+    }
+    // More than one BatchGetItem's 100 keys, an id never written, and a repeated one.
+    let mut ids: Vec<SubmissionId> = written.iter().map(|r| r.submission_id).collect();
+    let unknown = SubmissionId::new_unique();
+    ids.push(unknown);
+    ids.push(ids[0]);
+
+    let found = store.get_many(&ids, far_deadline()).await.expect("read");
+
+    assert_eq!(found.len(), written.len());
+    assert!(!found.contains_key(&unknown));
+    for record in &written {
+        assert_eq!(found.get(&record.submission_id), Some(record));
+    }
+}
+
+#[tokio::test]
+async fn a_bulk_read_that_stays_incomplete_fails_instead_of_leaving_records_out() {
+    let plain = dynamodb_client_with(PLAIN);
+    let table = new_submissions_table(&plain).await;
+    let written = records(3);
+    DynamoSubmissionStore::new(plain, &table)
+        .write(&written, far_deadline())
+        .await
+        .expect("written");
+    let faults = CountingInterceptor::leave_keys_unprocessed(usize::MAX);
+    let store = DynamoSubmissionStore {
+        backoff: quick_backoff(),
+        ..DynamoSubmissionStore::new(dynamodb_client_with(Some(faults.clone())), &table)
+    };
+    let ids: Vec<SubmissionId> = written.iter().map(|r| r.submission_id).collect();
+
+    let error = store
+        .get_many(&ids, far_deadline())
+        .await
+        .expect_err("never complete");
+
+    assert!(error.is_transient(), "{error}");
+    assert!(faults.calls() > 1, "unprocessed keys were retried");
+}
+
+#[tokio::test]
 async fn a_full_batch_of_25_records_is_written_and_read_back() {
     let dynamodb = dynamodb_client_with(PLAIN);
     let store =

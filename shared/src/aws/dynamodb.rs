@@ -253,6 +253,39 @@ impl SubmissionStore for DynamoSubmissionStore {
             })
             .transpose()
     }
+
+    async fn get_many(
+        &self,
+        ids: &[SubmissionId],
+        deadline: Instant,
+    ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError> {
+        let mut seen = HashSet::new();
+        let distinct: Vec<SubmissionId> =
+            ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        let reads = BatchGet {
+            client: &self.client,
+            table_name: &self.table_name,
+            backoff: &self.backoff,
+            // A record written a moment ago must be seen: its verdict stands.
+            consistent: true,
+        };
+        let chunks = distinct.chunks(DIRECTORY_LOOKUP_BATCH).map(|chunk| {
+            let keys = chunk
+                .iter()
+                .map(|id| Item::from([(attribute::SUBMISSION_ID.to_owned(), text(id.to_string()))]))
+                .collect();
+            reads.all(keys, deadline, "submissions")
+        });
+        let mut records = HashMap::new();
+        for items in join_all(chunks).await {
+            for item in items? {
+                let record = item_to_record(&item)
+                    .map_err(|e| malformed("a submissions-table item".to_owned(), e))?;
+                records.insert(record.submission_id, record);
+            }
+        }
+        Ok(records)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,73 +388,97 @@ impl DynamoUserDirectory {
         }
     }
 
-    async fn batch_get(&self, round: LookupRound) -> Result<LookupRound, PortError> {
-        let keys = KeysAndAttributes::builder()
-            .set_keys(Some(round.pending_keys))
-            .build()
-            .map_err(|e| build_error(SERVICE, e))?;
-        let output = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table_name, keys)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, e))?;
-        let mut found = round.found;
-        if let Some(items) = output
-            .responses()
-            .and_then(|tables| tables.get(&self.table_name))
-        {
-            found.extend(items.iter().cloned());
-        }
-        let pending_keys = output
-            .unprocessed_keys()
-            .and_then(|tables| tables.get(&self.table_name))
-            .map(|unprocessed| unprocessed.keys().to_vec())
-            .unwrap_or_default();
-        Ok(LookupRound {
-            pending_keys,
-            found,
-        })
-    }
-
     /// Reads one chunk of at most [`DIRECTORY_LOOKUP_BATCH`] distinct ids.
     async fn lookup_chunk(
         &self,
         ids: &[&UserId],
         deadline: Instant,
     ) -> Result<Vec<User>, PortError> {
-        let round = LookupRound {
-            pending_keys: ids
-                .iter()
-                .map(|id| Item::from([(attribute::USER_ID.to_owned(), text(id.as_str()))]))
-                .collect(),
-            found: Vec::new(),
+        let keys = ids
+            .iter()
+            .map(|id| Item::from([(attribute::USER_ID.to_owned(), text(id.as_str()))]))
+            .collect();
+        let reads = BatchGet {
+            client: &self.client,
+            table_name: &self.table_name,
+            backoff: &self.backoff,
+            consistent: false,
         };
-        let outcome = retry_until_finished(&self.backoff, deadline, round, |round| {
-            self.batch_get(round)
-        })
-        .await;
-        if !outcome.work.is_finished() {
-            // Reporting a user we could not read as absent would reject their scores as
-            // `unknown_user`, so an incomplete lookup fails as a whole.
-            let unread = outcome.work.pending_keys.len();
-            return Err(outcome.error.unwrap_or(PortError::Throttled {
-                service: SERVICE,
-                detail: format!(
-                    "{unread} of {} users were still unprocessed after retries",
-                    ids.len()
-                ),
-            }));
-        }
-        outcome
-            .work
-            .found
+        // Reporting a user we could not read as absent would reject their scores as
+        // `unknown_user`, so an incomplete lookup fails as a whole.
+        reads
+            .all(keys, deadline, "users")
+            .await?
             .iter()
             .map(|item| {
                 item_to_user(item).map_err(|e| malformed("a users-table item".to_owned(), e))
             })
             .collect()
+    }
+}
+
+/// BatchGetItem on one table, with unprocessed keys retried until the deadline.
+struct BatchGet<'a> {
+    client: &'a aws_sdk_dynamodb::Client,
+    table_name: &'a str,
+    backoff: &'a Backoff,
+    consistent: bool,
+}
+
+impl BatchGet<'_> {
+    /// Reads at most 100 distinct keys; fails as a whole if any stay unread.
+    async fn all(
+        &self,
+        keys: Vec<Item>,
+        deadline: Instant,
+        what: &str,
+    ) -> Result<Vec<Item>, PortError> {
+        let total = keys.len();
+        let round = LookupRound {
+            pending_keys: keys,
+            found: Vec::new(),
+        };
+        let outcome =
+            retry_until_finished(self.backoff, deadline, round, |round| self.once(round)).await;
+        if outcome.work.is_finished() {
+            return Ok(outcome.work.found);
+        }
+        let unread = outcome.work.pending_keys.len();
+        Err(outcome.error.unwrap_or(PortError::Throttled {
+            service: SERVICE,
+            detail: format!("{unread} of {total} {what} were still unprocessed after retries"),
+        }))
+    }
+
+    async fn once(&self, round: LookupRound) -> Result<LookupRound, PortError> {
+        let keys = KeysAndAttributes::builder()
+            .set_keys(Some(round.pending_keys))
+            .consistent_read(self.consistent)
+            .build()
+            .map_err(|e| build_error(SERVICE, e))?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(self.table_name, keys)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))?;
+        let mut found = round.found;
+        if let Some(items) = output
+            .responses()
+            .and_then(|tables| tables.get(self.table_name))
+        {
+            found.extend(items.iter().cloned());
+        }
+        let pending_keys = output
+            .unprocessed_keys()
+            .and_then(|tables| tables.get(self.table_name))
+            .map(|unprocessed| unprocessed.keys().to_vec())
+            .unwrap_or_default();
+        Ok(LookupRound {
+            pending_keys,
+            found,
+        })
     }
 }
 
