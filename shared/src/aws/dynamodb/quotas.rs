@@ -2,8 +2,10 @@
 //! admitted as a string set. docs/DYNAMODB.md explains the design.
 //!
 //! Admission is one conditional UpdateItem per user and batch while the window has room for the
-//! whole batch. Only when it has not (the user is at or near the limit) do ids go one conditional
-//! UpdateItem each, until the window is full; from then on the set, which never shrinks, answers.
+//! whole batch. When it has not (the user is at or near the limit), the failed condition returns
+//! the stored set; the counting rule ([`admit_into`]) decides against it, and the ids it adds are
+//! written with the condition that the set is still exactly as read. A concurrent writer makes
+//! that fail and return the newer set, and the decision is made again.
 
 use std::collections::HashSet;
 
@@ -15,7 +17,7 @@ use super::{Item, SERVICE, text};
 use crate::aws::sdk_error;
 use crate::ids::SubmissionId;
 use crate::ports::{PortError, QuotaCounter};
-use crate::quota::QuotaWindow;
+use crate::quota::{QuotaWindow, admit_into};
 
 /// Attribute names of the quotas table.
 pub mod quota_attribute {
@@ -34,13 +36,15 @@ use quota_attribute as attr;
 const UPDATE: &str = "ADD #ids :ids SET #expires = :expires";
 /// The whole batch fits: the set is absent or has at least as much room as the batch needs.
 const BATCH_FITS: &str = "attribute_not_exists(#ids) OR size(#ids) <= :room";
-/// One id fits: the set is absent, already holds it, or has room for one more.
-const ONE_FITS: &str = "attribute_not_exists(#ids) OR contains(#ids, :id) OR size(#ids) < :limit";
+/// The set is still as it was read: absent (`:seen` is 0) or of the same size (it only grows).
+const UNCHANGED: &str = "attribute_not_exists(#ids) OR size(#ids) = :seen";
+/// Rounds of read-decide-write before giving up on a window other writers keep changing.
+const MAX_ROUNDS: usize = 20;
 
 /// Whether the condition held, and the set as it was when it did not.
 enum Counted {
     Added,
-    Refused(HashSet<String>),
+    Refused(HashSet<SubmissionId>),
 }
 
 #[derive(Clone, Debug)]
@@ -88,7 +92,7 @@ impl DynamoQuotaCounter {
             Ok(_) => Ok(Counted::Added),
             Err(error) => match error.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
-                    Ok(Counted::Refused(counted_ids(failed.item())))
+                    Ok(Counted::Refused(counted_ids(failed.item())?))
                 }
                 _ => Err(sdk_error(SERVICE, error)),
             },
@@ -100,11 +104,23 @@ fn number(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn counted_ids(item: Option<&Item>) -> HashSet<String> {
-    item.and_then(|item| item.get(attr::SUBMISSION_IDS))
+/// The ids a stored item holds; an entry that is not a submission id makes the item unusable,
+/// since the set's size (which the conditions check) would no longer match the ids decided on.
+fn counted_ids(item: Option<&Item>) -> Result<HashSet<SubmissionId>, PortError> {
+    let Some(ids) = item
+        .and_then(|item| item.get(attr::SUBMISSION_IDS))
         .and_then(|ids| ids.as_ss().ok())
-        .map(|ids| ids.iter().cloned().collect())
-        .unwrap_or_default()
+    else {
+        return Ok(HashSet::new());
+    };
+    ids.iter()
+        .map(|raw| {
+            SubmissionId::parse(raw).ok_or_else(|| PortError::Refused {
+                service: SERVICE,
+                detail: format!("a quotas-table item holds {raw:?}, which is not a submission id"),
+            })
+        })
+        .collect()
 }
 
 /// Distinct ids in first-seen order: a string set holds each once.
@@ -125,43 +141,36 @@ impl QuotaCounter for DynamoQuotaCounter {
         if ids.is_empty() {
             return Ok(HashSet::new());
         }
-        let mut known: Option<HashSet<String>> = None;
-        if let Some(room) = (limit as usize).checked_sub(ids.len()) {
-            match self
+        // The common case, without reading: the whole batch fits.
+        let mut counted = match (limit as usize).checked_sub(ids.len()) {
+            Some(room) => match self
                 .add_if(window, &ids, BATCH_FITS, &[(":room", number(room))])
                 .await?
             {
                 Counted::Added => return Ok(ids.into_iter().collect()),
-                Counted::Refused(counted) => known = Some(counted),
+                Counted::Refused(counted) => counted,
+            },
+            // More ids than the limit: decide as if the window were empty; the write's
+            // condition tells if it is not.
+            None => HashSet::new(),
+        };
+        for _ in 0..MAX_ROUNDS {
+            let (admitted, added) = admit_into(&counted, limit, &ids);
+            if added.is_empty() {
+                return Ok(admitted);
+            }
+            let seen = [(":seen", number(counted.len()))];
+            match self.add_if(window, &added, UNCHANGED, &seen).await? {
+                Counted::Added => return Ok(admitted),
+                Counted::Refused(newer) => counted = newer,
             }
         }
-        // Near or over the limit: admit what the set already holds, then add the rest one by one
-        // while there is room. A refusal means the set is full and lacks the id; as the set never
-        // shrinks, the set it returned then decides every id left.
-        let mut admitted = HashSet::new();
-        let mut full = false;
-        for id in ids {
-            let already = known
-                .as_ref()
-                .is_some_and(|counted| counted.contains(&id.to_string()));
-            if already {
-                admitted.insert(id);
-                continue;
-            }
-            if full {
-                continue;
-            }
-            let values = [(":id", text(id.to_string())), (":limit", number(limit))];
-            match self.add_if(window, &[id], ONE_FITS, &values).await? {
-                Counted::Added => {
-                    admitted.insert(id);
-                }
-                Counted::Refused(counted) => {
-                    known = Some(counted);
-                    full = true;
-                }
-            }
-        }
-        Ok(admitted)
+        Err(PortError::Throttled {
+            service: SERVICE,
+            detail: format!(
+                "the quota window of {} kept changing under {MAX_ROUNDS} attempts",
+                window.user_id
+            ),
+        })
     }
 }
