@@ -1,9 +1,13 @@
 //! Coverage-guided fuzzing of the whole ingest request path, in process: the router with an
 //! HS256 verifier and in-memory queue and store. The first byte of the input picks the route
 //! and how the Authorization header is built; the rest is the body (and, for a forged token,
-//! the token too). No input may panic or produce a 5xx.
+//! the token too), or for a leaderboard read the hero id and query string. No input may panic
+//! or produce a 5xx.
 
 #![no_main]
+
+#[path = "../../ingest/tests/support/fuzz_input.rs"]
+mod fuzz_input;
 
 use std::sync::{Arc, OnceLock};
 
@@ -16,6 +20,8 @@ use libfuzzer_sys::fuzz_target;
 use shared::auth::{AuthConfig, TokenAlgorithm, TokenVerifier, VerificationKey};
 use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use tower::ServiceExt;
+
+use fuzz_input::leaderboard_path;
 
 const SECRET: &[u8] = b"fuzz-secret-fuzz-secret-fuzz-secret!";
 
@@ -69,9 +75,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let harness = harness();
     let path = match mode & 0b11 {
-        0 | 1 => "/v1/scores",
-        2 => "/v1/scores/batch",
-        _ => "/v1/submissions/0195f3a0-0000-7000-8000-000000000000",
+        0 => "/v1/scores".to_owned(),
+        1 => leaderboard_path(rest),
+        2 => "/v1/scores/batch".to_owned(),
+        _ => "/v1/submissions/0195f3a0-0000-7000-8000-000000000000".to_owned(),
     };
     let (authorization, body) = match (mode >> 2) & 0b11 {
         // The valid token; the whole rest is the body.
@@ -87,12 +94,12 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => (String::new(), rest),
     };
-    let method = if path.starts_with("/v1/submissions") {
-        "GET"
-    } else {
+    let method = if path.starts_with("/v1/scores") {
         "POST"
+    } else {
+        "GET"
     };
-    let mut request = Request::builder().method(method).uri(path).header(
+    let mut request = Request::builder().method(method).uri(&path).header(
         "content-type",
         if mode & 0x10 == 0 {
             "application/json"

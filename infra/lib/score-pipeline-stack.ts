@@ -35,12 +35,21 @@ import { type ConsumerSettings, type FunctionSettings, readSettings, type Settin
 // docs/DYNAMODB.md; environment variable names mirror shared/src/config.rs.
 
 export const SUBMISSIONS_TABLE_KEY = 'submissionId';
-export const SUBMISSIONS_TABLE_INDEXES = [
-  // Sparse: only accepted items carry lbHeroId/lbScore. lbScore is a number so it sorts numerically.
-  { name: 'leaderboard', partitionKey: 'lbHeroId', sortKey: 'lbScore', sortKeyType: dynamodb.AttributeType.NUMBER },
-  // receivedAt is fixed-width RFC 3339, so string order is time order.
-  { name: 'byUser', partitionKey: 'userId', sortKey: 'receivedAt', sortKeyType: dynamodb.AttributeType.STRING },
-] as const;
+/** Sparse: only accepted items carry lbHeroId/lbScore. lbScore is a number so it sorts numerically. */
+export const LEADERBOARD_INDEX = {
+  name: 'leaderboard',
+  partitionKey: 'lbHeroId',
+  sortKey: 'lbScore',
+  sortKeyType: dynamodb.AttributeType.NUMBER,
+} as const;
+/** receivedAt is fixed-width RFC 3339, so string order is time order. */
+export const BY_USER_INDEX = {
+  name: 'byUser',
+  partitionKey: 'userId',
+  sortKey: 'receivedAt',
+  sortKeyType: dynamodb.AttributeType.STRING,
+} as const;
+export const SUBMISSIONS_TABLE_INDEXES = [LEADERBOARD_INDEX, BY_USER_INDEX] as const;
 export const USERS_TABLE_KEY = 'userId';
 /** The quotas table (shared/src/aws/dynamodb/quotas.rs `quota_attribute`): one item per user and window. */
 export const QUOTAS_TABLE_KEY = 'userId';
@@ -215,10 +224,12 @@ export class ScorePipelineStack extends Stack {
       [ENV.submissionsQueueUrl]: submissions.queue.queueUrl,
       [ENV.submissionsTable]: submissionsTable.tableName,
     });
-    // Enqueue (SendMessageBatch is authorized as SendMessage) and read one status by id.
+    // Enqueue (SendMessageBatch is authorized as SendMessage), read one status by id, and read
+    // a hero's leaderboard (Query on the leaderboard index only: not the table, not byUser).
     // Nothing else: ingest never writes the database.
     allow(ingest, ['sqs:SendMessage'], [submissions.queue.queueArn]);
     allow(ingest, ['dynamodb:GetItem'], [submissionsTable.tableArn]);
+    allow(ingest, ['dynamodb:Query'], [`${submissionsTable.tableArn}/index/${LEADERBOARD_INDEX.name}`]);
 
     const processor = this.rustFunction('Processor', 'processor', s.processor, {
       [ENV.submissionsTable]: submissionsTable.tableName,
@@ -286,7 +297,7 @@ export class ScorePipelineStack extends Stack {
     });
 
     // --- Outputs -----------------------------------------------------------------------------
-    output(this, 'ApiUrl', api.stage.url, 'Base URL of the HTTP API (POST v1/scores)');
+    output(this, 'ApiUrl', api.stage.url, 'Base URL of the HTTP API (POST v1/scores, GET v1/leaderboard/{heroId}; GET openapi.json lists every route)');
     output(this, 'RejectionsTopicArn', rejectionsTopic.topicArn, 'Subscribe here for rejection notifications (filter on userId)');
     output(this, 'AlarmTopicArn', alarmTopic.topicArn, 'Alarm notifications');
     output(this, 'SubmissionsTableName', submissionsTable.tableName, 'Submissions table');

@@ -116,7 +116,7 @@ impl IngestError {
             IngestError::StoreUnavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store-unavailable",
-                "Submission status cannot be read right now",
+                "Stored submissions cannot be read right now",
             ),
         };
         let detail = match self {

@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +22,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use shared::auth::bearer_token;
 use shared::ids::{CorrelationId, SubmissionId};
+use shared::leaderboard::{HERO_ID_PARAMETER, LeaderboardEntry, LeaderboardQuery, rank};
 use shared::limits::{ACHIEVED_AT_MAX_FUTURE, MAX_BODY_BYTES, PENDING_HORIZON};
 use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission};
 use shared::ports::{SubmissionQueue, SubmissionStore};
@@ -88,6 +90,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/scores", post(post_score))
         .route("/v1/scores/batch", post(post_batch))
         .route("/v1/submissions/{id}", get(get_submission))
+        .route("/v1/leaderboard/{hero_id}", get(get_leaderboard))
         .route("/openapi.json", get(get_openapi))
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
@@ -234,10 +237,14 @@ fn batch_item_id(
 
 async fn get_submission(
     State(app): State<Arc<App>>,
-    Path(raw_id): Path<String>,
+    raw_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, IngestError> {
     let principal = authenticate(&app, &headers).await?;
+    // A path that does not decode (not UTF-8) names no submission.
+    let Ok(Path(raw_id)) = raw_id else {
+        return Err(IngestError::NotFound);
+    };
     let id = SubmissionId::parse(&raw_id).ok_or(IngestError::NotFound)?;
     let record = app
         .store
@@ -247,6 +254,60 @@ async fn get_submission(
     let view = status_view(&principal, id, record, OffsetDateTime::now_utc())
         .ok_or(IngestError::NotFound)?;
     Ok((StatusCode::OK, json_body(&view)).into_response())
+}
+
+/// The best accepted scores for a hero. Any authenticated user may read any hero's board.
+async fn get_leaderboard(
+    State(app): State<Arc<App>>,
+    raw_hero_id: Result<Path<String>, PathRejection>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, IngestError> {
+    authenticate(&app, &headers).await?;
+    let Ok(Path(raw_hero_id)) = raw_hero_id else {
+        return Err(IngestError::Validation(vec![FieldError::parameter(
+            HERO_ID_PARAMETER,
+            "is not UTF-8 once percent-decoded",
+        )]));
+    };
+    let query =
+        LeaderboardQuery::parse(&raw_hero_id, uri.query()).map_err(IngestError::Validation)?;
+    let records = app
+        .store
+        .leaderboard(&query.hero_id, query.limit)
+        .await
+        .map_err(IngestError::StoreUnavailable)?;
+    let entries = rank(&query, records);
+    Ok((
+        StatusCode::OK,
+        json_body(&leaderboard_view(&query, &entries)),
+    )
+        .into_response())
+}
+
+/// The leaderboard as the API shows it: each entry's place, who, what and when.
+pub fn leaderboard_view(
+    query: &LeaderboardQuery,
+    entries: &[LeaderboardEntry],
+) -> serde_json::Value {
+    let entries: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            let record = &entry.record;
+            let mut view = json!({
+                "rank": entry.rank,
+                "userId": record.user_id.as_str(),
+                "score": record.score.get(),
+                "submissionId": record.submission_id,
+                "receivedAt": record.received_at.format(&Rfc3339).ok(),
+            });
+            if let Some(achieved_at) = record.achieved_at.and_then(|t| t.format(&Rfc3339).ok()) {
+                view["achievedAt"] = json!(achieved_at);
+            }
+            view
+        })
+        .collect();
+    json!({ "heroId": query.hero_id.as_str(), "entries": entries })
 }
 
 /// What the caller may see of a submission. Another user's record is answered exactly like an

@@ -7,7 +7,8 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 use shared::limits::{
     ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS, CORRELATION_ID_MAX_CHARS, HERO_ID_MAX_CHARS,
-    IDEMPOTENCY_KEY_MAX_CHARS, MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
+    IDEMPOTENCY_KEY_MAX_CHARS, LEADERBOARD_DEFAULT_ENTRIES, LEADERBOARD_MAX_ENTRIES,
+    MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
 };
 use shared::rejection::RejectionReason;
 
@@ -26,7 +27,7 @@ pub const PROBLEM_TYPES: [(&str, u16, &str); 11] = [
     (
         "validation-failed",
         400,
-        "fields are wrong; `errors` lists each with a JSON `pointer` (or `header`) and a `detail`",
+        "fields are wrong; `errors` lists each with a JSON `pointer` (or a `header` or `parameter` name) and a `detail`",
     ),
     (
         "unauthorized",
@@ -63,7 +64,11 @@ pub const PROBLEM_TYPES: [(&str, u16, &str); 11] = [
         503,
         "the queue still refused after retries; nothing was accepted",
     ),
-    ("store-unavailable", 503, "a status read failed"),
+    (
+        "store-unavailable",
+        503,
+        "a read of stored submissions (a status or a leaderboard) failed",
+    ),
 ];
 
 /// The document, serialized once.
@@ -190,6 +195,34 @@ pub fn document() -> Value {
                     }
                 }
             },
+            "/v1/leaderboard/{heroId}": {
+                "get": {
+                    "operationId": "getLeaderboard",
+                    "summary": "A hero's best accepted scores, highest first",
+                    "description": "Any authenticated user may read any hero's board. Entries are accepted submissions (a user may hold several places); equal scores share a rank (1, 2, 2, 4). A score shows up a moment after it is accepted. Unknown query parameters are refused.",
+                    "parameters": [
+                        {
+                            "name": "heroId", "in": "path", "required": true,
+                            "schema": { "type": "string", "minLength": 1, "maxLength": HERO_ID_MAX_CHARS, "pattern": "^[A-Za-z0-9_-]+$" }
+                        },
+                        {
+                            "name": "limit", "in": "query", "required": false,
+                            "description": "How many entries to return",
+                            "schema": { "type": "integer", "minimum": 1, "maximum": LEADERBOARD_MAX_ENTRIES, "default": LEADERBOARD_DEFAULT_ENTRIES }
+                        },
+                        { "$ref": "#/components/parameters/CorrelationId" }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The board, possibly empty",
+                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Leaderboard" } } }
+                        },
+                        "400": problem_response("`validation-failed`, naming the `parameter`"),
+                        "401": problem_response("`unauthorized`"),
+                        "503": with_retry_after(problem_response("`store-unavailable`")),
+                    }
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "getOpenApi",
@@ -275,6 +308,29 @@ pub fn document() -> Value {
                         "receivedAt": { "type": "string", "format": "date-time" }
                     }
                 },
+                "Leaderboard": {
+                    "type": "object",
+                    "required": ["heroId", "entries"],
+                    "properties": {
+                        "heroId": { "type": "string" },
+                        "entries": {
+                            "type": "array", "maxItems": LEADERBOARD_MAX_ENTRIES,
+                            "items": { "$ref": "#/components/schemas/LeaderboardEntry" }
+                        }
+                    }
+                },
+                "LeaderboardEntry": {
+                    "type": "object",
+                    "required": ["rank", "userId", "score", "submissionId", "receivedAt"],
+                    "properties": {
+                        "rank": { "type": "integer", "minimum": 1 },
+                        "userId": { "type": "string", "description": "The token subject that submitted the score" },
+                        "score": { "type": "integer", "minimum": SCORE_MIN, "maximum": SCORE_MAX },
+                        "submissionId": { "type": "string", "format": "uuid" },
+                        "receivedAt": { "type": "string", "format": "date-time" },
+                        "achievedAt": { "type": "string", "format": "date-time", "description": "Present when the client gave it" }
+                    }
+                },
                 "Problem": {
                     "type": "object",
                     "required": ["type", "title", "status", "detail"],
@@ -289,7 +345,8 @@ pub fn document() -> Value {
                                 "type": "object",
                                 "properties": {
                                     "pointer": { "type": "string", "description": "JSON pointer into the body" },
-                                    "header": { "type": "string" },
+                                    "header": { "type": "string", "description": "A request header's name" },
+                                    "parameter": { "type": "string", "description": "A path or query parameter's name" },
                                     "detail": { "type": "string" }
                                 }
                             }

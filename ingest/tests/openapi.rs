@@ -11,13 +11,22 @@ use ingest::{App, router};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use shared::auth::{AuthConfig, TokenAlgorithm, TokenVerifier, VerificationKey};
+use shared::ids::{CorrelationId, SubmissionId, UserId};
+use shared::limits::STORE_WRITE_BATCH;
 use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
+use shared::ports::SubmissionStore;
+use shared::record::{Outcome, SubmissionRecord};
 use shared::rejection::RejectionReason;
+use shared::submission::{HeroId, Score};
 use tower::ServiceExt;
 
 const SECRET: &[u8] = b"openapi-secret-openapi-secret-0123";
 
 fn app() -> Router {
+    app_with(MemoryStore::new())
+}
+
+fn app_with(store: MemoryStore) -> Router {
     let config = AuthConfig {
         algorithm: TokenAlgorithm::Hs256,
         key: VerificationKey::Secret(SECRET.to_vec()),
@@ -29,7 +38,7 @@ fn app() -> Router {
     router(Arc::new(App::new(
         TokenVerifier::new(&config).unwrap(),
         Arc::new(MemoryQueue::new("openapi", QueueSettings::default())),
-        Arc::new(MemoryStore::new()),
+        Arc::new(store),
     )))
 }
 
@@ -63,6 +72,14 @@ async fn document(app: &Router) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+async fn get(app: &Router, path: &str) -> (StatusCode, Value) {
+    let request = Request::get(path)
+        .header("authorization", format!("Bearer {}", token()))
+        .body(Body::empty())
+        .unwrap();
+    send(app, request).await
+}
+
 async fn post(app: &Router, path: &str, body: &Value) -> StatusCode {
     let request = Request::post(path)
         .header("authorization", format!("Bearer {}", token()))
@@ -86,7 +103,9 @@ async fn the_document_is_served_without_a_token_and_lists_every_route() {
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in paths {
         for method in methods.as_object().unwrap().keys() {
-            let concrete = path.replace("{id}", "0195f3a0-0000-7000-8000-000000000000");
+            let concrete = path
+                .replace("{id}", "0195f3a0-0000-7000-8000-000000000000")
+                .replace("{heroId}", "storm");
             let request = Request::builder()
                 .method(method.to_uppercase().as_str())
                 .uri(&concrete)
@@ -189,4 +208,76 @@ async fn the_documented_limits_are_the_enforced_ones() {
         post(&app, "/v1/scores", &unknown).await,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn the_documented_leaderboard_limits_are_the_enforced_ones() {
+    // GIVEN more accepted scores for one hero than a board can show
+    let store = MemoryStore::new();
+    let now = time::OffsetDateTime::now_utc();
+    let records: Vec<SubmissionRecord> = (0..250u32)
+        .map(|i| SubmissionRecord {
+            submission_id: SubmissionId::new_unique(),
+            user_id: UserId::parse("alice").unwrap(),
+            hero_id: HeroId::parse("storm").unwrap(),
+            score: Score::new(i).unwrap(),
+            achieved_at: None,
+            client_ref: None,
+            received_at: now,
+            correlation_id: CorrelationId::generate(),
+            outcome: Outcome::Accepted,
+        })
+        .collect();
+    let far = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    for chunk in records.chunks(STORE_WRITE_BATCH) {
+        store.write(chunk, far).await.unwrap();
+    }
+    let app = app_with(store);
+    let doc = document(&app).await;
+    let parameters = doc["paths"]["/v1/leaderboard/{heroId}"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let limit = &parameters.iter().find(|p| p["name"] == "limit").unwrap()["schema"];
+
+    // WHEN the board is read without a limit THEN the documented default number of entries comes back
+    let (status, board) = get(&app, "/v1/leaderboard/storm").await;
+    assert_eq!(status, StatusCode::OK, "{board}");
+    assert_eq!(
+        board["entries"].as_array().unwrap().len() as u64,
+        number(limit, "default")
+    );
+
+    // AND the documented range is what is taken, each end and one past it
+    let (min, max) = (number(limit, "minimum"), number(limit, "maximum"));
+    for (asked, expected) in [
+        (min, Some(min)),
+        (max, Some(max)),
+        (min - 1, None),
+        (max + 1, None),
+    ] {
+        let (status, body) = get(&app, &format!("/v1/leaderboard/storm?limit={asked}")).await;
+        match expected {
+            Some(entries) => {
+                assert_eq!(status, StatusCode::OK, "limit={asked}: {body}");
+                assert_eq!(body["entries"].as_array().unwrap().len() as u64, entries);
+            }
+            None => {
+                assert_eq!(status, StatusCode::BAD_REQUEST, "limit={asked}: {body}");
+                assert_eq!(body["errors"][0]["parameter"], "limit", "{body}");
+            }
+        }
+    }
+
+    // AND the hero id follows the same rule as in a submission
+    let hero_max = number(&parameters[0]["schema"], "maxLength") as usize;
+    assert_eq!(parameters[0]["name"], "heroId");
+    let (status, _) = get(&app, &format!("/v1/leaderboard/{}", "h".repeat(hero_max))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = get(
+        &app,
+        &format!("/v1/leaderboard/{}", "h".repeat(hero_max + 1)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["parameter"], "heroId", "{body}");
 }

@@ -19,6 +19,7 @@ use crate::ports::{
 };
 use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
+use crate::submission::HeroId;
 use crate::users::User;
 
 /// How often a planned item fault fires.
@@ -283,6 +284,17 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
         match self.plan.call_fault().await {
             Some(error) => Err(error),
             None => self.inner.get_many(ids, deadline).await,
+        }
+    }
+
+    async fn leaderboard(
+        &self,
+        hero_id: &HeroId,
+        limit: usize,
+    ) -> Result<Vec<SubmissionRecord>, PortError> {
+        match self.plan.call_fault().await {
+            Some(error) => Err(error),
+            None => self.inner.leaderboard(hero_id, limit).await,
         }
     }
 }

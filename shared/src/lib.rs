@@ -9,6 +9,7 @@ pub mod config;
 pub mod faults;
 pub mod ids;
 pub mod lambda;
+pub mod leaderboard;
 pub mod limits;
 pub mod memory;
 pub mod message;

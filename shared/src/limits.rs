@@ -19,6 +19,10 @@ pub const CLIENT_REF_MAX_CHARS: usize = 64;
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
 /// `X-Correlation-Id` header: 1 to this many characters of `[A-Za-z0-9._:-]`; otherwise one is generated.
 pub const CORRELATION_ID_MAX_CHARS: usize = 128;
+/// `GET /v1/leaderboard/{heroId}`: entries returned when `limit` is not given.
+pub const LEADERBOARD_DEFAULT_ENTRIES: usize = 10;
+/// `GET /v1/leaderboard/{heroId}`: most entries one read may ask for (`limit`).
+pub const LEADERBOARD_MAX_ENTRIES: usize = 100;
 /// Longest bearer token accepted, in bytes; longer ones are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Longest token subject (user id) accepted, in characters.

@@ -22,7 +22,8 @@ use crate::ports::{
     SubmissionStore, UserDirectory,
 };
 use crate::quota::{QuotaWindow, admit_into};
-use crate::record::SubmissionRecord;
+use crate::record::{Outcome, SubmissionRecord};
+use crate::submission::HeroId;
 use crate::users::User;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -313,6 +314,28 @@ impl SubmissionStore for MemoryStore {
             .filter_map(|id| records.get(id).map(|r| (*id, r.clone())))
             .collect())
     }
+
+    /// A scan of every record: fine for the local stack and tests, which is all this adapter
+    /// serves. Ties are ordered by who was received first, then by id, so reads are repeatable.
+    async fn leaderboard(
+        &self,
+        hero_id: &HeroId,
+        limit: usize,
+    ) -> Result<Vec<SubmissionRecord>, PortError> {
+        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+        let mut board: Vec<&SubmissionRecord> = records
+            .values()
+            .filter(|r| r.outcome == Outcome::Accepted && &r.hero_id == hero_id)
+            .collect();
+        board.sort_by(|a, b| {
+            b.score
+                .get()
+                .cmp(&a.score.get())
+                .then(a.received_at.cmp(&b.received_at))
+                .then(a.submission_id.cmp(&b.submission_id))
+        });
+        Ok(board.into_iter().take(limit).cloned().collect())
+    }
 }
 
 /// The users directory in memory.
@@ -534,5 +557,48 @@ mod tests {
         });
         let got = q.receive(10, Duration::from_secs(5)).await;
         assert_eq!(got.len(), 1);
+    }
+
+    fn stored(hero: &str, score: u32, received_second: u8, outcome: Outcome) -> SubmissionRecord {
+        use crate::ids::CorrelationId;
+        use crate::submission::Score;
+        SubmissionRecord {
+            submission_id: SubmissionId::new_unique(),
+            user_id: UserId::parse("alice").unwrap(),
+            hero_id: HeroId::parse(hero).unwrap(),
+            score: Score::new(score).unwrap(),
+            achieved_at: None,
+            client_ref: None,
+            received_at: time::macros::datetime!(2026-12-01 08:00:00 UTC)
+                + Duration::from_secs(received_second.into()),
+            correlation_id: CorrelationId::generate(),
+            outcome,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_leaderboard_holds_a_heros_accepted_scores_best_first_earliest_first_on_ties() {
+        let store = MemoryStore::new();
+        let rejected = Outcome::Rejected(crate::rejection::RejectionReason::SuspendedUser);
+        let records = [
+            stored("storm", 70, 3, Outcome::Accepted),
+            stored("storm", 90, 1, Outcome::Accepted),
+            stored("storm", 70, 2, Outcome::Accepted),
+            stored("storm", 999, 0, rejected),
+            stored("blade", 500, 0, Outcome::Accepted),
+            stored("storm", 10, 0, Outcome::Accepted),
+        ];
+        store.write(&records, Instant::now()).await.unwrap();
+        let hero = HeroId::parse("storm").unwrap();
+
+        let board = store.leaderboard(&hero, 10).await.unwrap();
+        let seen: Vec<(u32, u8)> = board
+            .iter()
+            .map(|r| (r.score.get(), r.received_at.second()))
+            .collect();
+        assert_eq!(seen, [(90, 1), (70, 2), (70, 3), (10, 0)]);
+
+        let top_two = store.leaderboard(&hero, 2).await.unwrap();
+        assert_eq!(top_two, board[..2].to_vec());
     }
 }

@@ -10,6 +10,7 @@ use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedSubmission, Rejection};
 use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
+use crate::submission::HeroId;
 use crate::users::User;
 
 /// How a port call failed. Adapters retry transient failures themselves; what reaches a handler
@@ -86,6 +87,14 @@ pub trait SubmissionStore: Send + Sync {
         ids: &[SubmissionId],
         deadline: Instant,
     ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError>;
+
+    /// Reads up to `limit` accepted submissions of a hero, highest score first (ties in no
+    /// promised order). Eventually consistent: a just-stored score may appear a moment later.
+    async fn leaderboard(
+        &self,
+        hero_id: &HeroId,
+        limit: usize,
+    ) -> Result<Vec<SubmissionRecord>, PortError>;
 }
 
 /// The users directory, read by the processor to authorize submissions.

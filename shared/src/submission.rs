@@ -152,8 +152,12 @@ pub struct ScoreSubmission {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FieldLocation {
+    /// A JSON pointer into the body.
     Pointer(String),
+    /// A request header, by name.
     Header(String),
+    /// A path or query parameter, by name.
+    Parameter(String),
 }
 
 /// One problem with one field, as reported in problem JSON `errors`.
@@ -175,6 +179,13 @@ impl FieldError {
     pub fn header(name: &str, detail: impl Into<String>) -> Self {
         Self {
             location: FieldLocation::Header(name.to_owned()),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn parameter(name: &str, detail: impl Into<String>) -> Self {
+        Self {
+            location: FieldLocation::Parameter(name.to_owned()),
             detail: detail.into(),
         }
     }
@@ -411,7 +422,9 @@ mod tests {
             Err(InvalidInput::Fields(errors)) => errors
                 .into_iter()
                 .map(|e| match e.location {
-                    FieldLocation::Pointer(p) | FieldLocation::Header(p) => (p, e.detail),
+                    FieldLocation::Pointer(p)
+                    | FieldLocation::Header(p)
+                    | FieldLocation::Parameter(p) => (p, e.detail),
                 })
                 .collect(),
             other => panic!("expected field errors, got {other:?}"),

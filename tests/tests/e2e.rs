@@ -118,6 +118,9 @@ on_both_backends!(
     shutdown_drains_queued_work_first,
     the_correlation_id_is_echoed_and_travels_to_the_notification,
     submissions_over_the_users_quota_are_rejected_as_rate_limited_and_notified,
+    the_leaderboard_ranks_a_heros_accepted_scores_and_leaves_out_rejected_ones,
+    a_leaderboard_read_needs_a_token_and_valid_parameters,
+    a_leaderboard_read_the_store_cannot_serve_is_a_503_with_retry_after,
 );
 
 struct Client {
@@ -150,6 +153,14 @@ impl Client {
             .await
             .unwrap();
         read(response).await
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> reqwest::RequestBuilder {
+        let request = self.http.get(format!("{}{path}", self.base));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
     }
 
     async fn status_of(&self, token: &str, id: &str) -> (StatusCode, Value) {
@@ -779,4 +790,173 @@ async fn a_user_over_the_burst_limit_gets_a_429_and_others_do_not() {
         5,
         "nothing refused was accepted"
     );
+}
+
+/// (rank, user, score) of each entry of a leaderboard body.
+fn board(body: &Value) -> Vec<(u64, String, u64)> {
+    body["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no entries in {body}"))
+        .iter()
+        .map(|e| {
+            (
+                e["rank"].as_u64().unwrap(),
+                e["userId"].as_str().unwrap().to_owned(),
+                e["score"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn the_leaderboard_ranks_a_heros_accepted_scores_and_leaves_out_rejected_ones(
+    stack: LocalStack,
+) {
+    // GIVEN accepted scores for storm from two users (one tie), a higher score from a suspended
+    // user, and a higher score for another hero
+    let client = Client::new(&stack);
+    let (alice, bob, mallory) = (
+        stack.token("alice"),
+        stack.token("bob"),
+        stack.token("mallory"),
+    );
+    let mut ids = Vec::new();
+    for (token, body) in [
+        (&alice, score("storm", 300)),
+        (&alice, score("storm", 100)),
+        (&bob, score("storm", 200)),
+        (&bob, score("storm", 300)),
+        (&mallory, score("storm", 1_000_000)),
+        (&alice, score("blade", 5_000)),
+    ] {
+        let (status, accepted) = client.post_json("/v1/scores", token, &body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        ids.push(id_of(&accepted));
+    }
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    // WHEN anyone reads storm's board
+    let response = client
+        .get("/v1/leaderboard/storm", Some(&bob))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let (status, body) = read(response).await;
+
+    // THEN it holds the accepted storm scores, best first, equal scores sharing a rank
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["heroId"], "storm");
+    let entries = board(&body);
+    let mut top: Vec<(u64, String, u64)> = entries[..2].to_vec();
+    top.sort();
+    assert_eq!(
+        top,
+        [(1, "alice".into(), 300), (1, "bob".into(), 300)],
+        "{body}"
+    );
+    assert_eq!(
+        entries[2..],
+        [(3, "bob".into(), 200), (4, "alice".into(), 100)],
+        "{body}"
+    );
+    let alices_300 = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["userId"] == "alice" && e["score"] == 300)
+        .unwrap();
+    assert_eq!(alices_300["submissionId"], ids[0].to_string());
+    assert!(alices_300["receivedAt"].is_string());
+
+    // AND a limit keeps only the best entries
+    let (status, body) = read(
+        client
+            .get("/v1/leaderboard/storm?limit=2", Some(&alice))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        board(&body)
+            .iter()
+            .all(|(rank, _, score)| (*rank, *score) == (1, 300))
+    );
+    assert_eq!(board(&body).len(), 2);
+
+    // AND a hero nobody played has an empty board
+    let (status, body) = read(
+        client
+            .get("/v1/leaderboard/nobody-plays-this", Some(&alice))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({ "heroId": "nobody-plays-this", "entries": [] })
+        )
+    );
+}
+
+async fn a_leaderboard_read_needs_a_token_and_valid_parameters(stack: LocalStack) {
+    let client = Client::new(&stack);
+    let response = client
+        .get("/v1/leaderboard/storm", None)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("www-authenticate"));
+    expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+
+    let token = stack.token("alice");
+    for (path, parameter) in [
+        ("/v1/leaderboard/storm?limit=0", "limit"),
+        ("/v1/leaderboard/storm?limit=ten", "limit"),
+        ("/v1/leaderboard/storm?page=2", "page"),
+        ("/v1/leaderboard/no%20spaces", "heroId"),
+        ("/v1/leaderboard/%FF%FE", "heroId"),
+    ] {
+        let response = client.get(path, Some(&token)).send().await.unwrap();
+        let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
+        assert_eq!(
+            problem["errors"][0]["parameter"], parameter,
+            "{path}: {problem}"
+        );
+    }
+}
+
+async fn a_leaderboard_read_the_store_cannot_serve_is_a_503_with_retry_after(stack: LocalStack) {
+    let client = Client::new(&stack);
+    stack.faults.store.fail_next_calls(
+        1,
+        PortError::Throttled {
+            service: "dynamodb",
+            detail: "injected throttling".into(),
+        },
+    );
+    let token = stack.token("alice");
+    let response = client
+        .get("/v1/leaderboard/storm", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["retry-after"], "2");
+    expect_problem(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store-unavailable",
+    )
+    .await;
+    // The store answers again: so does the board.
+    let response = client
+        .get("/v1/leaderboard/storm", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
 }

@@ -26,7 +26,8 @@ const AUDIENCE: &str = "scores-api";
 enum Expect {
     /// 401 whose WWW-Authenticate error_description contains this text.
     Unauthorized(&'static str),
-    /// This status and problem type; for 400s, the JSON pointer (or header) of the first error.
+    /// This status and problem type; for 400s, the JSON pointer (or header or parameter name) of
+    /// the first error.
     Problem(u16, &'static str, Option<&'static str>),
 }
 
@@ -327,7 +328,56 @@ fn cases() -> Vec<Case> {
         Expect::Problem(404, "not-found", None),
     );
     traversal.path = "/v1/submissions/..%2F..%2Fetc%2Fpasswd".into();
-    cases.extend([wrong_type, no_type, bad_key, traversal]);
+    let mut undecodable_id = body_case(
+        "invalid UTF-8 in a submission id",
+        Vec::new(),
+        Expect::Problem(404, "not-found", None),
+    );
+    undecodable_id.path = "/v1/submissions/%FF%FE".into();
+    cases.extend([wrong_type, no_type, bad_key, traversal, undecodable_id]);
+    cases.extend(
+        [
+            (
+                "path separators in a leaderboard hero id",
+                "/v1/leaderboard/..%2F..%2Fetc%2Fpasswd",
+                "heroId",
+            ),
+            (
+                "invalid UTF-8 in a leaderboard hero id",
+                "/v1/leaderboard/%FF%FE",
+                "heroId",
+            ),
+            (
+                "overflowing leaderboard limit",
+                "/v1/leaderboard/storm?limit=99999999999999999999",
+                "limit",
+            ),
+            (
+                "negative leaderboard limit",
+                "/v1/leaderboard/storm?limit=-1",
+                "limit",
+            ),
+            (
+                "repeated leaderboard limit",
+                "/v1/leaderboard/storm?limit=1&limit=100",
+                "limit",
+            ),
+            (
+                "control characters in a query parameter name",
+                "/v1/leaderboard/storm?%00%1B[2J=1",
+                "(unprintable or overlong name)",
+            ),
+        ]
+        .map(|(name, path, parameter)| {
+            let mut case = body_case(
+                name,
+                Vec::new(),
+                Expect::Problem(400, "validation-failed", Some(parameter)),
+            );
+            case.path = path.into();
+            case
+        }),
+    );
     cases
 }
 
@@ -348,7 +398,9 @@ async fn every_hostile_request_gets_its_documented_error() {
 
     let cases = cases();
     for case in &cases {
-        let mut request = if case.path.starts_with("/v1/submissions/") {
+        let mut request = if case.path.starts_with("/v1/submissions/")
+            || case.path.starts_with("/v1/leaderboard/")
+        {
             client.get(format!("{}{}", stack.url, case.path))
         } else {
             client
@@ -410,7 +462,10 @@ async fn every_hostile_request_gets_its_documented_error() {
                 );
                 if let Some(pointer) = pointer {
                     let first = &body["errors"][0];
-                    let at = first["pointer"].as_str().or(first["header"].as_str());
+                    let at = first["pointer"]
+                        .as_str()
+                        .or(first["header"].as_str())
+                        .or(first["parameter"].as_str());
                     assert_eq!(at, Some(*pointer), "{}: {body}", case.name);
                 }
             }

@@ -149,7 +149,10 @@ export function ids(t: CfnTemplate) {
 export interface Statement {
   readonly effect: string;
   readonly actions: string[];
-  /** Logical ids for references, the literal string otherwise (e.g. "*"). */
+  /**
+   * Logical ids for references, `<table id>/index/<name>` for a table's index ARN, the literal
+   * string otherwise (e.g. "*"), or else the JSON of the value.
+   */
   readonly resources: string[];
 }
 
@@ -178,8 +181,29 @@ export function statementsOfRole(t: CfnTemplate, roleId: string): Statement[] {
   );
 }
 
+/** A resource as a string: see `indexArnString`, the literal string, or else its JSON. */
 function resourceString(r: unknown): string {
-  return typeof r === 'string' ? r : JSON.stringify(r);
+  if (typeof r === 'string') return r;
+  return indexArnString(r) ?? JSON.stringify(r);
+}
+
+/**
+ * `<table id>/index/<name>` for a table's index ARN as CDK renders `${table.tableArn}/index/<name>`:
+ * `{"Fn::Join": ["", [{"Fn::GetAtt": [<table id>, "Arn"]}, "/index/<name>"]]}`; undefined for
+ * anything else.
+ */
+function indexArnString(r: unknown): string | undefined {
+  if (r === null || typeof r !== 'object' || Object.keys(r).length !== 1) return undefined;
+  const join = (r as Record<string, unknown>)['Fn::Join'];
+  if (!Array.isArray(join) || join.length !== 2 || join[0] !== '') return undefined;
+  const parts = join[1];
+  if (!Array.isArray(parts) || parts.length !== 2) return undefined;
+  const [arn, suffix] = parts as unknown[];
+  if (arn === null || typeof arn !== 'object' || Object.keys(arn).length !== 1) return undefined;
+  const getAtt = (arn as Record<string, unknown>)['Fn::GetAtt'];
+  if (!Array.isArray(getAtt) || getAtt.length !== 2 || typeof getAtt[0] !== 'string' || getAtt[1] !== 'Arn') return undefined;
+  if (typeof suffix !== 'string' || !/^\/index\/[^/]+$/.test(suffix)) return undefined;
+  return `${getAtt[0]}${suffix}`;
 }
 
 /** IAM action matching: `pattern` may use * and ? wildcards, case-insensitively. */

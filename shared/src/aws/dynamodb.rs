@@ -112,21 +112,6 @@ impl DynamoSubmissionStore {
         Ok(PendingWrites(unprocessed))
     }
 
-    /// The highest accepted scores for a hero, best first (the sparse `leaderboard` index).
-    pub async fn leaderboard(
-        &self,
-        hero_id: &HeroId,
-        limit: u32,
-    ) -> Result<Vec<SubmissionRecord>, PortError> {
-        self.query_index(
-            LEADERBOARD_INDEX,
-            attribute::LEADERBOARD_HERO_ID,
-            hero_id.as_str(),
-            limit,
-        )
-        .await
-    }
-
     /// A user's most recent submissions, newest first (the `byUser` index).
     pub async fn history(
         &self,
@@ -285,6 +270,22 @@ impl SubmissionStore for DynamoSubmissionStore {
             }
         }
         Ok(records)
+    }
+
+    /// One Query on the sparse `leaderboard` index, highest `lbScore` first: it holds accepted
+    /// items only, so no filter is needed and every item read is an entry.
+    async fn leaderboard(
+        &self,
+        hero_id: &HeroId,
+        limit: usize,
+    ) -> Result<Vec<SubmissionRecord>, PortError> {
+        self.query_index(
+            LEADERBOARD_INDEX,
+            attribute::LEADERBOARD_HERO_ID,
+            hero_id.as_str(),
+            u32::try_from(limit).unwrap_or(u32::MAX),
+        )
+        .await
     }
 }
 
