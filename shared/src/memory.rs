@@ -5,7 +5,8 @@
 //! timeout ends, and a message received more than `max_receive_count` times moves to a
 //! dead-letter list instead of being delivered again.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
@@ -234,8 +235,41 @@ impl RejectionSink for MemoryQueue {
 /// The submissions table in memory.
 #[derive(Default)]
 pub struct MemoryStore {
-    records: RwLock<HashMap<SubmissionId, SubmissionRecord>>,
+    table: RwLock<Table>,
     write_calls: AtomicU64,
+}
+
+/// Where an accepted record stands on its hero's board: best score first, then who was
+/// received first, then by id, so reads are repeatable.
+type BoardKey = (Reverse<u32>, OffsetDateTime, SubmissionId);
+
+#[derive(Default)]
+struct Table {
+    records: HashMap<SubmissionId, SubmissionRecord>,
+    /// The sparse leaderboard index, as on DynamoDB: accepted records only, per hero, in order.
+    boards: HashMap<HeroId, BTreeSet<BoardKey>>,
+}
+
+impl Table {
+    /// Puts a whole record, as PutItem does, keeping the boards in step with it.
+    fn put(&mut self, record: SubmissionRecord) {
+        let key = |r: &SubmissionRecord| (Reverse(r.score.get()), r.received_at, r.submission_id);
+        if let Some(old) = self.records.get(&record.submission_id)
+            && old.outcome == Outcome::Accepted
+        {
+            let old_key = key(old);
+            if let Some(board) = self.boards.get_mut(&old.hero_id) {
+                board.remove(&old_key);
+            }
+        }
+        if record.outcome == Outcome::Accepted {
+            self.boards
+                .entry(record.hero_id.clone())
+                .or_default()
+                .insert(key(&record));
+        }
+        self.records.insert(record.submission_id, record);
+    }
 }
 
 impl MemoryStore {
@@ -244,18 +278,20 @@ impl MemoryStore {
     }
 
     pub fn records(&self) -> Vec<SubmissionRecord> {
-        self.records
+        self.table
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .records
             .values()
             .cloned()
             .collect()
     }
 
     pub fn len(&self) -> usize {
-        self.records
+        self.table
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .records
             .len()
     }
 
@@ -287,18 +323,19 @@ impl SubmissionStore for MemoryStore {
             });
         }
         self.write_calls.fetch_add(1, Ordering::Relaxed);
-        let mut table = self.records.write().unwrap_or_else(PoisonError::into_inner);
+        let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
         for record in records {
-            table.insert(record.submission_id, record.clone());
+            table.put(record.clone());
         }
         Ok(BatchReport::default())
     }
 
     async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
         Ok(self
-            .records
+            .table
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .records
             .get(&id)
             .cloned())
     }
@@ -308,33 +345,27 @@ impl SubmissionStore for MemoryStore {
         ids: &[SubmissionId],
         _deadline: Instant,
     ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError> {
-        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
         Ok(ids
             .iter()
-            .filter_map(|id| records.get(id).map(|r| (*id, r.clone())))
+            .filter_map(|id| table.records.get(id).map(|r| (*id, r.clone())))
             .collect())
     }
 
-    /// A scan of every record: fine for the local stack and tests, which is all this adapter
-    /// serves. Ties are ordered by who was received first, then by id, so reads are repeatable.
     async fn leaderboard(
         &self,
         hero_id: &HeroId,
         limit: usize,
     ) -> Result<Vec<SubmissionRecord>, PortError> {
-        let records = self.records.read().unwrap_or_else(PoisonError::into_inner);
-        let mut board: Vec<&SubmissionRecord> = records
-            .values()
-            .filter(|r| r.outcome == Outcome::Accepted && &r.hero_id == hero_id)
-            .collect();
-        board.sort_by(|a, b| {
-            b.score
-                .get()
-                .cmp(&a.score.get())
-                .then(a.received_at.cmp(&b.received_at))
-                .then(a.submission_id.cmp(&b.submission_id))
-        });
-        Ok(board.into_iter().take(limit).cloned().collect())
+        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
+        let Some(board) = table.boards.get(hero_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(board
+            .iter()
+            .take(limit)
+            .filter_map(|(_, _, id)| table.records.get(id).cloned())
+            .collect())
     }
 }
 
@@ -600,5 +631,26 @@ mod tests {
 
         let top_two = store.leaderboard(&hero, 2).await.unwrap();
         assert_eq!(top_two, board[..2].to_vec());
+    }
+
+    #[tokio::test]
+    async fn a_rewritten_record_holds_one_place_and_leaves_the_board_when_rejected() {
+        let store = MemoryStore::new();
+        let hero = HeroId::parse("storm").unwrap();
+        let first = stored("storm", 50, 0, Outcome::Accepted);
+        let once = std::slice::from_ref(&first);
+        store.write(once, Instant::now()).await.unwrap();
+        // A redelivery writes the same item again: still one entry.
+        store.write(once, Instant::now()).await.unwrap();
+        assert_eq!(store.leaderboard(&hero, 10).await.unwrap(), once);
+
+        // The last verdict wins, and a rejected record is not on the board.
+        let rejected = SubmissionRecord {
+            outcome: Outcome::Rejected(crate::rejection::RejectionReason::SuspendedUser),
+            ..first
+        };
+        store.write(&[rejected], Instant::now()).await.unwrap();
+        assert!(store.leaderboard(&hero, 10).await.unwrap().is_empty());
+        assert_eq!(store.len(), 1);
     }
 }

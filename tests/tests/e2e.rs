@@ -214,6 +214,12 @@ async fn expect_problem(response: reqwest::Response, status: StatusCode, slug: &
     body
 }
 
+/// Asserts the response is a 503 problem of the given type that says when to retry.
+async fn expect_retry_later(response: reqwest::Response, slug: &str) {
+    assert_eq!(response.headers()["retry-after"], "2");
+    expect_problem(response, StatusCode::SERVICE_UNAVAILABLE, slug).await;
+}
+
 async fn an_active_users_submission_is_stored_and_its_status_becomes_accepted(stack: LocalStack) {
     let client = Client::new(&stack);
     let token = stack.token("alice");
@@ -561,13 +567,7 @@ async fn a_queue_that_keeps_refusing_gets_a_503_and_nothing_is_accepted(stack: L
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["retry-after"], "2");
-    expect_problem(
-        response,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "queue-unavailable",
-    )
-    .await;
+    expect_retry_later(response, "queue-unavailable").await;
     assert!(stack.wait_until_drained(DRAIN).await);
     assert_eq!(
         stack.stored_count().await,
@@ -945,13 +945,7 @@ async fn a_leaderboard_read_the_store_cannot_serve_is_a_503_with_retry_after(sta
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["retry-after"], "2");
-    expect_problem(
-        response,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "store-unavailable",
-    )
-    .await;
+    expect_retry_later(response, "store-unavailable").await;
     // The store answers again: so does the board.
     let response = client
         .get("/v1/leaderboard/storm", Some(&token))

@@ -108,6 +108,50 @@ async fn a_mixed_run_gets_the_expected_answers_and_the_stack_stores_every_accept
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaderboard_reads_in_the_mix_are_answered_200_and_see_the_stored_scores() {
+    // GIVEN the local stack, and a mix of submissions and leaderboard reads
+    let stack = stack().await;
+    let args = |requests: &'static str| {
+        plan(&[
+            &stack.url,
+            "--requests",
+            requests,
+            "--concurrency",
+            "4",
+            "--mix",
+            "single=50,leaderboard=50",
+            "--jwt-secret",
+            SECRET,
+            "--quiet",
+        ])
+        .unwrap()
+    };
+
+    // WHEN the load runs
+    let summary = run_plan(args("200")).await;
+
+    // THEN reads are answered 200 and count no submissions
+    assert_eq!(summary.expected, 200, "{}", summary.render());
+    let reads = &summary.scenarios["leaderboard"];
+    assert_eq!(reads.requests, 100);
+    assert_eq!(reads.status_codes.get(&200), Some(&100));
+    assert_eq!(summary.submissions_accepted, 100);
+
+    // AND a board the generator reads holds what it submitted for that hero
+    assert!(stack.wait_until_drained(DRAIN).await);
+    let response = reqwest::Client::new()
+        .get(format!("{}{}", stack.url, Scenario::Leaderboard.path(0)))
+        .bearer_auth(stack.token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let board: serde_json::Value = response.json().await.unwrap();
+    assert!(!board["entries"].as_array().unwrap().is_empty(), "{board}");
+    assert!(stack.shutdown(DRAIN).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_rotate_over_the_users_so_a_suspended_users_share_is_rejected_and_notified() {
     // GIVEN tokens for alice (active) and mallory (suspended), used in turn
     let stack = stack().await;
@@ -727,6 +771,13 @@ fn the_mix_has_exact_proportions_per_period_and_interleaves() {
     assert_eq!(even.to_string(), "single=1,batch=1");
     assert!(Mix::parse("single=1,single=2").is_err());
     assert!(Mix::parse("single").is_err());
+    let reads = Mix::parse("leaderboard=1").unwrap();
+    assert_eq!(reads.pick(0), Scenario::Leaderboard);
+    assert!(Scenario::Leaderboard.is_read());
+    assert_eq!(
+        Scenario::Leaderboard.path(3),
+        "/v1/leaderboard/hero-3?limit=10"
+    );
 }
 
 // ---- percentiles and the summary ----

@@ -16,14 +16,18 @@ pub enum Scenario {
     InvalidToken,
     /// A single submission with a valid token and a body that fails validation: 400.
     InvalidBody,
+    /// `GET /v1/leaderboard/{heroId}?limit=10` with a valid token, over the heroes the
+    /// submissions use: 200.
+    Leaderboard,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 5] = [
         Scenario::Single,
         Scenario::Batch,
         Scenario::InvalidToken,
         Scenario::InvalidBody,
+        Scenario::Leaderboard,
     ];
 
     pub fn name(self) -> &'static str {
@@ -32,6 +36,7 @@ impl Scenario {
             Scenario::Batch => "batch",
             Scenario::InvalidToken => "invalid-token",
             Scenario::InvalidBody => "invalid-body",
+            Scenario::Leaderboard => "leaderboard",
         }
     }
 
@@ -45,14 +50,24 @@ impl Scenario {
             Scenario::Single | Scenario::Batch => 202,
             Scenario::InvalidToken => 401,
             Scenario::InvalidBody => 400,
+            Scenario::Leaderboard => 200,
         }
     }
 
-    /// The API path, relative to the target's base path.
-    pub fn path(self) -> &'static str {
+    /// Whether the scenario reads (GET, no body) rather than submits.
+    pub fn is_read(self) -> bool {
+        self == Scenario::Leaderboard
+    }
+
+    /// The API path of request `index`, relative to the target's base path.
+    pub fn path(self, index: u64) -> String {
         match self {
-            Scenario::Batch => "/v1/scores/batch",
-            _ => "/v1/scores",
+            Scenario::Batch => "/v1/scores/batch".to_owned(),
+            Scenario::Leaderboard => format!(
+                "/v1/leaderboard/{}?limit={LEADERBOARD_READ_ENTRIES}",
+                hero_id(index)
+            ),
+            _ => "/v1/scores".to_owned(),
         }
     }
 
@@ -60,6 +75,16 @@ impl Scenario {
     pub fn index(self) -> usize {
         self as usize
     }
+}
+
+/// Heroes the generated submissions and leaderboard reads spread over.
+pub const HEROES: u64 = 64;
+/// Entries a generated leaderboard read asks for.
+pub const LEADERBOARD_READ_ENTRIES: usize = 10;
+
+/// The hero of generated request or submission `n`.
+pub fn hero_id(n: u64) -> String {
+    format!("hero-{}", n % HEROES)
 }
 
 impl fmt::Display for Scenario {

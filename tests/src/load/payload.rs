@@ -6,7 +6,7 @@ use shared::limits::MAX_TOKEN_BYTES;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::mix::Scenario;
+use super::mix::{Scenario, hero_id};
 use crate::tokens::TokenMinter;
 
 /// The name of synthetic user `index` (`load-user-000000`, ...). A stack that should accept
@@ -156,6 +156,7 @@ impl Bodies {
                 Bytes::from_static(br#"{"heroId":"no spaces allowed","score":-1}"#)
             }
             Scenario::InvalidBody => Bytes::from_static(br#"{"heroId":"storm","score":"#),
+            Scenario::Leaderboard => Bytes::new(),
         }
     }
 
@@ -164,14 +165,14 @@ impl Bodies {
         match scenario {
             Scenario::Single => 1,
             Scenario::Batch => self.batch_size as u64,
-            Scenario::InvalidToken | Scenario::InvalidBody => 0,
+            Scenario::InvalidToken | Scenario::InvalidBody | Scenario::Leaderboard => 0,
         }
     }
 
     fn submission(&self, n: u64) -> String {
         format!(
-            r#"{{"heroId":"hero-{}","score":{},"achievedAt":"{}"}}"#,
-            n % 64,
+            r#"{{"heroId":"{}","score":{},"achievedAt":"{}"}}"#,
+            hero_id(n),
             n % 1_000_000,
             self.achieved_at
         )

@@ -102,12 +102,18 @@ impl Shared {
             _ => tokens.valid(index),
         };
         let target = &self.plan.target;
-        Request::builder()
-            .method(Method::POST)
-            .uri(target.uri(scenario.path()))
+        let request = Request::builder()
+            .uri(target.uri(&scenario.path(index)))
             .header(HOST, target.authority.clone())
-            .header(AUTHORIZATION, authorization.clone())
-            .header(CONTENT_TYPE, self.content_type.clone())
+            .header(AUTHORIZATION, authorization.clone());
+        let request = if scenario.is_read() {
+            request.method(Method::GET)
+        } else {
+            request
+                .method(Method::POST)
+                .header(CONTENT_TYPE, self.content_type.clone())
+        };
+        request
             .body(Full::new(self.bodies.body(scenario, index)))
             .unwrap_or_else(|e| unreachable!("request parts are valid by construction: {e}"))
     }

@@ -276,7 +276,7 @@ async fn one_start(args: &StartupArgs, tokens: &Tokens) -> Result<StartupRun, St
         }
         let request = Request::builder()
             .method(Method::POST)
-            .uri(target.uri(Scenario::Single.path()))
+            .uri(target.uri(&Scenario::Single.path(0)))
             .header(HOST, target.authority.clone())
             .header(AUTHORIZATION, tokens.valid(0).clone())
             .header(CONTENT_TYPE, "application/json")

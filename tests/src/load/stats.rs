@@ -66,7 +66,7 @@ impl ScenarioCounts {
 pub struct Recorder {
     /// Latency of every request that got a response.
     pub latency: Histogram<u64>,
-    pub scenarios: [ScenarioCounts; 4],
+    pub scenarios: [ScenarioCounts; Scenario::ALL.len()],
     pub errors_by_kind: BTreeMap<String, u64>,
     /// The first message seen per error kind, to say what went wrong.
     pub error_samples: BTreeMap<String, String>,
