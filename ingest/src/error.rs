@@ -133,7 +133,10 @@ impl IngestError {
                 reason.clone()
             }
             IngestError::Validation(errors) => {
-                format!("{} field(s) failed validation; see `errors`", errors.len())
+                format!(
+                    "{} field(s) or parameter(s) failed validation; see `errors`",
+                    errors.len()
+                )
             }
             IngestError::NotFound => "no such resource".to_owned(),
             IngestError::MethodNotAllowed => {

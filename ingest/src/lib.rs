@@ -23,7 +23,9 @@ use serde_json::json;
 use shared::auth::bearer_token;
 use shared::ids::{CorrelationId, SubmissionId};
 use shared::leaderboard::{HERO_ID_PARAMETER, LeaderboardEntry, LeaderboardQuery, rank};
-use shared::limits::{ACHIEVED_AT_MAX_FUTURE, MAX_BODY_BYTES, PENDING_HORIZON};
+use shared::limits::{
+    ACHIEVED_AT_MAX_FUTURE, LEADERBOARD_MAX_AGE_SECONDS, MAX_BODY_BYTES, PENDING_HORIZON,
+};
 use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission};
 use shared::ports::{SubmissionQueue, SubmissionStore};
 use shared::record::{SubmissionRecord, SubmissionStatus};
@@ -278,11 +280,17 @@ async fn get_leaderboard(
         .await
         .map_err(IngestError::StoreUnavailable)?;
     let entries = rank(&query, records);
-    Ok((
+    let mut response = (
         StatusCode::OK,
         json_body(&leaderboard_view(&query, &entries)),
     )
-        .into_response())
+        .into_response();
+    if let Ok(value) =
+        HeaderValue::from_str(&format!("private, max-age={LEADERBOARD_MAX_AGE_SECONDS}"))
+    {
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    Ok(response)
 }
 
 /// The leaderboard as the API shows it: each entry's place, who, what and when.
@@ -547,6 +555,36 @@ mod tests {
             status_view(&principal("a"), id, None, issued - time::Duration::hours(1)).is_none(),
             "issued in the future"
         );
+    }
+
+    #[test]
+    fn a_leaderboard_entry_shows_rank_user_score_id_and_times() {
+        let query = LeaderboardQuery::parse("storm", None).unwrap();
+        let id = SubmissionId::new_unique();
+        let mut with_time = record(id, "alice", Outcome::Accepted);
+        with_time.achieved_at = Some(datetime!(2026-11-22 11:59:00 UTC));
+        let without_time = record(SubmissionId::new_unique(), "bob", Outcome::Accepted);
+        let entries = rank(&query, vec![with_time, without_time]);
+
+        let view = leaderboard_view(&query, &entries);
+
+        assert_eq!(view["heroId"], "storm");
+        assert_eq!(
+            view["entries"][0],
+            json!({
+                "rank": 1,
+                "userId": "alice",
+                "score": 7,
+                "submissionId": id,
+                "receivedAt": "2026-11-22T12:00:00Z",
+                "achievedAt": "2026-11-22T11:59:00Z",
+            })
+        );
+        assert_eq!(
+            view["entries"][1]["rank"], 1,
+            "an equal score shares the rank"
+        );
+        assert!(view["entries"][1].get("achievedAt").is_none());
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 use shared::limits::{
     ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS, CORRELATION_ID_MAX_CHARS, HERO_ID_MAX_CHARS,
-    IDEMPOTENCY_KEY_MAX_CHARS, LEADERBOARD_DEFAULT_ENTRIES, LEADERBOARD_MAX_ENTRIES,
-    MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
+    IDEMPOTENCY_KEY_MAX_CHARS, LEADERBOARD_DEFAULT_ENTRIES, LEADERBOARD_MAX_AGE_SECONDS,
+    LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
 };
 use shared::rejection::RejectionReason;
 
@@ -199,7 +199,7 @@ pub fn document() -> Value {
                 "get": {
                     "operationId": "getLeaderboard",
                     "summary": "A hero's best accepted scores, highest first",
-                    "description": "Any authenticated user may read any hero's board. Entries are accepted submissions (a user may hold several places); equal scores share a rank (1, 2, 2, 4). A score shows up a moment after it is accepted. Unknown query parameters are refused.",
+                    "description": "Any authenticated user may read any hero's board. Entries are accepted submissions (a user may hold several places); equal scores share a rank (1, 2, 2, 4), and which of several equal scores falls inside `limit` is not promised. A score shows up a moment after it is accepted. Unknown query parameters are refused.",
                     "parameters": [
                         {
                             "name": "heroId", "in": "path", "required": true,
@@ -215,6 +215,12 @@ pub fn document() -> Value {
                     "responses": {
                         "200": {
                             "description": "The board, possibly empty",
+                            "headers": {
+                                "Cache-Control": {
+                                    "description": format!("`private, max-age={LEADERBOARD_MAX_AGE_SECONDS}`: a board may be reused for that long"),
+                                    "schema": { "type": "string" }
+                                }
+                            },
                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Leaderboard" } } }
                         },
                         "400": problem_response("`validation-failed`, naming the `parameter`"),

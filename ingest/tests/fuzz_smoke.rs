@@ -55,6 +55,7 @@ const LEADERBOARD_SEEDS: &[&str] = &[
     "storm?limit=10",
     "storm?limit=100&limit=1",
     "s?page=2&limit=0",
+    "storm?limit=%31%30&+=%",
 ];
 
 fn mutate(rng: &mut StdRng, input: &[u8]) -> Vec<u8> {

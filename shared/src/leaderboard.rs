@@ -10,6 +10,8 @@ use crate::submission::{FieldError, HeroId};
 pub const LIMIT_PARAMETER: &str = "limit";
 /// The path parameter naming the hero.
 pub const HERO_ID_PARAMETER: &str = "heroId";
+/// Most problems one refused read reports.
+pub const MAX_REPORTED_ERRORS: usize = 10;
 
 /// A validated leaderboard read: the best `limit` accepted scores for one hero.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,11 +33,21 @@ impl LeaderboardQuery {
         let mut limit = None;
         let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes());
         for (name, value) in pairs {
+            if errors.len() >= MAX_REPORTED_ERRORS {
+                // A long query of bad parameters must not buy a far longer answer.
+                break;
+            }
+            if name.is_empty() && value.is_empty() {
+                // `?&limit=5&`: empty pairs say nothing.
+                continue;
+            }
             if name != LIMIT_PARAMETER {
-                errors.push(FieldError::parameter(
-                    &printable(&name),
-                    format!("unknown parameter; the only one accepted is `{LIMIT_PARAMETER}`"),
-                ));
+                let detail = if name.is_empty() {
+                    "a parameter has no name".to_owned()
+                } else {
+                    format!("unknown parameter; the only one accepted is `{LIMIT_PARAMETER}`")
+                };
+                errors.push(FieldError::parameter(&printable(&name), detail));
             } else if limit.is_some() {
                 errors.push(FieldError::parameter(
                     LIMIT_PARAMETER,
@@ -64,7 +76,8 @@ impl LeaderboardQuery {
 
 fn parse_limit(raw: &str) -> Result<usize, String> {
     let range = || format!("must be an integer from 1 to {LEADERBOARD_MAX_ENTRIES}");
-    if raw.is_empty() || raw.len() > 3 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+    // Digits only (no sign, no spaces); leading zeros are fine, overlong numbers are not parsed.
+    if raw.is_empty() || raw.len() > 10 || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(range());
     }
     match raw.parse::<usize>() {
@@ -73,10 +86,10 @@ fn parse_limit(raw: &str) -> Result<usize, String> {
     }
 }
 
-/// A parameter name fit to echo in an error: short visible ASCII, or a placeholder.
+/// A parameter name fit to echo in an error: short visible ASCII (or empty), or a placeholder.
 fn printable(name: &str) -> String {
     const MAX_SHOWN: usize = 64;
-    if !name.is_empty() && name.len() <= MAX_SHOWN && name.bytes().all(|b| b.is_ascii_graphic()) {
+    if name.len() <= MAX_SHOWN && name.bytes().all(|b| b.is_ascii_graphic()) {
         name.to_owned()
     } else {
         "(unprintable or overlong name)".to_owned()
@@ -209,6 +222,37 @@ mod tests {
     }
 
     #[test]
+    fn empty_pairs_are_ignored_and_leading_zeros_are_digits() {
+        assert_eq!(
+            LeaderboardQuery::parse("storm", Some("&&limit=5&")),
+            Ok(query("storm", 5))
+        );
+        assert_eq!(
+            LeaderboardQuery::parse("storm", Some("limit=0010")),
+            Ok(query("storm", 10))
+        );
+    }
+
+    #[test]
+    fn a_parameter_without_a_name_is_refused_as_such() {
+        let errors = LeaderboardQuery::parse("storm", Some("=5")).unwrap_err();
+        assert_eq!(
+            locations(&errors),
+            vec![(
+                FieldLocation::Parameter(String::new()),
+                "a parameter has no name"
+            )]
+        );
+    }
+
+    #[test]
+    fn a_long_query_of_bad_parameters_reports_a_bounded_number_of_problems() {
+        let query_string = "a&".repeat(10_000);
+        let errors = LeaderboardQuery::parse("storm", Some(&query_string)).unwrap_err();
+        assert_eq!(errors.len(), MAX_REPORTED_ERRORS);
+    }
+
+    #[test]
     fn a_repeated_limit_is_refused() {
         let errors = LeaderboardQuery::parse("storm", Some("limit=5&limit=6")).unwrap_err();
         assert_eq!(
@@ -274,6 +318,17 @@ mod tests {
                 (5, "e", 10)
             ]
         );
+    }
+
+    #[test]
+    fn a_tie_across_the_limit_keeps_the_first_of_the_tied_in_the_stores_order() {
+        let records = vec![accepted("a", 90), accepted("b", 70), accepted("c", 70)];
+        let entries = rank(&query("storm", 2), records);
+        let board: Vec<(usize, &str)> = entries
+            .iter()
+            .map(|e| (e.rank, e.record.user_id.as_str()))
+            .collect();
+        assert_eq!(board, vec![(1, "a"), (2, "b")]);
     }
 
     #[test]

@@ -23,6 +23,10 @@ pub const CORRELATION_ID_MAX_CHARS: usize = 128;
 pub const LEADERBOARD_DEFAULT_ENTRIES: usize = 10;
 /// `GET /v1/leaderboard/{heroId}`: most entries one read may ask for (`limit`).
 pub const LEADERBOARD_MAX_ENTRIES: usize = 100;
+/// `GET /v1/leaderboard/{heroId}`: how long a client may reuse a board (`Cache-Control: private,
+/// max-age`). A board is already a moment behind the processor; polling clients need not ask
+/// more often than this.
+pub const LEADERBOARD_MAX_AGE_SECONDS: u32 = 5;
 /// Longest bearer token accepted, in bytes; longer ones are refused before any decoding.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Longest token subject (user id) accepted, in characters.

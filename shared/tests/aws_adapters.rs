@@ -30,7 +30,7 @@ use tokio::time::Instant;
 
 use shared::aws::AwsClients;
 use shared::aws::dynamodb::{
-    DynamoQuotaCounter, DynamoSubmissionStore, DynamoUserDirectory, quota_attribute,
+    DynamoQuotaCounter, DynamoSubmissionStore, DynamoUserDirectory, attribute, quota_attribute,
 };
 use shared::aws::provision::{
     QueueProvisioning, ensure_queue_with_dead_letters, ensure_quotas_table, ensure_stack,
@@ -593,6 +593,45 @@ async fn the_leaderboard_lists_only_accepted_scores_best_first() {
             .all(|r| r.outcome == Outcome::Accepted && r.hero_id == hero)
     );
     assert_eq!(scores(&top_two), [500, 300]);
+}
+
+#[tokio::test]
+async fn a_malformed_item_in_the_leaderboard_index_is_left_out_not_fatal() {
+    // GIVEN an accepted score, and beside it an item with leaderboard keys that is no submission
+    let dynamodb = dynamodb_client_with(PLAIN);
+    let table = new_submissions_table(&dynamodb).await;
+    let store = DynamoSubmissionStore::new(dynamodb.clone(), table.clone());
+    let hero = HeroId::parse("storm").expect("a valid hero");
+    let good = record(&user("alice"), &hero, 10, Outcome::Accepted);
+    store
+        .write(std::slice::from_ref(&good), far_deadline())
+        .await
+        .expect("the write succeeds");
+    dynamodb
+        .put_item()
+        .table_name(&table)
+        .item(
+            attribute::SUBMISSION_ID,
+            AttributeValue::S("written-by-hand".into()),
+        )
+        .item(
+            attribute::LEADERBOARD_HERO_ID,
+            AttributeValue::S("storm".into()),
+        )
+        .item(
+            attribute::LEADERBOARD_SCORE,
+            AttributeValue::N("999".into()),
+        )
+        .send()
+        .await
+        .expect("the hand-written item is stored");
+
+    // WHEN the board is read THEN the valid entry comes back and the broken one is skipped
+    let board = store
+        .leaderboard(&hero, 10)
+        .await
+        .expect("one bad item does not fail the read");
+    assert_eq!(board, [good]);
 }
 
 #[tokio::test]

@@ -841,6 +841,7 @@ async fn the_leaderboard_ranks_a_heros_accepted_scores_and_leaves_out_rejected_o
         .await
         .unwrap();
     assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.headers()["cache-control"], "private, max-age=5");
     let (status, body) = read(response).await;
 
     // THEN it holds the accepted storm scores, best first, equal scores sharing a rank
@@ -911,6 +912,13 @@ async fn a_leaderboard_read_needs_a_token_and_valid_parameters(stack: LocalStack
         .await
         .unwrap();
     assert!(response.headers().contains_key("www-authenticate"));
+    expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    // Authentication comes first: bad parameters without a token learn nothing of the rules.
+    let response = client
+        .get("/v1/leaderboard/no%20spaces?limit=0", None)
+        .send()
+        .await
+        .unwrap();
     expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
 
     let token = stack.token("alice");

@@ -2,8 +2,9 @@
 //! and the coverage-guided target (`fuzz/fuzz_targets/request.rs`, which includes this file).
 
 /// `/v1/leaderboard/<hero>?<query>` from the input split at its first `?`: every byte of the hero
-/// id percent-encoded, and the query's bytes too except `&` and `=`, so the URI is always valid
-/// and the parameters keep their shape.
+/// id percent-encoded, and the query's bytes too except `&`, `=`, `+` and `%`, so the URI is
+/// always valid, the parameters keep their shape, and the decoder meets raw `+` (a space) and
+/// broken escapes such as `%ZZ` or a trailing `%`.
 pub fn leaderboard_path(input: &[u8]) -> String {
     let split = input.iter().position(|&b| b == b'?').unwrap_or(input.len());
     let hero: String = form_urlencoded::byte_serialize(&input[..split]).collect();
@@ -12,7 +13,7 @@ pub fn leaderboard_path(input: &[u8]) -> String {
         .unwrap_or_default()
         .iter()
         .map(|&b| match b {
-            b'&' | b'=' => char::from(b).to_string(),
+            b'&' | b'=' | b'+' | b'%' => char::from(b).to_string(),
             _ => form_urlencoded::byte_serialize(&[b]).collect(),
         })
         .collect();

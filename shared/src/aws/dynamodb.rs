@@ -116,7 +116,7 @@ impl DynamoSubmissionStore {
     pub async fn history(
         &self,
         user_id: &UserId,
-        limit: u32,
+        limit: usize,
     ) -> Result<Vec<SubmissionRecord>, PortError> {
         self.query_index(BY_USER_INDEX, attribute::USER_ID, user_id.as_str(), limit)
             .await
@@ -128,7 +128,7 @@ impl DynamoSubmissionStore {
         index: &str,
         partition_attribute: &str,
         partition_value: &str,
-        limit: u32,
+        limit: usize,
     ) -> Result<Vec<SubmissionRecord>, PortError> {
         let output = self
             .client
@@ -143,13 +143,24 @@ impl DynamoSubmissionStore {
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, e))?;
-        output
+        // One malformed item (written by hand, or by an older version) must not take the whole
+        // list down with a 503 that no retry can cure: it is left out and logged.
+        Ok(output
             .items()
             .iter()
-            .map(|item| {
-                item_to_record(item).map_err(|e| malformed(format!("an item of index {index}"), e))
+            .filter_map(|item| match item_to_record(item) {
+                Ok(record) => Some(record),
+                Err(error) => {
+                    tracing::error!(
+                        index,
+                        partition = partition_value,
+                        %error,
+                        "an index item is malformed; left out of the result"
+                    );
+                    None
+                }
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -283,7 +294,7 @@ impl SubmissionStore for DynamoSubmissionStore {
             LEADERBOARD_INDEX,
             attribute::LEADERBOARD_HERO_ID,
             hero_id.as_str(),
-            u32::try_from(limit).unwrap_or(u32::MAX),
+            limit,
         )
         .await
     }
