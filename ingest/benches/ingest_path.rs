@@ -10,6 +10,10 @@
 //! part of what an invocation costs. The steps are also timed on their own (`ingest_steps`) to
 //! show where the time goes.
 //!
+//! `leaderboard` reads a hero's board of 10,000 accepted scores (in the in-memory store, whose
+//! ordered per-hero index stands in for the DynamoDB index) at 10 and 100 entries: routing,
+//! token verification, query validation, ranking and the JSON answer.
+//!
 //! Run: `cargo bench -p score-ingest --bench ingest_path` (short by default: 1 s warm-up,
 //! 3 s measurement per benchmark; pass `-- --measurement-time 10` for steadier figures).
 
@@ -29,10 +33,12 @@ use serde_json::json;
 use shared::auth::TokenVerifier;
 use shared::config::auth_from_env;
 use shared::ids::{CorrelationId, SubmissionId, UserId};
+use shared::limits::STORE_WRITE_BATCH;
 use shared::memory::MemoryStore;
 use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, encode};
-use shared::ports::{PortError, SubmissionQueue};
-use shared::submission::parse_submission;
+use shared::ports::{PortError, SubmissionQueue, SubmissionStore};
+use shared::record::{Outcome, SubmissionRecord};
+use shared::submission::{HeroId, Score, parse_submission};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
@@ -109,13 +115,39 @@ fn keys(algorithm: &'static str) -> Keys {
 }
 
 fn app(verifier: TokenVerifier) -> (axum::Router, Arc<EncodingQueue>) {
+    app_with(verifier, MemoryStore::new())
+}
+
+fn app_with(verifier: TokenVerifier, store: MemoryStore) -> (axum::Router, Arc<EncodingQueue>) {
     let queue = Arc::new(EncodingQueue::default());
-    let app = Arc::new(App::new(
-        verifier,
-        queue.clone(),
-        Arc::new(MemoryStore::new()),
-    ));
+    let app = Arc::new(App::new(verifier, queue.clone(), Arc::new(store)));
     (ingest::router(app), queue)
+}
+
+/// A store holding `count` accepted scores for `storm`, from many users.
+fn store_with_board(runtime: &tokio::runtime::Runtime, count: u32) -> MemoryStore {
+    let store = MemoryStore::new();
+    let now = OffsetDateTime::now_utc();
+    let records: Vec<SubmissionRecord> = (0..count)
+        .map(|i| SubmissionRecord {
+            submission_id: SubmissionId::new_unique(),
+            user_id: UserId::parse(format!("player-{}", i % 500)).unwrap(),
+            hero_id: HeroId::parse("storm").unwrap(),
+            score: Score::new(i * 7 % 1_000_000).unwrap(),
+            achieved_at: Some(now),
+            client_ref: None,
+            received_at: now,
+            correlation_id: CorrelationId::generate(),
+            outcome: Outcome::Accepted,
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    runtime.block_on(async {
+        for chunk in records.chunks(STORE_WRITE_BATCH) {
+            store.write(chunk, deadline).await.unwrap();
+        }
+    });
+    store
 }
 
 fn achieved_at() -> String {
@@ -202,6 +234,33 @@ fn ingest_path(c: &mut Criterion) {
     group.finish();
 }
 
+fn leaderboard(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Keys {
+        verifier, token, ..
+    } = keys("HS256");
+    let (router, _) = app_with(verifier, store_with_board(&runtime, 10_000));
+    let read = |path: &str| {
+        Request::get(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let mut group = c.benchmark_group("leaderboard");
+    for entries in [10, 100] {
+        let path = format!("/v1/leaderboard/storm?limit={entries}");
+        let status = runtime.block_on(call(&router, read(&path)));
+        assert_eq!(status, StatusCode::OK, "{path}");
+        group.bench_function(BenchmarkId::new("read", entries), |b| {
+            b.to_async(&runtime).iter(|| call(&router, read(&path)));
+        });
+    }
+    group.finish();
+}
+
 /// The Lambda's log format (shared::telemetry under Lambda) at `info`, written to a sink.
 fn lambda_json_logs() -> impl tracing::Subscriber + Send + Sync {
     tracing_subscriber::fmt()
@@ -256,6 +315,6 @@ criterion_group! {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(50);
-    targets = ingest_path, ingest_steps
+    targets = ingest_path, ingest_steps, leaderboard
 }
 criterion_main!(benches);
