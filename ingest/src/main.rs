@@ -8,7 +8,7 @@ use shared::config::{IngestConfig, ProcessEnv};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::telemetry::init();
+    let _logs = shared::telemetry::init();
     // Configuration and clients are built once per cold start; a bad setting stops the cold
     // start with a message naming the variable.
     let config = IngestConfig::from_env(&ProcessEnv)?;

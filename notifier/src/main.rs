@@ -11,7 +11,7 @@ use shared::metrics::EmfMetrics;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    let _logs = shared::telemetry::init();
     let config = NotifierConfig::from_env(&ProcessEnv)?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let handler = RejectionNotifier::new(Arc::new(SnsNotifier::new(

@@ -13,7 +13,7 @@ use shared::metrics::EmfMetrics;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    shared::telemetry::init();
+    let _logs = shared::telemetry::init();
     let config = ProcessorConfig::from_env(&ProcessEnv)?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let mut processor = Processor::new(

@@ -1,10 +1,15 @@
-//! Property tests: validation and submission-id derivation hold for generated inputs, not just
-//! the examples in the unit tests.
+//! Property tests: validation, submission-id derivation and leaderboard reads hold for generated
+//! inputs, not just the examples in the unit tests.
 
 use proptest::prelude::*;
 use serde_json::json;
 use shared::ids::{SubmissionId, UserId};
-use shared::limits::{CLIENT_REF_MAX_CHARS, HERO_ID_MAX_CHARS, MAX_BATCH_SUBMISSIONS, SCORE_MAX};
+use shared::leaderboard::{LeaderboardQuery, MAX_REPORTED_ERRORS, rank};
+use shared::limits::{
+    CLIENT_REF_MAX_CHARS, HERO_ID_MAX_CHARS, LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS,
+    SCORE_MAX,
+};
+use shared::record::{Outcome, SubmissionRecord};
 use shared::submission::{InvalidInput, parse_batch, parse_submission};
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -117,5 +122,57 @@ proptest! {
         }
         let id = SubmissionId::from_client_ref(&a, &key_a);
         prop_assert_eq!(SubmissionId::parse(&id.to_string()), Some(id));
+    }
+
+    #[test]
+    fn a_leaderboard_query_never_panics_and_reports_a_bounded_list(
+        hero in ".{0,80}",
+        query in ".{0,400}",
+    ) {
+        match LeaderboardQuery::parse(&hero, Some(&query)) {
+            Ok(parsed) => prop_assert!((1..=LEADERBOARD_MAX_ENTRIES).contains(&parsed.limit)),
+            Err(errors) => prop_assert!(!errors.is_empty() && errors.len() <= MAX_REPORTED_ERRORS),
+        }
+    }
+
+    #[test]
+    fn every_limit_in_range_is_taken(hero in hero_id(), limit in 1..=LEADERBOARD_MAX_ENTRIES) {
+        let parsed = LeaderboardQuery::parse(&hero, Some(&format!("limit={limit}"))).unwrap();
+        prop_assert_eq!(parsed.limit, limit);
+        prop_assert_eq!(parsed.hero_id.as_str(), hero.as_str());
+    }
+
+    #[test]
+    fn a_ranked_board_is_sorted_bounded_and_ranks_by_strictly_better_scores(
+        scores in proptest::collection::vec(0..20u32, 0..60),
+        limit in 1..=LEADERBOARD_MAX_ENTRIES,
+    ) {
+        let query = LeaderboardQuery::parse("storm", Some(&format!("limit={limit}"))).unwrap();
+        let records: Vec<SubmissionRecord> = scores.iter().map(|&score| accepted(score)).collect();
+        let entries = rank(&query, records);
+        prop_assert_eq!(entries.len(), scores.len().min(limit));
+        for (place, entry) in entries.iter().enumerate() {
+            let score = entry.record.score.get();
+            // Competition ranking: one more than the number of strictly better scores.
+            let better = scores.iter().filter(|&&s| s > score).count();
+            prop_assert_eq!(entry.rank, better + 1);
+            if place > 0 {
+                prop_assert!(entries[place - 1].record.score.get() >= score);
+            }
+        }
+    }
+}
+
+fn accepted(score: u32) -> SubmissionRecord {
+    SubmissionRecord {
+        submission_id: SubmissionId::new_unique(),
+        user_id: UserId::parse("alice").unwrap(),
+        hero_id: shared::submission::HeroId::parse("storm").unwrap(),
+        score: shared::submission::Score::new(score).unwrap(),
+        achieved_at: None,
+        client_ref: None,
+        received_at: NOW,
+        correlation_id: shared::ids::CorrelationId::generate(),
+        outcome: Outcome::Accepted,
     }
 }

@@ -41,6 +41,76 @@ async fn the_local_binary_provisions_and_uses_an_aws_endpoint() {
     );
 }
 
+#[tokio::test]
+async fn the_local_binarys_logs_carry_the_correlation_id_and_end_with_the_stop_line() {
+    // GIVEN the local stack at the info level, its stderr going to a file
+    let log_path =
+        std::env::temp_dir().join(format!("local-logs-{}.txt", uuid::Uuid::now_v7().simple()));
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_local"))
+        .args(["--addr", "127.0.0.1:0", "--drain-timeout-seconds", "5"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .spawn()
+        .expect("the local binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready: Value = serde_json::from_str(&stdout.next().unwrap().unwrap()).unwrap();
+
+    // WHEN a submission with a correlation id goes through, and the stack is stopped
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/scores", ready["url"].as_str().unwrap()))
+        .bearer_auth(ready["tokens"]["alice"].as_str().unwrap())
+        .header("content-type", "application/json")
+        .header("x-correlation-id", "trace-me-42")
+        .body(r#"{"heroId":"storm","score":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    stop(child).await;
+
+    // THEN the log holds the submission's lines with its correlation id, at ingest and at the
+    // processor, and everything up to the line written last before the process exited
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    std::fs::remove_file(&log_path).ok();
+    let traced: Vec<&str> = logs.lines().filter(|l| l.contains("trace-me-42")).collect();
+    assert!(
+        traced.iter().any(|l| l.contains("submission enqueued")),
+        "{logs}"
+    );
+    assert!(
+        traced
+            .iter()
+            .any(|l| l.contains("submission stored as accepted")),
+        "{logs}"
+    );
+    let last = logs.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("stopped; all queued work finished"),
+        "the last line is {last:?}"
+    );
+}
+
+/// Sends Ctrl-C (SIGINT) and waits for a clean exit.
+async fn stop(child: std::process::Child) {
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let mut child = child;
+    let exit = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("the local binary stops within 20 s of Ctrl-C")
+    .unwrap()
+    .unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
 /// Starts `local` with extra arguments, submits as alice and mallory, checks the notification
 /// and a clean Ctrl-C exit; returns the ready line.
 async fn run_local_and_submit(extra_args: &[&str]) -> Value {
@@ -84,20 +154,7 @@ async fn run_local_and_submit(extra_args: &[&str]) -> Value {
         assert!(notification[field].is_string(), "{field} in {notification}");
     }
 
-    let interrupted = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(interrupted.success());
-    let exit = tokio::time::timeout(
-        Duration::from_secs(20),
-        tokio::task::spawn_blocking(move || child.wait()),
-    )
-    .await
-    .expect("the local binary stops within 20 s of Ctrl-C")
-    .unwrap()
-    .unwrap();
-    assert!(exit.success(), "{exit:?}");
+    stop(child).await;
     assert!(stdout.next().is_none(), "nothing else was printed");
     ready
 }

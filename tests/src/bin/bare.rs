@@ -101,7 +101,6 @@ fn app(args: &Args) -> Result<(Router, serde_json::Value), Box<dyn std::error::E
             serde_json::json!({}),
         ),
         AppKind::Ingest => {
-            shared::telemetry::init();
             let secret = args
                 .jwt_secret
                 .as_deref()
@@ -123,6 +122,8 @@ fn app(args: &Args) -> Result<(Router, serde_json::Value), Box<dyn std::error::E
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    // Only the ingest app logs; the bare one has nothing to say.
+    let _logs = (args.app == AppKind::Ingest).then(shared::telemetry::init);
     let (app, tokens) = app(&args)?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

@@ -100,7 +100,7 @@ const SEEDED_SUSPENDED: &str = "mallory";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    shared::telemetry::init();
+    let _logs = shared::telemetry::init();
     let args = Args::parse();
     let minter = match &args.jwt_secret {
         Some(secret) if secret.len() < 32 => {
