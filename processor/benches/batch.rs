@@ -175,17 +175,10 @@ fn batch_of_100(c: &mut Criterion) {
 
 /// The Lambda's log format (shared::telemetry under Lambda) at `info`, written to a sink.
 fn lambda_json_logs() -> impl tracing::Subscriber + Send + Sync {
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(true)
-        .without_time()
-        .with_ansi(false)
-        .with_writer(std::io::sink)
-        .finish()
+    shared::telemetry::lambda_json_subscriber(
+        tracing_subscriber::EnvFilter::new("info"),
+        std::io::sink,
+    )
 }
 
 /// CPU time per record by this thread's CPU clock (the current-thread runtime runs the whole
