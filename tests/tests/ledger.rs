@@ -1,7 +1,8 @@
 //! The ledger: drive more than 10,000 submissions through the assembled pipeline while every
 //! port fails at random and handlers crash mid-batch, then account for every submission that
 //! got a 202. One user sends far more than the per-user quota allows, so the processor's quota
-//! counting (idempotent under redelivery) is in the ledger too. Seeded: the seed is printed, and LEDGER_SEED=<seed> repeats the same fault draws.
+//! counting (idempotent under redelivery) is in the ledger too, and so are the leaderboards the
+//! stored scores fill. Seeded: the seed is printed, and LEDGER_SEED=<seed> repeats the same fault draws.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -17,9 +18,11 @@ use serde_json::{Value, json};
 use shared::ids::{SubmissionId, UserId};
 use shared::memory::QueueSettings;
 use shared::message::{QueuedSubmission, Rejection, decode};
+use shared::ports::SubmissionStore;
 use shared::quota::QuotaPolicy;
 use shared::record::Outcome;
 use shared::rejection::RejectionReason;
+use shared::submission::HeroId;
 use shared::users::User;
 use time::OffsetDateTime;
 
@@ -383,6 +386,63 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
         QUOTA_LIMIT as usize,
         "refusals come only from a full window"
     );
+
+    // The leaderboards, after all the rewrites and changed verdicts of redelivery: each hero's
+    // board holds exactly its stored accepted submissions, and its top 100 over HTTP are the
+    // best 100 of those scores.
+    // The store stops failing first: these reads check the data, not the retry path (the e2e
+    // tests check that a failed read is a 503).
+    stack.faults.store.heal();
+    let records = memory.store.records();
+    let heroes: HashSet<HeroId> = records.iter().map(|r| r.hero_id.clone()).collect();
+    let token = stack.token("player-0");
+    for hero in &heroes {
+        let mut expected: Vec<(SubmissionId, u32)> = records
+            .iter()
+            .filter(|r| &r.hero_id == hero && r.outcome == Outcome::Accepted)
+            .map(|r| (r.submission_id, r.score.get()))
+            .collect();
+        let board = memory.store.leaderboard(hero, usize::MAX).await.unwrap();
+        let mut on_board: Vec<(SubmissionId, u32)> = board
+            .iter()
+            .map(|r| (r.submission_id, r.score.get()))
+            .collect();
+        expected.sort();
+        on_board.sort();
+        assert_eq!(
+            on_board,
+            expected,
+            "{}: board and records differ",
+            hero.as_str()
+        );
+
+        let read: Value = client
+            .get(format!(
+                "{}/v1/leaderboard/{}?limit=100",
+                stack.url,
+                hero.as_str()
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let shown: Vec<u64> = read["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["score"].as_u64().unwrap())
+            .collect();
+        let mut best: Vec<u64> = expected
+            .iter()
+            .map(|(_, score)| u64::from(*score))
+            .collect();
+        best.sort_unstable_by(|a, b| b.cmp(a));
+        best.truncate(100);
+        assert_eq!(shown, best, "{}: the top 100 over HTTP", hero.as_str());
+    }
 
     let faults: u64 = plans.iter().map(|p| p.injected()).sum();
     println!(
