@@ -47,6 +47,23 @@ impl SubmissionRecord {
     }
 }
 
+/// The accepted records among `records`, each rewritten as rejected with `reason`: what an
+/// operator's revocation stores. Rejected items carry no leaderboard keys, so writing these takes
+/// the scores off every board; records already rejected are left as they are.
+pub fn revoke_accepted(
+    records: impl IntoIterator<Item = SubmissionRecord>,
+    reason: RejectionReason,
+) -> Vec<SubmissionRecord> {
+    records
+        .into_iter()
+        .filter(|r| r.outcome == Outcome::Accepted)
+        .map(|r| SubmissionRecord {
+            outcome: Outcome::Rejected(reason),
+            ..r
+        })
+        .collect()
+}
+
 /// A submission's status as `GET /v1/submissions/{id}` reports it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", content = "reason", rename_all = "snake_case")]
@@ -62,5 +79,39 @@ impl From<Outcome> for SubmissionStatus {
             Outcome::Accepted => SubmissionStatus::Accepted,
             Outcome::Rejected(reason) => SubmissionStatus::Rejected(reason),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn record(score: u32, outcome: Outcome) -> SubmissionRecord {
+        SubmissionRecord {
+            submission_id: SubmissionId::new_unique(),
+            user_id: UserId::parse("mallory").unwrap(),
+            hero_id: HeroId::parse("storm").unwrap(),
+            score: Score::new(score).unwrap(),
+            achieved_at: None,
+            client_ref: None,
+            received_at: datetime!(2026-12-01 08:00:00 UTC),
+            correlation_id: CorrelationId::generate(),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn revoking_rewrites_only_the_accepted_records_and_keeps_everything_else() {
+        let accepted = record(900, Outcome::Accepted);
+        let already = record(5, Outcome::Rejected(RejectionReason::RateLimited));
+        let revoked = revoke_accepted([accepted.clone(), already], RejectionReason::SuspendedUser);
+        assert_eq!(
+            revoked,
+            [SubmissionRecord {
+                outcome: Outcome::Rejected(RejectionReason::SuspendedUser),
+                ..accepted
+            }]
+        );
     }
 }

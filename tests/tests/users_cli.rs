@@ -1,13 +1,23 @@
-//! The `users` operator tool against moto: add, suspend, activate, list.
+//! The `users` operator tool against moto: add, suspend, activate, list, and revoke a suspended
+//! user's scores.
 
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use shared::aws::provision::ensure_users_table;
+use shared::aws::dynamodb::DynamoSubmissionStore;
+use shared::aws::provision::{ensure_submissions_table, ensure_users_table};
 use shared::aws::{AwsClients, load_sdk_config};
+use shared::ids::{CorrelationId, SubmissionId, UserId};
+use shared::ports::SubmissionStore;
+use shared::record::{Outcome, SubmissionRecord};
+use shared::rejection::RejectionReason;
+use shared::submission::{HeroId, Score};
 
 fn users(table: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_users"))
+        // Only what each test passes: an operator's exported tables must not leak in.
+        .env_remove("USERS_TABLE")
+        .env_remove("SUBMISSIONS_TABLE")
         .arg("--table")
         .arg(table)
         .args(args)
@@ -29,17 +39,25 @@ fn listed(table: &str) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
-async fn operators_add_suspend_activate_and_list_users() {
+fn require_moto() {
     assert!(
         std::env::var("MOTO_ENDPOINT").is_ok_and(|v| !v.is_empty()),
         "MOTO_ENDPOINT is not set: run this test through `scripts/moto.sh run -- cargo test` (make test does this)"
     );
-    let clients = AwsClients::new(&load_sdk_config().await);
-    let table = format!(
-        "users-cli-{}",
+}
+
+fn unique(what: &str) -> String {
+    format!(
+        "{what}-{}",
         &uuid::Uuid::now_v7().simple().to_string()[20..]
-    );
+    )
+}
+
+#[tokio::test]
+async fn operators_add_suspend_activate_and_list_users() {
+    require_moto();
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let table = unique("users-cli");
     ensure_users_table(&clients.dynamodb, &table).await.unwrap();
 
     assert!(users(&table, &["add", "zoe"]).status.success());
@@ -66,4 +84,107 @@ async fn operators_add_suspend_activate_and_list_users() {
     let missing = users(&table, &["suspend", "nobody"]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not in the directory"));
+}
+
+fn stored(user: &str, hero: &str, score: u32, outcome: Outcome) -> SubmissionRecord {
+    SubmissionRecord {
+        submission_id: SubmissionId::new_unique(),
+        user_id: UserId::parse(user).unwrap(),
+        hero_id: HeroId::parse(hero).unwrap(),
+        score: Score::new(score).unwrap(),
+        achieved_at: None,
+        client_ref: None,
+        received_at: time::OffsetDateTime::now_utc(),
+        correlation_id: CorrelationId::generate(),
+        outcome,
+    }
+}
+
+#[tokio::test]
+async fn suspending_with_revoke_scores_takes_the_users_scores_off_every_leaderboard() {
+    // GIVEN a cheater with accepted scores on two heroes' boards (and one already rejected), and
+    // an honest player on the same board
+    require_moto();
+    let clients = AwsClients::new(&load_sdk_config().await);
+    let (users_table, submissions_table) = (unique("users-revoke"), unique("subs-revoke"));
+    ensure_users_table(&clients.dynamodb, &users_table)
+        .await
+        .unwrap();
+    ensure_submissions_table(&clients.dynamodb, &submissions_table)
+        .await
+        .unwrap();
+    let store = DynamoSubmissionStore::new(clients.dynamodb.clone(), &submissions_table);
+    let cheats = [
+        stored("cheater", "storm", 999_999, Outcome::Accepted),
+        stored("cheater", "blade", 888_888, Outcome::Accepted),
+        stored(
+            "cheater",
+            "storm",
+            5,
+            Outcome::Rejected(RejectionReason::RateLimited),
+        ),
+    ];
+    let honest = stored("honest", "storm", 100, Outcome::Accepted);
+    let mut all = cheats.to_vec();
+    all.push(honest.clone());
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    store.write(&all, deadline).await.unwrap();
+    assert!(users(&users_table, &["add", "cheater"]).status.success());
+
+    // WHEN the operator suspends the cheater and revokes their scores
+    let output = users(
+        &users_table,
+        &[
+            "suspend",
+            "cheater",
+            "--revoke-scores",
+            "--submissions-table",
+            &submissions_table,
+        ],
+    );
+
+    // THEN the user is suspended, both accepted scores are rejected as suspended_user and off
+    // the boards, the already rejected one keeps its reason, and the honest player is untouched
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("2 accepted submission(s) of cheater revoked"),
+        "{said}"
+    );
+    assert_eq!(listed(&users_table)[0]["status"], "suspended");
+    let storm = HeroId::parse("storm").unwrap();
+    let blade = HeroId::parse("blade").unwrap();
+    assert_eq!(
+        store.leaderboard(&storm, 10).await.unwrap(),
+        std::slice::from_ref(&honest)
+    );
+    assert!(store.leaderboard(&blade, 10).await.unwrap().is_empty());
+    let suspended = Outcome::Rejected(RejectionReason::SuspendedUser);
+    for (record, expected) in cheats.iter().zip([
+        suspended,
+        suspended,
+        Outcome::Rejected(RejectionReason::RateLimited),
+    ]) {
+        let now = store.get(record.submission_id).await.unwrap().unwrap();
+        assert_eq!(now.outcome, expected);
+        assert_eq!(now.score, record.score, "only the verdict changes");
+    }
+    assert_eq!(
+        store
+            .get(honest.submission_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .outcome,
+        Outcome::Accepted
+    );
+
+    // AND revoking needs to know where the submissions are
+    let refused = users(&users_table, &["suspend", "cheater", "--revoke-scores"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--submissions-table"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
 }

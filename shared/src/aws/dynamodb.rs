@@ -122,6 +122,38 @@ impl DynamoSubmissionStore {
             .await
     }
 
+    /// Every submission of a user, newest first: all pages of the `byUser` index. The index is
+    /// eventually consistent, so a record written a moment ago may be missing.
+    pub async fn all_of_user(&self, user_id: &UserId) -> Result<Vec<SubmissionRecord>, PortError> {
+        let mut records = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table_name)
+                .index_name(BY_USER_INDEX)
+                .key_condition_expression("#partition = :partition")
+                .expression_attribute_names("#partition", attribute::USER_ID)
+                .expression_attribute_values(":partition", text(user_id.as_str()))
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, e))?;
+            for item in output.items() {
+                records
+                    .push(item_to_record(item).map_err(|e| {
+                        malformed(format!("an item of {user_id}'s submissions"), e)
+                    })?);
+            }
+            match output.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start_key = Some(key.clone()),
+                _ => return Ok(records),
+            }
+        }
+    }
+
     /// The first `limit` items of one index partition in descending sort-key order.
     async fn query_index(
         &self,

@@ -1,14 +1,24 @@
 //! `users`: add, suspend, re-activate and list users in the users directory (the DynamoDB users
-//! table the processor authorizes against). AWS endpoint, region and credentials come from the
-//! standard AWS environment, so it works against AWS, moto or LocalStack alike.
+//! table the processor authorizes against), and take a suspended cheater's scores off the
+//! leaderboards. AWS endpoint, region and credentials come from the standard AWS environment, so
+//! it works against AWS, moto or LocalStack alike.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use shared::aws::dynamodb::DynamoUserDirectory;
+use shared::aws::dynamodb::{DynamoSubmissionStore, DynamoUserDirectory};
 use shared::aws::{AwsClients, load_sdk_config};
 use shared::ids::UserId;
+use shared::limits::STORE_WRITE_BATCH;
+use shared::ports::{PortError, SubmissionStore};
+use shared::record::revoke_accepted;
+use shared::rejection::RejectionReason;
 use shared::users::{SUBMIT_SCORES_PERMISSION, User, UserStatus};
+use tokio::time::Instant;
+
+/// How long the rewrites of one revocation may retry throttled items in all.
+const REVOKE_WRITE_BUDGET: Duration = Duration::from_secs(120);
 
 /// Manage the users directory of the score pipeline.
 ///
@@ -38,7 +48,18 @@ enum Command {
         permissions: Vec<String>,
     },
     /// Suspend a user: their submissions are rejected with `suspended_user`.
-    Suspend { user_id: String },
+    Suspend {
+        user_id: String,
+        /// Also rewrite every accepted submission of the user already stored as rejected with
+        /// `suspended_user`, which takes those scores off every leaderboard. Submissions a warm
+        /// processor accepts within its cache TTL after the suspension are not caught: run
+        /// `suspend --revoke-scores` again after USER_CACHE_TTL_SECONDS.
+        #[arg(long, requires = "submissions_table")]
+        revoke_scores: bool,
+        /// The submissions table (the processor's SUBMISSIONS_TABLE); needed by --revoke-scores.
+        #[arg(long, env = "SUBMISSIONS_TABLE")]
+        submissions_table: Option<String>,
+    },
     /// Make a suspended user active again.
     Activate { user_id: String },
     /// List every user, one per line (`--json` for JSON lines).
@@ -60,9 +81,31 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Rewrites the user's stored accepted submissions as rejected; returns how many.
+async fn revoke(store: &DynamoSubmissionStore, user: &UserId) -> Result<usize, PortError> {
+    let revoked = revoke_accepted(
+        store.all_of_user(user).await?,
+        RejectionReason::SuspendedUser,
+    );
+    let deadline = Instant::now() + REVOKE_WRITE_BUDGET;
+    for chunk in revoked.chunks(STORE_WRITE_BATCH) {
+        let report = store.write(chunk, deadline).await?;
+        if !report.failed.is_empty() {
+            return Err(PortError::Throttled {
+                service: "dynamodb",
+                detail: format!(
+                    "{} submission(s) could not be rewritten in time; run the command again",
+                    report.failed.len()
+                ),
+            });
+        }
+    }
+    Ok(revoked.len())
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let clients = AwsClients::new(&load_sdk_config().await);
-    let directory = DynamoUserDirectory::new(clients.dynamodb, &args.table);
+    let directory = DynamoUserDirectory::new(clients.dynamodb.clone(), &args.table);
     let parse = |raw: &str| UserId::parse(raw).map_err(|e| format!("user id {raw:?} {e}"));
     let failed = |e: shared::ports::PortError| format!("{e} (table {})", args.table);
     match args.command {
@@ -83,12 +126,26 @@ async fn run(args: Args) -> Result<(), String> {
             directory.put_user(&user).await.map_err(failed)?;
             eprintln!("added {user_id}");
         }
-        Command::Suspend { user_id } => {
+        Command::Suspend {
+            user_id,
+            revoke_scores,
+            submissions_table,
+        } => {
+            let user = parse(&user_id)?;
             directory
-                .set_status(&parse(&user_id)?, UserStatus::Suspended)
+                .set_status(&user, UserStatus::Suspended)
                 .await
                 .map_err(failed)?;
             eprintln!("suspended {user_id}");
+            if let (true, Some(table)) = (revoke_scores, submissions_table) {
+                let store = DynamoSubmissionStore::new(clients.dynamodb.clone(), &table);
+                let revoked = revoke(&store, &user)
+                    .await
+                    .map_err(|e| format!("{e} (table {table})"))?;
+                eprintln!(
+                    "{revoked} accepted submission(s) of {user_id} revoked (stored as rejected: suspended_user), off every leaderboard"
+                );
+            }
         }
         Command::Activate { user_id } => {
             directory
