@@ -1,4 +1,5 @@
-//! `local`: the whole score pipeline in one process, on in-memory adapters.
+//! `local`: the whole score pipeline in one process, on in-memory adapters (or, with
+//! `--backend aws`, on the SDK adapters).
 //!
 //! Prints one JSON line to stdout when ready (`{"url": ..., "tokens": {...}}`), then one JSON
 //! line per notification it publishes. Logs go to stderr. Ctrl-C drains in-flight work first.
@@ -39,7 +40,8 @@ struct Args {
     /// With --backend aws: create any missing tables, queues (with DLQs and redrive) and topic,
     /// named PREFIX-..., and seed the users. Without it the resources come from
     /// SUBMISSIONS_TABLE, USERS_TABLE, SUBMISSIONS_QUEUE_URL, REJECTIONS_QUEUE_URL and
-    /// REJECTIONS_TOPIC_ARN, and no users are written.
+    /// REJECTIONS_TOPIC_ARN (and QUOTAS_TABLE when --user-quota-limit is above 0), and no users
+    /// are written.
     #[arg(long)]
     provision: bool,
 

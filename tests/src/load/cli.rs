@@ -57,8 +57,8 @@ got no response), 2 for usage errors.";
 /// Load generator for the score ingest API.
 ///
 /// Sends a bounded, mixed load of score submissions (valid singles, batches, requests with a
-/// tampered token, requests with an invalid body) and leaderboard reads over HTTP/1.1
-/// keep-alive connections, and
+/// tampered token, requests with an invalid body) and, when --mix includes `leaderboard`,
+/// leaderboard reads, over HTTP/1.1 keep-alive connections, and
 /// reports throughput, latency percentiles (HdrHistogram) and counts by status, by error and by
 /// scenario. Without --rate it runs a closed model (each connection sends its next request
 /// when the last is answered); with --rate an open model at a fixed arrival rate, where a
