@@ -7,7 +7,7 @@ pub mod keys;
 pub mod limiter;
 pub mod openapi;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -285,13 +285,17 @@ async fn get_leaderboard(
         json_body(&leaderboard_view(&query, &entries)),
     )
         .into_response();
-    if let Ok(value) =
-        HeaderValue::from_str(&format!("private, max-age={LEADERBOARD_MAX_AGE_SECONDS}"))
-    {
-        response.headers_mut().insert(header::CACHE_CONTROL, value);
-    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, LEADERBOARD_CACHE_CONTROL.clone());
     Ok(response)
 }
+
+/// `Cache-Control` of every leaderboard answer, built once from the limit.
+static LEADERBOARD_CACHE_CONTROL: LazyLock<HeaderValue> = LazyLock::new(|| {
+    HeaderValue::from_str(&format!("private, max-age={LEADERBOARD_MAX_AGE_SECONDS}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("private"))
+});
 
 /// The leaderboard as the API shows it: each entry's place, who, what and when.
 pub fn leaderboard_view(

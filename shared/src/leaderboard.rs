@@ -129,10 +129,9 @@ pub fn rank(query: &LeaderboardQuery, records: Vec<SubmissionRecord>) -> Vec<Lea
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{CorrelationId, SubmissionId, UserId};
+    use crate::record::example_record;
     use crate::rejection::RejectionReason;
-    use crate::submission::{FieldLocation, Score};
-    use time::macros::datetime;
+    use crate::submission::FieldLocation;
 
     fn query(hero: &str, limit: usize) -> LeaderboardQuery {
         LeaderboardQuery {
@@ -142,17 +141,7 @@ mod tests {
     }
 
     fn record(hero: &str, user: &str, score: u32, outcome: Outcome) -> SubmissionRecord {
-        SubmissionRecord {
-            submission_id: SubmissionId::new_unique(),
-            user_id: UserId::parse(user).unwrap(),
-            hero_id: HeroId::parse(hero).unwrap(),
-            score: Score::new(score).unwrap(),
-            achieved_at: None,
-            client_ref: None,
-            received_at: datetime!(2026-12-01 08:00:00 UTC),
-            correlation_id: CorrelationId::generate(),
-            outcome,
-        }
+        example_record(user, hero, score, outcome)
     }
 
     fn accepted(user: &str, score: u32) -> SubmissionRecord {

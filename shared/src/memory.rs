@@ -591,20 +591,9 @@ mod tests {
     }
 
     fn stored(hero: &str, score: u32, received_second: u8, outcome: Outcome) -> SubmissionRecord {
-        use crate::ids::CorrelationId;
-        use crate::submission::Score;
-        SubmissionRecord {
-            submission_id: SubmissionId::new_unique(),
-            user_id: UserId::parse("alice").unwrap(),
-            hero_id: HeroId::parse(hero).unwrap(),
-            score: Score::new(score).unwrap(),
-            achieved_at: None,
-            client_ref: None,
-            received_at: time::macros::datetime!(2026-12-01 08:00:00 UTC)
-                + Duration::from_secs(received_second.into()),
-            correlation_id: CorrelationId::generate(),
-            outcome,
-        }
+        let mut record = crate::record::example_record("alice", hero, score, outcome);
+        record.received_at += Duration::from_secs(received_second.into());
+        record
     }
 
     #[tokio::test]

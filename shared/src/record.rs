@@ -82,23 +82,33 @@ impl From<Outcome> for SubmissionStatus {
     }
 }
 
+/// A record for unit tests across the crate: a fresh id, received at 2026-12-01 08:00 UTC.
+#[cfg(test)]
+pub(crate) fn example_record(
+    user: &str,
+    hero: &str,
+    score: u32,
+    outcome: Outcome,
+) -> SubmissionRecord {
+    SubmissionRecord {
+        submission_id: SubmissionId::new_unique(),
+        user_id: UserId::parse(user).unwrap(),
+        hero_id: HeroId::parse(hero).unwrap(),
+        score: Score::new(score).unwrap(),
+        achieved_at: None,
+        client_ref: None,
+        received_at: time::macros::datetime!(2026-12-01 08:00:00 UTC),
+        correlation_id: CorrelationId::generate(),
+        outcome,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use time::macros::datetime;
 
     fn record(score: u32, outcome: Outcome) -> SubmissionRecord {
-        SubmissionRecord {
-            submission_id: SubmissionId::new_unique(),
-            user_id: UserId::parse("mallory").unwrap(),
-            hero_id: HeroId::parse("storm").unwrap(),
-            score: Score::new(score).unwrap(),
-            achieved_at: None,
-            client_ref: None,
-            received_at: datetime!(2026-12-01 08:00:00 UTC),
-            correlation_id: CorrelationId::generate(),
-            outcome,
-        }
+        example_record("mallory", "storm", score, outcome)
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod quotas;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
 use futures::future::join_all;
 use tokio::time::Instant;
@@ -123,24 +124,22 @@ impl DynamoSubmissionStore {
     }
 
     /// Every submission of a user, newest first: all pages of the `byUser` index. The index is
-    /// eventually consistent, so a record written a moment ago may be missing.
+    /// eventually consistent, so a record written a moment ago may be missing. Unlike a read for
+    /// display, a malformed item fails the whole call: an operator acting on the list must see it.
     pub async fn all_of_user(&self, user_id: &UserId) -> Result<Vec<SubmissionRecord>, PortError> {
+        let partition = user_id.as_str();
         let mut records = Vec::new();
         let mut start_key = None;
         loop {
             let output = self
-                .client
-                .query()
-                .table_name(&self.table_name)
-                .index_name(BY_USER_INDEX)
-                .key_condition_expression("#partition = :partition")
-                .expression_attribute_names("#partition", attribute::USER_ID)
-                .expression_attribute_values(":partition", text(user_id.as_str()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start_key)
-                .send()
-                .await
-                .map_err(|e| sdk_error(SERVICE, e))?;
+                .query_page(
+                    BY_USER_INDEX,
+                    attribute::USER_ID,
+                    partition,
+                    None,
+                    start_key,
+                )
+                .await?;
             for item in output.items() {
                 records
                     .push(item_to_record(item).map_err(|e| {
@@ -163,18 +162,14 @@ impl DynamoSubmissionStore {
         limit: usize,
     ) -> Result<Vec<SubmissionRecord>, PortError> {
         let output = self
-            .client
-            .query()
-            .table_name(&self.table_name)
-            .index_name(index)
-            .key_condition_expression("#partition = :partition")
-            .expression_attribute_names("#partition", partition_attribute)
-            .expression_attribute_values(":partition", text(partition_value))
-            .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, e))?;
+            .query_page(
+                index,
+                partition_attribute,
+                partition_value,
+                Some(limit),
+                None,
+            )
+            .await?;
         // One malformed item (written by hand, or by an older version) must not take the whole
         // list down with a 503 that no retry can cure: it is left out and logged.
         Ok(output
@@ -193,6 +188,30 @@ impl DynamoSubmissionStore {
                 }
             })
             .collect())
+    }
+
+    /// One page of one index partition, highest sort key first, from `start_key` on.
+    async fn query_page(
+        &self,
+        index: &str,
+        partition_attribute: &str,
+        partition_value: &str,
+        limit: Option<usize>,
+        start_key: Option<Item>,
+    ) -> Result<QueryOutput, PortError> {
+        self.client
+            .query()
+            .table_name(&self.table_name)
+            .index_name(index)
+            .key_condition_expression("#partition = :partition")
+            .expression_attribute_names("#partition", partition_attribute)
+            .expression_attribute_values(":partition", text(partition_value))
+            .scan_index_forward(false)
+            .set_limit(limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+            .set_exclusive_start_key(start_key)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))
     }
 }
 
