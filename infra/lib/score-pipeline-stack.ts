@@ -87,7 +87,7 @@ export const ENV = {
  * Counts unless noted; `BatchDurationMs` is in milliseconds.
  */
 export const METRICS_NAMESPACE = 'ScorePipeline';
-export const PROCESSOR_METRICS = ['Records', 'Accepted', 'Rejected', 'RateLimited', 'Malformed', 'FailedRecords', 'BatchDurationMs'] as const;
+export const PROCESSOR_METRICS = ['Records', 'Accepted', 'Rejected', 'RateLimited', 'Malformed', 'UnreadableUserEntries', 'FailedRecords', 'BatchDurationMs'] as const;
 export const NOTIFIER_METRICS = ['Records', 'Published', 'Malformed', 'FailedRecords', 'BatchDurationMs'] as const;
 type MetricsFunction = 'processor' | 'notifier';
 type EmfMetricName<F extends MetricsFunction> = (F extends 'processor' ? typeof PROCESSOR_METRICS : typeof NOTIFIER_METRICS)[number];

@@ -2,6 +2,7 @@
 //! answer 202. The same router serves API Gateway (through lambda_http) and the local stack.
 //! The write path never touches the database.
 
+pub mod connection;
 pub mod error;
 pub mod keys;
 pub mod limiter;
@@ -97,6 +98,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
         .layer(middleware::from_fn(correlate))
+        .layer(middleware::from_fn(connection::drain_or_close))
         .with_state(app)
 }
 

@@ -6,9 +6,10 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 use shared::limits::{
-    ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS, CORRELATION_ID_MAX_CHARS, HERO_ID_MAX_CHARS,
-    IDEMPOTENCY_KEY_MAX_CHARS, LEADERBOARD_DEFAULT_ENTRIES, LEADERBOARD_MAX_AGE_SECONDS,
-    LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
+    ACHIEVED_AT_EARLIEST_TEXT, ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS,
+    CORRELATION_ID_MAX_CHARS, HERO_ID_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS,
+    LEADERBOARD_DEFAULT_ENTRIES, LEADERBOARD_MAX_AGE_SECONDS, LEADERBOARD_MAX_ENTRIES,
+    MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
 };
 use shared::rejection::RejectionReason;
 
@@ -268,7 +269,7 @@ pub fn document() -> Value {
                         "score": { "type": "integer", "minimum": SCORE_MIN, "maximum": SCORE_MAX },
                         "achievedAt": {
                             "type": "string", "format": "date-time",
-                            "description": format!("RFC 3339; at most {} seconds in the future", ACHIEVED_AT_MAX_FUTURE.as_secs())
+                            "description": format!("RFC 3339; not before {ACHIEVED_AT_EARLIEST_TEXT} and at most {} seconds in the future", ACHIEVED_AT_MAX_FUTURE.as_secs())
                         },
                         "clientRef": {
                             "type": "string", "minLength": 1, "maxLength": CLIENT_REF_MAX_CHARS, "pattern": "^[!-~]+$",

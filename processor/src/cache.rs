@@ -1,5 +1,6 @@
 //! Users-directory entries cached across warm invocations for a short, configurable time.
-//! Misses are cached too, so a flood from an unknown user costs one lookup per TTL.
+//! Misses are cached too, so a flood from an unknown user costs one lookup per TTL. Unreadable
+//! entries are not: the operator's fix takes effect on the next batch.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use shared::ids::UserId;
 use shared::limits::USER_CACHE_MAX_ENTRIES;
 use shared::ports::{PortError, UserDirectory};
-use shared::users::User;
+use shared::users::{DirectoryEntry, User};
 use tokio::time::Instant;
 
 pub struct UserCache {
@@ -31,7 +32,7 @@ impl UserCache {
         &self,
         ids: &[UserId],
         directory: &dyn UserDirectory,
-    ) -> Result<HashMap<UserId, Option<User>>, PortError> {
+    ) -> Result<HashMap<UserId, Option<DirectoryEntry>>, PortError> {
         let now = Instant::now();
         let mut resolved = HashMap::with_capacity(ids.len());
         let mut missing = Vec::new();
@@ -40,7 +41,7 @@ impl UserCache {
             for id in ids {
                 match entries.get(id) {
                     Some((user, fetched)) if now.duration_since(*fetched) < self.ttl => {
-                        resolved.insert(id.clone(), user.clone());
+                        resolved.insert(id.clone(), user.clone().map(Ok));
                     }
                     _ => missing.push(id.clone()),
                 }
@@ -58,11 +59,18 @@ impl UserCache {
             }
         }
         for id in missing {
-            let user = found.remove(&id);
-            if !self.ttl.is_zero() {
-                entries.insert(id.clone(), (user.clone(), now));
+            let entry = found.remove(&id);
+            let cacheable = match &entry {
+                None => Some(None),
+                Some(Ok(user)) => Some(Some(user.clone())),
+                Some(Err(_)) => None,
+            };
+            if let Some(user) = cacheable
+                && !self.ttl.is_zero()
+            {
+                entries.insert(id.clone(), (user, now));
             }
-            resolved.insert(id, user);
+            resolved.insert(id, entry);
         }
         Ok(resolved)
     }

@@ -74,6 +74,8 @@ pub struct BatchSummary {
     /// Of the rejected records, those over their user's quota.
     pub rate_limited: usize,
     pub malformed: usize,
+    /// Records held back because their user's directory entry cannot be read.
+    pub unreadable_user: usize,
     pub failed_message_ids: Vec<String>,
 }
 
@@ -86,6 +88,7 @@ impl BatchSummary {
             Metric::count("Rejected", self.rejected),
             Metric::count("RateLimited", self.rate_limited),
             Metric::count("Malformed", self.malformed),
+            Metric::count("UnreadableUserEntries", self.unreadable_user),
             Metric::count("FailedRecords", self.failed_message_ids.len()),
         ]
     }
@@ -121,7 +124,7 @@ impl Processor {
             records: records.len(),
             ..BatchSummary::default()
         };
-        let parsed = parse_all(records, &mut summary);
+        let mut parsed = parse_all(records, &mut summary);
 
         let user_ids: Vec<UserId> = parsed
             .iter()
@@ -141,15 +144,31 @@ impl Processor {
             }
         };
 
+        // A user whose directory entry cannot be read holds back only their own records: they
+        // are retried (and finally parked) while the rest of the batch goes on.
+        parsed.retain(|p| match users.get(&p.message.principal.subject) {
+            Some(Some(Err(unreadable))) => {
+                summary.unreadable_user += 1;
+                tracing::error!(
+                    message_id = p.message_id,
+                    correlation_id = %p.message.correlation_id,
+                    submission_id = %p.message.submission_id,
+                    error = %unreadable,
+                    "the user's directory entry is unreadable; the record will be retried and then moved to the dead-letter queue"
+                );
+                summary.failed_message_ids.push(p.message_id.to_owned());
+                false
+            }
+            _ => true,
+        });
         let rejected_at = OffsetDateTime::now_utc();
         let mut outcomes: Vec<Outcome> = parsed
             .iter()
             .map(|p| {
-                decide(
-                    users
-                        .get(&p.message.principal.subject)
-                        .and_then(Option::as_ref),
-                )
+                let entry = users
+                    .get(&p.message.principal.subject)
+                    .and_then(Option::as_ref);
+                decide(entry.and_then(|e| e.as_ref().ok()))
             })
             .collect();
         let uncounted = self.apply_quota(&parsed, &mut outcomes, deadline).await;
@@ -216,6 +235,7 @@ impl Processor {
             rejected = summary.rejected,
             rate_limited = summary.rate_limited,
             malformed = summary.malformed,
+            unreadable_user = summary.unreadable_user,
             failed = summary.failed_message_ids.len(),
             "batch processed"
         );

@@ -247,6 +247,38 @@ async fn a_hundred_records_take_four_writes_and_one_lookup_then_none_when_cached
 }
 
 #[tokio::test]
+async fn an_unreadable_directory_entry_holds_back_only_its_users_records() {
+    // GIVEN a batch of 100 where two records belong to a user whose entry cannot be read
+    let f = fixture();
+    f.directory
+        .corrupt(user("bob"), "attribute `status` has an invalid value");
+    let mut batch: Vec<_> = (0..98).map(|i| submission_from("alice", i)).collect();
+    batch.insert(10, submission_from("bob", 1));
+    batch.push(submission_from("bob", 2));
+    let sqs = records(&batch);
+
+    // WHEN it is processed
+    let summary = f.process(&sqs).await;
+
+    // THEN only bob's two records go back to SQS, named, and the other 98 are stored
+    assert_eq!(summary.failed_message_ids, ["m10", "m99"]);
+    assert_eq!(summary.unreadable_user, 2);
+    assert_eq!(summary.accepted, 98);
+    assert_eq!(f.store.len(), 98);
+    assert_eq!(f.outcome(batch[10].submission_id).await, None);
+
+    // AND once the entry is fixed, the retried records go through (the bad entry was not cached)
+    f.directory.upsert(User::active(user("bob")));
+    let retried = [sqs[10].clone(), sqs[99].clone()];
+    let summary = f.process(&retried).await;
+    assert!(summary.failed_message_ids.is_empty(), "{summary:?}");
+    assert_eq!(
+        f.outcome(batch[99].submission_id).await,
+        Some(Outcome::Accepted)
+    );
+}
+
+#[tokio::test]
 async fn a_zero_ttl_looks_users_up_every_time() {
     let f = fixture_with_ttl(Duration::ZERO);
     for _ in 0..2 {
@@ -540,6 +572,7 @@ async fn the_batch_summary_becomes_one_metric_per_figure() {
             ("Rejected", 3.0),
             ("RateLimited", 2.0),
             ("Malformed", 1.0),
+            ("UnreadableUserEntries", 0.0),
             ("FailedRecords", 1.0),
         ]
     );

@@ -20,7 +20,7 @@ use crate::ports::{
 use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
 use crate::submission::HeroId;
-use crate::users::User;
+use crate::users::DirectoryEntry;
 
 /// How often a planned item fault fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -301,7 +301,7 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
 
 #[async_trait]
 impl<P: UserDirectory + ?Sized> UserDirectory for Faulty<P> {
-    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError> {
+    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, DirectoryEntry>, PortError> {
         match self.plan.call_fault().await {
             Some(error) => Err(error),
             None => self.inner.lookup(ids).await,

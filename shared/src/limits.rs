@@ -13,6 +13,11 @@ pub const SCORE_MIN: u32 = 0;
 pub const SCORE_MAX: u32 = 1_000_000_000;
 /// `achievedAt` may be at most this far in the future (client clock skew).
 pub const ACHIEVED_AT_MAX_FUTURE: Duration = Duration::from_secs(5 * 60);
+/// `achievedAt` may be no earlier than this (the Unix epoch). RFC 3339 allows year 0000 with a
+/// positive offset, an instant before year 0 in UTC that no RFC 3339 timestamp can store.
+pub const ACHIEVED_AT_EARLIEST: time::OffsetDateTime = time::OffsetDateTime::UNIX_EPOCH;
+/// [`ACHIEVED_AT_EARLIEST`] as the API documents it.
+pub const ACHIEVED_AT_EARLIEST_TEXT: &str = "1970-01-01T00:00:00Z";
 /// `clientRef`: 1 to this many visible ASCII characters.
 pub const CLIENT_REF_MAX_CHARS: usize = 64;
 /// `Idempotency-Key` header: 1 to this many visible ASCII characters.

@@ -25,7 +25,7 @@ use crate::ports::{
 use crate::quota::{QuotaWindow, admit_into};
 use crate::record::{Outcome, SubmissionRecord};
 use crate::submission::HeroId;
-use crate::users::User;
+use crate::users::{DirectoryEntry, UnreadableUser, User};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -372,7 +372,7 @@ impl SubmissionStore for MemoryStore {
 /// The users directory in memory.
 #[derive(Default)]
 pub struct MemoryUserDirectory {
-    users: RwLock<HashMap<UserId, User>>,
+    users: RwLock<HashMap<UserId, DirectoryEntry>>,
     lookup_calls: AtomicU64,
 }
 
@@ -389,7 +389,19 @@ impl MemoryUserDirectory {
         self.users
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(user.user_id.clone(), user);
+            .insert(user.user_id.clone(), Ok(user));
+    }
+
+    /// Replaces a user's entry with one that cannot be read, as a hand-written item would be.
+    pub fn corrupt(&self, user_id: UserId, reason: impl Into<String>) {
+        let entry = Err(UnreadableUser {
+            user_id: user_id.clone(),
+            reason: reason.into(),
+        });
+        self.users
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(user_id, entry);
     }
 
     pub fn lookup_calls(&self) -> u64 {
@@ -399,7 +411,7 @@ impl MemoryUserDirectory {
 
 #[async_trait]
 impl UserDirectory for MemoryUserDirectory {
-    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError> {
+    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, DirectoryEntry>, PortError> {
         self.lookup_calls.fetch_add(1, Ordering::Relaxed);
         let users = self.users.read().unwrap_or_else(PoisonError::into_inner);
         Ok(ids

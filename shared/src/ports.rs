@@ -11,7 +11,7 @@ use crate::message::{QueuedSubmission, Rejection};
 use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
 use crate::submission::HeroId;
-use crate::users::User;
+use crate::users::DirectoryEntry;
 
 /// How a port call failed. Adapters retry transient failures themselves; what reaches a handler
 /// has already been retried as far as the deadline allowed.
@@ -100,8 +100,9 @@ pub trait SubmissionStore: Send + Sync {
 /// The users directory, read by the processor to authorize submissions.
 #[async_trait]
 pub trait UserDirectory: Send + Sync {
-    /// Looks up every id at once; ids that are not in the directory are absent from the map.
-    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError>;
+    /// Looks up every id at once; ids that are not in the directory are absent from the map. An
+    /// entry that cannot be read is reported as such for its own id, not as a failed call.
+    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, DirectoryEntry>, PortError>;
 }
 
 /// Where the processor hands rejections for notification (at most 10 a call).

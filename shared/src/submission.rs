@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::limits::{
-    ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS, HERO_ID_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS,
-    MAX_BATCH_SUBMISSIONS, SCORE_MAX, SCORE_MIN,
+    ACHIEVED_AT_EARLIEST, ACHIEVED_AT_EARLIEST_TEXT, ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS,
+    HERO_ID_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS, MAX_BATCH_SUBMISSIONS, SCORE_MAX, SCORE_MIN,
 };
 
 /// `heroId`: 1 to 64 characters of `[A-Za-z0-9_-]`.
@@ -390,6 +390,10 @@ fn parse_achieved_at(value: &Value, now: OffsetDateTime) -> Result<OffsetDateTim
     };
     let at = OffsetDateTime::parse(s, &Rfc3339)
         .map_err(|_| "must be an RFC 3339 date-time, like 2026-01-31T12:00:00Z".to_owned())?;
+    // Stored timestamps are UTC: before the floor, an instant may have no UTC form to store.
+    if at < ACHIEVED_AT_EARLIEST {
+        return Err(format!("must not be before {ACHIEVED_AT_EARLIEST_TEXT}"));
+    }
     if at > now + ACHIEVED_AT_MAX_FUTURE {
         return Err(format!(
             "must not be more than {} seconds in the future",
@@ -512,6 +516,29 @@ mod tests {
             let errors = field_errors(single(&body));
             assert_eq!(errors.len(), 1, "{body}");
             assert_eq!(errors[0].0, "/score", "{body}");
+        }
+    }
+
+    #[test]
+    fn achieved_at_may_not_be_before_the_epoch() {
+        assert!(single(r#"{"heroId":"a","score":1,"achievedAt":"1970-01-01T00:00:00Z"}"#).is_ok());
+        assert!(
+            single(r#"{"heroId":"a","score":1,"achievedAt":"1970-01-01T01:00:00+01:00"}"#).is_ok()
+        );
+        for early in [
+            "1969-12-31T23:59:59.999999999Z",
+            "1970-01-01T00:59:59+01:00",
+            // Year 0000 east of UTC is an instant in year -1: it has no RFC 3339 form in UTC.
+            "0000-01-01T00:00:00+01:00",
+        ] {
+            let body = format!(r#"{{"heroId":"a","score":1,"achievedAt":"{early}"}}"#);
+            let errors = field_errors(single(&body));
+            assert_eq!(errors.len(), 1, "{early}");
+            assert_eq!(errors[0].0, "/achievedAt");
+            assert!(
+                errors[0].1.contains(ACHIEVED_AT_EARLIEST_TEXT),
+                "{errors:?}"
+            );
         }
     }
 

@@ -47,3 +47,15 @@ impl User {
             .any(|p| p == SUBMIT_SCORES_PERMISSION)
     }
 }
+
+/// A directory entry that exists but cannot be read as a user (written by hand, or by another
+/// version). Only that user's submissions wait for it to be fixed; the rest of a batch goes on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the directory entry of {user_id} cannot be read: {reason}")]
+pub struct UnreadableUser {
+    pub user_id: UserId,
+    pub reason: String,
+}
+
+/// What the directory holds for one user id it has an entry for.
+pub type DirectoryEntry = Result<User, UnreadableUser>;

@@ -772,8 +772,39 @@ async fn a_lookup_of_more_than_100_ids_finds_the_known_users_and_omits_the_rest(
     // THEN exactly the known users come back, as stored
     assert_eq!(found.len(), known.len());
     for user in &known {
-        assert_eq!(found.get(&user.user_id), Some(user));
+        assert_eq!(found.get(&user.user_id), Some(&Ok(user.clone())));
     }
+}
+
+#[tokio::test]
+async fn an_unreadable_user_item_is_reported_for_that_user_alone() {
+    // GIVEN a directory where one user's item was written by hand with a status no version knows
+    let dynamodb = dynamodb_client_with(PLAIN);
+    let table = new_users_table(&dynamodb).await;
+    let directory = DynamoUserDirectory::new(dynamodb.clone(), &table);
+    let alice = User::active(user("alice"));
+    directory.put_user(&alice).await.expect("stored");
+    dynamodb
+        .put_item()
+        .table_name(&table)
+        .item(attribute::USER_ID, AttributeValue::S("bob".into()))
+        .item(attribute::STATUS, AttributeValue::S("banned".into()))
+        .send()
+        .await
+        .expect("hand-written item stored");
+
+    // WHEN both are looked up with an unknown user
+    let found = directory
+        .lookup(&[user("alice"), user("bob"), user("ghost")])
+        .await
+        .expect("the lookup itself succeeds");
+
+    // THEN alice reads as stored, bob's entry is named unreadable, and ghost is absent
+    assert_eq!(found.get(&user("alice")), Some(&Ok(alice)));
+    let bob = found[&user("bob")].as_ref().expect_err("unreadable");
+    assert_eq!(bob.user_id, user("bob"));
+    assert!(bob.reason.contains("status"), "{bob}");
+    assert_eq!(found.len(), 2);
 }
 
 #[tokio::test]
@@ -792,7 +823,7 @@ async fn unprocessed_keys_are_read_on_a_retry() {
         .await
         .expect("found");
 
-    assert_eq!(found, HashMap::from([(alice.user_id.clone(), alice)]));
+    assert_eq!(found, HashMap::from([(alice.user_id.clone(), Ok(alice))]));
     assert_eq!(faults.calls(), 2);
 }
 

@@ -3,11 +3,12 @@
 
 use proptest::prelude::*;
 use serde_json::json;
+use shared::aws::dynamodb::{item_to_record, record_to_item};
 use shared::ids::{SubmissionId, UserId};
 use shared::leaderboard::{LeaderboardQuery, MAX_REPORTED_ERRORS, rank};
 use shared::limits::{
-    CLIENT_REF_MAX_CHARS, HERO_ID_MAX_CHARS, LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS,
-    SCORE_MAX,
+    ACHIEVED_AT_EARLIEST, ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS, HERO_ID_MAX_CHARS,
+    LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS, SCORE_MAX,
 };
 use shared::record::{Outcome, SubmissionRecord};
 use shared::submission::{InvalidInput, parse_batch, parse_submission};
@@ -22,6 +23,42 @@ fn hero_id() -> impl Strategy<Value = String> {
 
 fn client_ref() -> impl Strategy<Value = String> {
     proptest::string::string_regex(&format!("[!-~]{{1,{CLIENT_REF_MAX_CHARS}}}")).unwrap()
+}
+
+/// Any RFC 3339 date-time, weighted toward the edges of the calendar and of the accepted range:
+/// years 0000 and 9999, the epoch, offsets up to +-23:59, leap seconds, up to 12 fraction digits,
+/// lower-case separators. Some are not valid dates (February 30th); those must be refused.
+fn rfc3339_text() -> impl Strategy<Value = String> {
+    let year = prop_oneof![
+        0..=1i32,
+        1969..=1970i32,
+        2026..=2026i32,
+        0..=9999i32,
+        9999..=9999i32
+    ];
+    let offset = prop_oneof![
+        Just("Z".to_owned()),
+        Just("z".to_owned()),
+        (any::<bool>(), 0..=23u8, 0..=59u8)
+            .prop_map(|(east, h, m)| format!("{}{h:02}:{m:02}", if east { '+' } else { '-' })),
+    ];
+    let fraction = proptest::option::of("[0-9]{1,12}");
+    (
+        year,
+        1..=12u8,
+        1..=31u8,
+        0..=23u8,
+        0..=59u8,
+        0..=60u8,
+        fraction,
+        any::<bool>(),
+        offset,
+    )
+        .prop_map(|(y, mo, d, h, mi, s, fraction, lower_t, offset)| {
+            let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+            let t = if lower_t { 't' } else { 'T' };
+            format!("{y:04}-{mo:02}-{d:02}{t}{h:02}:{mi:02}:{s:02}{fraction}{offset}")
+        })
 }
 
 fn submission() -> impl Strategy<Value = serde_json::Value> {
@@ -122,6 +159,30 @@ proptest! {
         }
         let id = SubmissionId::from_client_ref(&a, &key_a);
         prop_assert_eq!(SubmissionId::parse(&id.to_string()), Some(id));
+    }
+
+    /// What validation accepts, the submissions table can store and read back unchanged: the
+    /// DynamoDB item codec round-trips every accepted `achievedAt`, and everything from the floor
+    /// to the allowed clock skew is accepted.
+    #[test]
+    fn every_accepted_achieved_at_round_trips_through_the_item_codec(at in rfc3339_text()) {
+        let body = json!({ "heroId": "storm", "score": 1, "achievedAt": at });
+        let instant = OffsetDateTime::parse(&at, &time::format_description::well_known::Rfc3339).ok();
+        let in_range = instant
+            .is_some_and(|t| t >= ACHIEVED_AT_EARLIEST && t <= NOW + ACHIEVED_AT_MAX_FUTURE);
+        match parse_submission(body.to_string().as_bytes(), NOW) {
+            Ok(submission) => {
+                prop_assert!(in_range, "{} accepted outside the range", at);
+                let record = SubmissionRecord {
+                    achieved_at: submission.achieved_at,
+                    ..accepted(1)
+                };
+                let item = record_to_item(&record).map_err(|e| TestCaseError::fail(format!("{at}: {e}")))?;
+                let read = item_to_record(&item).map_err(|e| TestCaseError::fail(format!("{at}: {e}")))?;
+                prop_assert_eq!(read, record);
+            }
+            Err(_) => prop_assert!(!in_range, "{} refused inside the range", at),
+        }
     }
 
     #[test]

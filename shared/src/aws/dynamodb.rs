@@ -28,7 +28,7 @@ use crate::ports::{BatchReport, PortError, SubmissionStore, UserDirectory};
 use crate::record::SubmissionRecord;
 use crate::retry::Backoff;
 use crate::submission::HeroId;
-use crate::users::{User, UserStatus};
+use crate::users::{DirectoryEntry, UnreadableUser, User, UserStatus};
 
 const SERVICE: &str = "dynamodb";
 
@@ -456,7 +456,7 @@ impl DynamoUserDirectory {
         &self,
         ids: &[&UserId],
         deadline: Instant,
-    ) -> Result<Vec<User>, PortError> {
+    ) -> Result<Vec<(UserId, DirectoryEntry)>, PortError> {
         let keys = ids
             .iter()
             .map(|id| Item::from([(attribute::USER_ID.to_owned(), text(id.as_str()))]))
@@ -469,12 +469,28 @@ impl DynamoUserDirectory {
         };
         // Reporting a user we could not read as absent would reject their scores as
         // `unknown_user`, so an incomplete lookup fails as a whole.
+        let requested: HashMap<&str, &UserId> = ids.iter().map(|id| (id.as_str(), *id)).collect();
         reads
             .all(keys, deadline, "users")
             .await?
             .iter()
             .map(|item| {
-                item_to_user(item).map_err(|e| malformed("a users-table item".to_owned(), e))
+                // The key is the one attribute an item surely has in the form asked for; an
+                // unreadable rest is that user's problem, not the batch's.
+                let key = item.get(attribute::USER_ID).and_then(|v| v.as_s().ok());
+                let Some(user_id) = key.and_then(|k| requested.get(k.as_str())) else {
+                    return Err(PortError::Refused {
+                        service: SERVICE,
+                        detail: format!(
+                            "the users table answered with a key not asked for: {key:?}"
+                        ),
+                    });
+                };
+                let entry = item_to_user(item).map_err(|e| UnreadableUser {
+                    user_id: (*user_id).clone(),
+                    reason: e.to_string(),
+                });
+                Ok(((*user_id).clone(), entry))
             })
             .collect()
     }
@@ -547,7 +563,7 @@ impl BatchGet<'_> {
 
 #[async_trait]
 impl UserDirectory for DynamoUserDirectory {
-    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, User>, PortError> {
+    async fn lookup(&self, ids: &[UserId]) -> Result<HashMap<UserId, DirectoryEntry>, PortError> {
         let deadline = Instant::now() + RETRY_BUDGET_WITHOUT_DEADLINE;
         let distinct = distinct_user_ids(ids);
         let chunks = distinct
@@ -555,7 +571,7 @@ impl UserDirectory for DynamoUserDirectory {
             .map(|chunk| self.lookup_chunk(chunk, deadline));
         let mut users = HashMap::new();
         for chunk in join_all(chunks).await {
-            users.extend(chunk?.into_iter().map(|user| (user.user_id.clone(), user)));
+            users.extend(chunk?);
         }
         Ok(users)
     }
