@@ -5,6 +5,8 @@
 //                                                      |   per-user quotas in the quotas table)
 //                                                      v
 //                                     rejections queue (+DLQ) -> notifier -> rejections topic
+//                                                                  (marks each rejection notified
+//                                                                   in the submissions table)
 //
 // plus log groups, alarms (to an alarm topic), a dashboard and outputs. Settings come from CDK
 // context (lib/settings.ts). Each function gets its own role holding only the calls its code makes.
@@ -68,6 +70,7 @@ export const ENV = {
   jwtKeyId: 'JWT_KEY_ID',
   jwtJwksUrl: 'JWT_JWKS_URL',
   submissionsQueueUrl: 'SUBMISSIONS_QUEUE_URL',
+  maxReceiveCount: 'MAX_RECEIVE_COUNT',
   submissionsTable: 'SUBMISSIONS_TABLE',
   usersTable: 'USERS_TABLE',
   quotasTable: 'QUOTAS_TABLE',
@@ -87,8 +90,21 @@ export const ENV = {
  * Counts unless noted; `BatchDurationMs` is in milliseconds.
  */
 export const METRICS_NAMESPACE = 'ScorePipeline';
-export const PROCESSOR_METRICS = ['Records', 'Accepted', 'Rejected', 'RateLimited', 'Malformed', 'UnreadableUserEntries', 'FailedRecords', 'BatchDurationMs'] as const;
-export const NOTIFIER_METRICS = ['Records', 'Published', 'Malformed', 'FailedRecords', 'BatchDurationMs'] as const;
+export const PROCESSOR_METRICS = [
+  'Records',
+  'Submissions',
+  'Accepted',
+  'Rejected',
+  'RateLimited',
+  'AlreadyDecided',
+  'IdempotencyConflicts',
+  'Malformed',
+  'UnreadableUserEntries',
+  'MarkedFailed',
+  'FailedRecords',
+  'BatchDurationMs',
+] as const;
+export const NOTIFIER_METRICS = ['Records', 'Published', 'AlreadyNotified', 'UnmarkedNotifications', 'Malformed', 'FailedRecords', 'BatchDurationMs'] as const;
 type MetricsFunction = 'processor' | 'notifier';
 type EmfMetricName<F extends MetricsFunction> = (F extends 'processor' ? typeof PROCESSOR_METRICS : typeof NOTIFIER_METRICS)[number];
 
@@ -241,14 +257,21 @@ export class ScorePipelineStack extends Stack {
       [ENV.quotasTable]: quotasTable.tableName,
       [ENV.userQuotaLimit]: String(s.userQuotaLimit),
       [ENV.userQuotaWindowSeconds]: String(s.userQuotaWindowSeconds),
+      // The submissions queue's redrive count: on a record's last receive (ApproximateReceiveCount
+      // >= this) the processor marks the submissions it could not finish `failed` before SQS
+      // parks the message in the dead-letter queue.
+      [ENV.maxReceiveCount]: String(s.maxReceiveCount),
       ...this.metricsEnvironment(),
     });
     allow(processor, ['dynamodb:BatchGetItem'], [usersTable.tableArn]);
-    // BatchGetItem reads earlier verdicts (strongly consistent) so that a stored verdict stands
-    // when a client retry arrives in a later quota window.
+    // PutItem stores each submission, conditionally (no item yet, or only a `failed` marker).
+    // GetItem because a failed condition answers with the stored item
+    // (ReturnValuesOnConditionCheckFailure=ALL_OLD), which reads it. BatchGetItem reads earlier
+    // verdicts (strongly consistent) so that a stored verdict stands when a client retry arrives
+    // in a later quota window. The table only: the processor reads no index.
     allow(
       processor,
-      ['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:BatchGetItem'],
+      ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:BatchGetItem'],
       [submissionsTable.tableArn],
     );
     // The conditional UpdateItem that adds a batch's ids to the window's set. GetItem because a
@@ -260,10 +283,14 @@ export class ScorePipelineStack extends Stack {
 
     const notifier = this.rustFunction('Notifier', 'notifier', s.notifier, {
       [ENV.rejectionsTopicArn]: rejectionsTopic.topicArn,
+      [ENV.submissionsTable]: submissionsTable.tableName,
       ...this.metricsEnvironment(),
     });
     // sns:Publish (also covers PublishBatch) plus the topic key's data-key calls.
     rejectionsTopic.grantPublish(notifier.role);
+    // The outbox: BatchGetItem reads which rejections were already notified (strongly
+    // consistent), UpdateItem marks a rejection notified after publishing it. The table only.
+    allow(notifier, ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'], [submissionsTable.tableArn]);
     this.consume(notifier, rejections.queue, s.notifier);
 
     // --- HTTP API ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ export const PRODUCTION_STAGES: readonly string[] = ['prod', 'production'];
 const SQS_BATCH_WITHOUT_WINDOW = 10;
 /**
  * The processor is designed around batches of up to 100 messages: one users lookup of at most
- * 100 keys (one BatchGetItem call) and four BatchWriteItem chunks of 25.
+ * 100 keys (one BatchGetItem call); each submission is then stored with its own conditional PutItem.
  */
 export const MAX_PROCESSOR_BATCH_SIZE = 100;
 /** The notifier publishes 10 rejections per PublishBatch call; larger batches just mean more calls. */

@@ -74,6 +74,24 @@ describe('dashboard', () => {
     assert.equal(dashboard(synth({ stage: 'staging' }).json).name, 'ScorePipeline-staging');
   });
 
+  it("lists the metric names the processor and notifier write (shared/src/metrics.rs), in the functions' order", () => {
+    assert.deepEqual(PROCESSOR_METRICS, [
+      'Records',
+      'Submissions',
+      'Accepted',
+      'Rejected',
+      'RateLimited',
+      'AlreadyDecided',
+      'IdempotencyConflicts',
+      'Malformed',
+      'UnreadableUserEntries',
+      'MarkedFailed',
+      'FailedRecords',
+      'BatchDurationMs',
+    ]);
+    assert.deepEqual(NOTIFIER_METRICS, ['Records', 'Published', 'AlreadyNotified', 'UnmarkedNotifications', 'Malformed', 'FailedRecords', 'BatchDurationMs']);
+  });
+
   it('mentions the namespace and every processor metric name', () => {
     // The plain text search the body must pass, whatever its layout.
     assert.ok(d.text.includes(`"${METRICS_NAMESPACE}"`));
@@ -110,12 +128,12 @@ describe('dashboard', () => {
           l.name === name &&
           JSON.stringify(l.dimensions) === JSON.stringify({ Function: fn, Stage: 'dev' }),
       );
-    for (const name of ['Accepted', 'Rejected', 'RateLimited', 'Malformed', 'FailedRecords']) {
+    for (const name of PROCESSOR_METRICS.filter((name) => name !== 'BatchDurationMs')) {
       const found = emf('processor', name);
       assert.equal(found.length, 1, `processor ${name}`);
       assert.equal(found[0]!.stat, 'Sum', `processor ${name}`);
     }
-    for (const name of ['Published', 'FailedRecords']) {
+    for (const name of NOTIFIER_METRICS.filter((name) => name !== 'BatchDurationMs')) {
       const found = emf('notifier', name);
       assert.equal(found.length, 1, `notifier ${name}`);
       assert.equal(found[0]!.stat, 'Sum', `notifier ${name}`);

@@ -146,7 +146,7 @@ describe('environment', () => {
     assert.deepEqual(env.SUBMISSIONS_TABLE, { Ref: r.submissionsTable }, 'a table Ref is its name');
   });
 
-  it('gives the processor its tables, rejections queue, cache TTL and quota settings', () => {
+  it('gives the processor its tables, rejections queue, cache TTL, quota settings and receive count', () => {
     const { json } = synth({ userCacheTtlSeconds: 0, userQuotaLimit: 500, userQuotaWindowSeconds: '3600' });
     const r = ids(json);
     const env = functionProps(json, 'processor').Environment.Variables;
@@ -158,6 +158,7 @@ describe('environment', () => {
       USER_CACHE_TTL_SECONDS: '0',
       USER_QUOTA_LIMIT: '500',
       USER_QUOTA_WINDOW_SECONDS: '3600',
+      MAX_RECEIVE_COUNT: String(DEFAULTS.maxReceiveCount),
       METRICS_NAMESPACE,
       METRICS_STAGE: 'dev',
       RUST_LOG: 'info',
@@ -172,6 +173,26 @@ describe('environment', () => {
     const off = functionProps(json, 'processor').Environment.Variables;
     assert.equal(off.USER_QUOTA_LIMIT, '0');
     assert.deepEqual(off.QUOTAS_TABLE, { Ref: ids(json).quotasTable }, 'the table stays named while the quota is off');
+  });
+
+  it("gives the processor MAX_RECEIVE_COUNT equal to the submissions queue's maxReceiveCount, also when overridden", () => {
+    const cases = [
+      { context: {}, expected: DEFAULTS.maxReceiveCount },
+      { context: { maxReceiveCount: '9' }, expected: 9 },
+      { context: { stages: { dev: { maxReceiveCount: 2 } } }, expected: 2 },
+    ];
+    for (const { context, expected } of cases) {
+      const { json } = synth(context);
+      const redrive = resource(json, ids(json).submissionsQueue).Properties.RedrivePolicy;
+      assert.equal(redrive.maxReceiveCount, expected, JSON.stringify(context));
+      const env = functionProps(json, 'processor').Environment.Variables;
+      assert.equal(env[ENV.maxReceiveCount], String(redrive.maxReceiveCount), JSON.stringify(context));
+    }
+    // Only the processor counts receives.
+    const { json } = synthDefault();
+    for (const name of ['ingest', 'notifier'] as const) {
+      assert.equal(functionProps(json, name).Environment.Variables[ENV.maxReceiveCount], undefined, name);
+    }
   });
 
   it('gives only the processor the quota settings', () => {
@@ -189,11 +210,12 @@ describe('environment', () => {
     assert.throws(() => synth({ userQuotaWindowSeconds: 0 }), /context "userQuotaWindowSeconds": 0 is outside 1\.\.86400/);
   });
 
-  it('gives the notifier the topic ARN', () => {
+  it('gives the notifier the topic ARN and the submissions table (its outbox)', () => {
     const { json } = synthDefault();
     const env = functionProps(json, 'notifier').Environment.Variables;
     assert.deepEqual(env, {
       REJECTIONS_TOPIC_ARN: { Ref: ids(json).rejectionsTopic },
+      SUBMISSIONS_TABLE: { Ref: ids(json).submissionsTable },
       METRICS_NAMESPACE,
       METRICS_STAGE: 'dev',
       RUST_LOG: 'info',

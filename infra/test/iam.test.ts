@@ -120,7 +120,7 @@ describe('IAM', () => {
         ...LOGS(logGroupOf(json, 'processor')),
         `dynamodb:BatchGetItem on ${r.usersTable}`,
         `dynamodb:BatchGetItem on ${r.submissionsTable}`,
-        `dynamodb:BatchWriteItem on ${r.submissionsTable}`,
+        `dynamodb:GetItem on ${r.submissionsTable}`,
         `dynamodb:PutItem on ${r.submissionsTable}`,
         `dynamodb:GetItem on ${r.quotasTable}`,
         `dynamodb:UpdateItem on ${r.quotasTable}`,
@@ -128,6 +128,24 @@ describe('IAM', () => {
         ...CONSUME(r.submissionsQueue),
       ].sort(),
     );
+  });
+
+  it('lets the processor PutItem, GetItem and BatchGetItem on the submissions table only: no BatchWriteItem, no index', () => {
+    const processor = statementsOf(json, 'processor');
+    const allowed = ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:BatchGetItem'];
+    assert.deepEqual(
+      grants(processor).filter((g) => g.includes(` on ${r.submissionsTable}`)),
+      allowed.map((a) => `${a} on ${r.submissionsTable}`).sort(),
+    );
+    // Conditional PutItem per submission replaced the batch writes (which cannot be conditional).
+    assert.equal(allows(processor, 'dynamodb:BatchWriteItem', r.submissionsTable), false, 'processor may BatchWriteItem');
+    for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES].filter((a) => !allowed.includes(a))) {
+      assert.equal(allows(processor, action, r.submissionsTable), false, `processor may ${action} on the submissions table`);
+    }
+    // The grant names the table itself: no index (leaderboard, byUser) or pattern resources.
+    for (const s of processor.filter((s) => s.resources.some((res) => res.startsWith(r.submissionsTable)))) {
+      assert.deepEqual(s.resources, [r.submissionsTable], `${s.actions} resources`);
+    }
   });
 
   it('does not let the processor change the users directory', () => {
@@ -161,17 +179,38 @@ describe('IAM', () => {
     }
   });
 
-  it('grants the notifier Publish on the topic, its key, and consume on the rejections queue only', () => {
+  it('grants the notifier Publish on the topic, its key, its outbox reads and marks on the submissions table, and consume on the rejections queue only', () => {
     assert.deepEqual(
       grants(statementsOf(json, 'notifier')),
       [
         ...LOGS(logGroupOf(json, 'notifier')),
+        `dynamodb:BatchGetItem on ${r.submissionsTable}`,
+        `dynamodb:UpdateItem on ${r.submissionsTable}`,
         `kms:Decrypt on ${r.topicKey}`,
         `kms:GenerateDataKey* on ${r.topicKey}`,
         `sns:Publish on ${r.rejectionsTopic}`,
         ...CONSUME(r.rejectionsQueue),
       ].sort(),
     );
+  });
+
+  it('lets the notifier BatchGetItem and UpdateItem the submissions table (its outbox) and nothing else in DynamoDB', () => {
+    const notifier = statementsOf(json, 'notifier');
+    const allowed = ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'];
+    assert.deepEqual(
+      grants(notifier).filter((g) => g.startsWith('dynamodb:')),
+      allowed.map((a) => `${a} on ${r.submissionsTable}`).sort(),
+    );
+    for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES].filter((a) => !allowed.includes(a))) {
+      assert.equal(allows(notifier, action, r.submissionsTable), false, `notifier may ${action} on the submissions table`);
+    }
+    for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES]) {
+      assert.equal(allows(notifier, action, r.usersTable), false, `notifier may ${action} on the users table`);
+    }
+    // The table ARN only: not its indexes, not a pattern.
+    for (const s of notifier.filter((s) => s.actions.some((a) => a.toLowerCase().startsWith('dynamodb:')))) {
+      assert.deepEqual(s.resources, [r.submissionsTable], `${s.actions} resources`);
+    }
   });
 
   it('does not let the notifier read (or touch) the submissions queue', () => {

@@ -35,7 +35,7 @@ use shared::config::auth_from_env;
 use shared::ids::{CorrelationId, SubmissionId, UserId};
 use shared::limits::STORE_WRITE_BATCH;
 use shared::memory::MemoryStore;
-use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, encode};
+use shared::message::{Principal, QueuedItem, QueuedRequest, REQUEST_MESSAGE_VERSION, encode};
 use shared::ports::{PortError, SubmissionQueue, SubmissionStore};
 use shared::record::{Outcome, SubmissionRecord};
 use shared::submission::{HeroId, Score, parse_submission};
@@ -46,7 +46,7 @@ const ISSUER: &str = "https://issuer.example";
 const AUDIENCE: &str = "scores-api";
 const HS256_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123456789";
 
-/// Encodes each message as its SQS body would be, counts the bytes, keeps nothing.
+/// Encodes each request as its SQS body would be, counts the bytes, keeps nothing.
 #[derive(Default)]
 struct EncodingQueue {
     bytes: AtomicU64,
@@ -54,12 +54,14 @@ struct EncodingQueue {
 
 #[async_trait]
 impl SubmissionQueue for EncodingQueue {
-    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError> {
-        for message in messages {
-            let body = encode(message);
-            self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
-            black_box(body);
-        }
+    async fn enqueue(
+        &self,
+        request: &QueuedRequest,
+        _deadline: tokio::time::Instant,
+    ) -> Result<(), PortError> {
+        let body = encode(request);
+        self.bytes.fetch_add(body.len() as u64, Ordering::Relaxed);
+        black_box(body);
         Ok(())
     }
 }
@@ -139,6 +141,8 @@ fn store_with_board(runtime: &tokio::runtime::Runtime, count: u32) -> MemoryStor
             received_at: now,
             correlation_id: CorrelationId::generate(),
             outcome: Outcome::Accepted,
+            decided_at: time::OffsetDateTime::now_utc(),
+            notified_at: None,
         })
         .collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -284,9 +288,8 @@ fn ingest_steps(c: &mut Criterion) {
         b.iter(|| parse_submission(black_box(body.as_bytes()), now).unwrap());
     });
     let submission = parse_submission(body.as_bytes(), now).unwrap();
-    let message = QueuedSubmission {
-        v: MESSAGE_VERSION,
-        submission_id: SubmissionId::new_unique(),
+    let message = QueuedRequest {
+        v: REQUEST_MESSAGE_VERSION,
         correlation_id: CorrelationId::generate(),
         received_at: now,
         principal: Principal {
@@ -294,7 +297,10 @@ fn ingest_steps(c: &mut Criterion) {
             token_id: Some("bench-token".to_owned()),
             scopes: vec!["scores:write".to_owned()],
         },
-        submission,
+        submissions: vec![QueuedItem {
+            submission_id: SubmissionId::new_unique(),
+            submission,
+        }],
     };
     group.bench_function("encode_queue_message", |b| {
         b.iter(|| encode(black_box(&message)));

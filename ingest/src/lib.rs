@@ -11,6 +11,7 @@ pub mod openapi;
 use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
@@ -23,15 +24,17 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::json;
 use shared::auth::bearer_token;
 use shared::ids::{CorrelationId, SubmissionId};
+use shared::lambda::by_deadline;
 use shared::leaderboard::{HERO_ID_PARAMETER, LeaderboardEntry, LeaderboardQuery, rank};
 use shared::limits::{
-    ACHIEVED_AT_MAX_FUTURE, LEADERBOARD_MAX_AGE_SECONDS, MAX_BODY_BYTES, PENDING_HORIZON,
+    ACHIEVED_AT_MAX_FUTURE, INGEST_WORK_BUDGET, LEADERBOARD_MAX_AGE_SECONDS, MAX_BODY_BYTES,
+    PENDING_HORIZON,
 };
-use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission};
+use shared::message::{Principal, QueuedItem, QueuedRequest, REQUEST_MESSAGE_VERSION};
 use shared::ports::{SubmissionQueue, SubmissionStore};
 use shared::record::{SubmissionRecord, SubmissionStatus};
 use shared::submission::{
-    FieldError, ScoreSubmission, check_idempotency_key, parse_batch, parse_submission,
+    ClientRef, FieldError, ScoreSubmission, check_idempotency_key, parse_batch, parse_submission,
 };
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -118,6 +121,8 @@ async fn correlate(mut request: Request, next: Next) -> Response {
         path = %request.uri().path(),
     );
     request.extensions_mut().insert(correlation_id.clone());
+    let deadline = work_deadline(request.extensions());
+    request.extensions_mut().insert(deadline);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
@@ -133,6 +138,28 @@ async fn correlate(mut request: Request, next: Next) -> Response {
         response.headers_mut().insert(CORRELATION_ID_HEADER, value);
     }
     response
+}
+
+/// The instant by which a request's enqueue or read must be done.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkDeadline(pub tokio::time::Instant);
+
+/// [`INGEST_WORK_BUDGET`] from now and, under Lambda, no later than the invocation's deadline
+/// less [`shared::lambda::DEADLINE_MARGIN`].
+fn work_deadline(extensions: &axum::http::Extensions) -> WorkDeadline {
+    let budget = tokio::time::Instant::now() + INGEST_WORK_BUDGET;
+    WorkDeadline(match extensions.get::<lambda_http::Context>() {
+        Some(invocation) => budget.min(shared::lambda::work_deadline(invocation.deadline)),
+        None => budget,
+    })
+}
+
+fn deadline_of(request_extensions: &axum::http::Extensions) -> tokio::time::Instant {
+    request_extensions
+        .get::<WorkDeadline>()
+        .copied()
+        .unwrap_or_else(|| work_deadline(request_extensions))
+        .0
 }
 
 fn correlation_id(request_extensions: &axum::http::Extensions) -> CorrelationId {
@@ -163,21 +190,15 @@ async fn post_score(
     let now = OffsetDateTime::now_utc();
     let submission = parse_submission(&bytes, now)?;
     app.admit(&principal, 1)?;
-    let submission_id = match (&idempotency_key, &submission.client_ref) {
-        (Some(key), _) => SubmissionId::from_idempotency_key(&principal.subject, key),
-        (None, Some(client_ref)) => {
-            SubmissionId::from_client_ref(&principal.subject, client_ref.as_str())
-        }
-        (None, None) => SubmissionId::new_unique(),
-    };
-    let message = queued(
-        submission_id,
+    let request = queued_request(
         &principal,
-        submission,
+        idempotency_key.as_deref(),
+        vec![submission],
         correlation_id(&parts.extensions),
         now,
     );
-    enqueue(&app, std::slice::from_ref(&message)).await?;
+    let submission_id = request.submissions[0].submission_id;
+    enqueue(&app, &request, deadline_of(&parts.extensions)).await?;
     let status_url = status_url(submission_id);
     let body = json!({ "submissionId": submission_id, "statusUrl": status_url });
     let mut response = (StatusCode::ACCEPTED, json_body(&body)).into_response();
@@ -199,19 +220,17 @@ async fn post_batch(
     let now = OffsetDateTime::now_utc();
     let submissions = parse_batch(&bytes, now)?;
     app.admit(&principal, submissions.len())?;
-    let correlation_id = correlation_id(&parts.extensions);
-    let messages: Vec<QueuedSubmission> = submissions
-        .into_iter()
-        .enumerate()
-        .map(|(index, submission)| {
-            let id = batch_item_id(&principal, idempotency_key.as_deref(), index, &submission);
-            queued(id, &principal, submission, correlation_id.clone(), now)
-        })
-        .collect();
-    enqueue(&app, &messages).await?;
-    let items: Vec<_> = messages
-        .iter()
-        .map(|m| json!({ "submissionId": m.submission_id, "statusUrl": status_url(m.submission_id) }))
+    let request = queued_request(
+        &principal,
+        idempotency_key.as_deref(),
+        submissions,
+        correlation_id(&parts.extensions),
+        now,
+    );
+    enqueue(&app, &request, deadline_of(&parts.extensions)).await?;
+    let items: Vec<_> = request
+        .submission_ids()
+        .map(|id| json!({ "submissionId": id, "statusUrl": status_url(id) }))
         .collect();
     Ok((
         StatusCode::ACCEPTED,
@@ -220,27 +239,9 @@ async fn post_batch(
         .into_response())
 }
 
-/// A batch item's id: from its `clientRef`, else from the request's `Idempotency-Key` and its
-/// position, else fresh. Either of the first two makes a retried batch map to the same ids.
-fn batch_item_id(
-    principal: &Principal,
-    idempotency_key: Option<&str>,
-    index: usize,
-    submission: &ScoreSubmission,
-) -> SubmissionId {
-    match (&submission.client_ref, idempotency_key) {
-        (Some(client_ref), _) => {
-            SubmissionId::from_client_ref(&principal.subject, client_ref.as_str())
-        }
-        (None, Some(key)) => {
-            SubmissionId::from_batch_idempotency_key(&principal.subject, key, index)
-        }
-        (None, None) => SubmissionId::new_unique(),
-    }
-}
-
 async fn get_submission(
     State(app): State<Arc<App>>,
+    Extension(WorkDeadline(deadline)): Extension<WorkDeadline>,
     raw_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, IngestError> {
@@ -250,9 +251,7 @@ async fn get_submission(
         return Err(IngestError::NotFound);
     };
     let id = SubmissionId::parse(&raw_id).ok_or(IngestError::NotFound)?;
-    let record = app
-        .store
-        .get(id)
+    let record = by_deadline(deadline, "store", app.store.get(id))
         .await
         .map_err(IngestError::StoreUnavailable)?;
     let view = status_view(&principal, id, record, OffsetDateTime::now_utc())
@@ -263,6 +262,7 @@ async fn get_submission(
 /// The best accepted scores for a hero. Any authenticated user may read any hero's board.
 async fn get_leaderboard(
     State(app): State<Arc<App>>,
+    Extension(WorkDeadline(deadline)): Extension<WorkDeadline>,
     raw_hero_id: Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
@@ -276,9 +276,8 @@ async fn get_leaderboard(
     };
     let query =
         LeaderboardQuery::parse(&raw_hero_id, uri.query()).map_err(IngestError::Validation)?;
-    let records = app
-        .store
-        .leaderboard(&query.hero_id, query.limit)
+    let reading = app.store.leaderboard(&query.hero_id, query.limit);
+    let records = by_deadline(deadline, "store", reading)
         .await
         .map_err(IngestError::StoreUnavailable)?;
     let entries = rank(&query, records);
@@ -427,32 +426,50 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, IngestError
     }
 }
 
-fn queued(
-    submission_id: SubmissionId,
+/// One request's queue message, each submission with its id by
+/// [`SubmissionId::for_submission`].
+fn queued_request(
     principal: &Principal,
-    submission: ScoreSubmission,
+    idempotency_key: Option<&str>,
+    submissions: Vec<ScoreSubmission>,
     correlation_id: CorrelationId,
     received_at: OffsetDateTime,
-) -> QueuedSubmission {
-    QueuedSubmission {
-        v: MESSAGE_VERSION,
-        submission_id,
+) -> QueuedRequest {
+    let submissions = submissions
+        .into_iter()
+        .enumerate()
+        .map(|(index, submission)| QueuedItem {
+            submission_id: SubmissionId::for_submission(
+                &principal.subject,
+                submission.client_ref.as_ref().map(ClientRef::as_str),
+                idempotency_key,
+                index,
+            ),
+            submission,
+        })
+        .collect();
+    QueuedRequest {
+        v: REQUEST_MESSAGE_VERSION,
         correlation_id,
         received_at,
         principal: principal.clone(),
-        submission,
+        submissions,
     }
 }
 
-async fn enqueue(app: &App, messages: &[QueuedSubmission]) -> Result<(), IngestError> {
-    app.queue
-        .enqueue(messages)
+/// Enqueues the request as one message, by `deadline`: all of it is accepted, or none.
+async fn enqueue(
+    app: &App,
+    request: &QueuedRequest,
+    deadline: tokio::time::Instant,
+) -> Result<(), IngestError> {
+    by_deadline(deadline, "sqs", app.queue.enqueue(request, deadline))
         .await
         .map_err(IngestError::QueueUnavailable)?;
-    for message in messages {
+    for id in request.submission_ids() {
         tracing::info!(
-            submission_id = %message.submission_id,
-            user_id = %message.principal.subject,
+            submission_id = %id,
+            user_id = %request.principal.subject,
             "submission enqueued"
         );
     }
@@ -504,6 +521,8 @@ mod tests {
             received_at: NOW,
             correlation_id: CorrelationId::generate(),
             outcome,
+            decided_at: time::OffsetDateTime::now_utc(),
+            notified_at: None,
         }
     }
 
@@ -594,7 +613,7 @@ mod tests {
     }
 
     #[test]
-    fn batch_items_take_their_id_from_client_ref_then_idempotency_key() {
+    fn a_request_is_one_message_with_one_id_rule_for_every_submission() {
         let p = principal("alice");
         let item = |client_ref: Option<&str>| ScoreSubmission {
             hero_id: HeroId::parse("h").unwrap(),
@@ -602,21 +621,29 @@ mod tests {
             achieved_at: None,
             client_ref: client_ref.map(|r| shared::submission::ClientRef::parse(r).unwrap()),
         };
+        let correlation_id = CorrelationId::generate();
+        let request = queued_request(
+            &p,
+            Some("k"),
+            vec![item(None), item(Some("r")), item(None)],
+            correlation_id.clone(),
+            NOW,
+        );
+        assert_eq!(request.v, REQUEST_MESSAGE_VERSION);
+        assert_eq!(request.correlation_id, correlation_id);
         assert_eq!(
-            batch_item_id(&p, Some("k"), 0, &item(Some("r"))),
-            SubmissionId::from_client_ref(&p.subject, "r")
+            request.submission_ids().collect::<Vec<_>>(),
+            [
+                SubmissionId::from_idempotency_key(&p.subject, "k", 0),
+                SubmissionId::from_client_ref(&p.subject, "r"),
+                SubmissionId::from_idempotency_key(&p.subject, "k", 2),
+            ]
         );
+        let single = queued_request(&p, Some("k"), vec![item(Some("r"))], correlation_id, NOW);
         assert_eq!(
-            batch_item_id(&p, Some("k"), 3, &item(None)),
-            batch_item_id(&p, Some("k"), 3, &item(None))
-        );
-        assert_ne!(
-            batch_item_id(&p, Some("k"), 3, &item(None)),
-            batch_item_id(&p, Some("k"), 4, &item(None))
-        );
-        assert_ne!(
-            batch_item_id(&p, None, 0, &item(None)),
-            batch_item_id(&p, None, 0, &item(None))
+            single.submission_ids().next(),
+            Some(SubmissionId::from_client_ref(&p.subject, "r")),
+            "a single post follows the same rule: clientRef first"
         );
     }
 }

@@ -226,6 +226,8 @@ async fn the_documented_leaderboard_limits_are_the_enforced_ones() {
             received_at: now,
             correlation_id: CorrelationId::generate(),
             outcome: Outcome::Accepted,
+            decided_at: time::OffsetDateTime::now_utc(),
+            notified_at: None,
         })
         .collect();
     let far = tokio::time::Instant::now() + std::time::Duration::from_secs(60);

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use notifier::RejectionNotifier;
+use shared::aws::dynamodb::DynamoSubmissionStore;
 use shared::aws::{AwsClients, load_sdk_config, sns::SnsNotifier};
 use shared::config::{NotifierConfig, ProcessEnv};
+use shared::lambda::work_deadline;
 use shared::metrics::EmfMetrics;
 
 #[tokio::main]
@@ -14,15 +16,19 @@ async fn main() -> Result<(), Error> {
     let _logs = shared::telemetry::init();
     let config = NotifierConfig::from_env(&ProcessEnv)?;
     let clients = AwsClients::new(&load_sdk_config().await);
-    let handler = RejectionNotifier::new(Arc::new(SnsNotifier::new(
-        clients.sns,
-        config.rejections_topic_arn,
-    )));
+    let handler = RejectionNotifier::new(
+        Arc::new(SnsNotifier::new(clients.sns, config.rejections_topic_arn)),
+        Arc::new(DynamoSubmissionStore::new(
+            clients.dynamodb,
+            config.submissions_table,
+        )),
+    );
     let metrics = EmfMetrics::from_env(&ProcessEnv, "notifier");
     let (handler, metrics) = (&handler, &metrics);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let started = std::time::Instant::now();
-        let summary = handler.handle(&event.payload.records).await;
+        let deadline = work_deadline(event.context.deadline);
+        let summary = handler.handle(&event.payload.records, deadline).await;
         metrics.emit_batch(summary.metrics(), started);
         Ok::<SqsBatchResponse, Error>(summary.into_response())
     }))

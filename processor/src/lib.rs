@@ -10,16 +10,17 @@ use std::sync::Arc;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
 use futures::future::join_all;
 use shared::ids::{SubmissionId, UserId};
-use shared::lambda::batch_response;
-use shared::limits::{QUEUE_SEND_BATCH, STORE_WRITE_BATCH};
-use shared::message::{MESSAGE_VERSION, QueuedSubmission, Rejection, decode};
+use shared::lambda::{batch_response, by_deadline};
+use shared::limits::QUEUE_SEND_BATCH;
+use shared::message::{MESSAGE_VERSION, QueuedSubmission, Rejection, decode_submissions};
 use shared::metrics::Metric;
 use shared::ports::{
     BatchReport, PortError, QuotaCounter, RejectionSink, SubmissionStore, UserDirectory,
 };
 use shared::quota::{QuotaPolicy, QuotaWindow};
-use shared::record::{Outcome, SubmissionRecord};
+use shared::record::{FailureReason, Outcome, SubmissionRecord};
 use shared::rejection::RejectionReason;
+use shared::retry::Backoff;
 use shared::users::{User, UserStatus};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -47,6 +48,8 @@ pub struct Processor {
     ports: Ports,
     cache: UserCache,
     quota: Option<Quota>,
+    retry: Backoff,
+    max_receive_count: Option<u32>,
 }
 
 /// The verdict on one submission, from the user's directory entry alone.
@@ -66,16 +69,26 @@ pub fn decide(user: Option<&User>) -> Outcome {
 /// What became of one batch; `failed_message_ids` go back to SQS for retry.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BatchSummary {
+    /// SQS records (each one request).
     pub records: usize,
-    /// Records finished as accepted (stored).
+    /// Submissions in the records that could be read.
+    pub submissions: usize,
+    /// Submissions finished as accepted (stored now or before).
     pub accepted: usize,
-    /// Records finished as rejected (stored and handed to the rejections queue).
+    /// Submissions finished as rejected (stored now or before, and handed on if not notified).
     pub rejected: usize,
-    /// Of the rejected records, those over their user's quota.
+    /// Of the rejected submissions, those over their user's quota.
     pub rate_limited: usize,
+    /// Of the finished submissions, those whose verdict was already stored (a redelivery or a
+    /// client retry): the stored verdict stood.
+    pub already_decided: usize,
+    /// Submissions whose id was stored with another payload: refused as `idempotency_conflict`.
+    pub conflicts: usize,
     pub malformed: usize,
-    /// Records held back because their user's directory entry cannot be read.
+    /// Submissions held back because their user's directory entry cannot be read.
     pub unreadable_user: usize,
+    /// Submissions marked `failed` on their message's last receive.
+    pub marked_failed: usize,
     pub failed_message_ids: Vec<String>,
 }
 
@@ -84,11 +97,15 @@ impl BatchSummary {
     pub fn metrics(&self) -> Vec<Metric> {
         vec![
             Metric::count("Records", self.records),
+            Metric::count("Submissions", self.submissions),
             Metric::count("Accepted", self.accepted),
             Metric::count("Rejected", self.rejected),
             Metric::count("RateLimited", self.rate_limited),
+            Metric::count("AlreadyDecided", self.already_decided),
+            Metric::count("IdempotencyConflicts", self.conflicts),
             Metric::count("Malformed", self.malformed),
             Metric::count("UnreadableUserEntries", self.unreadable_user),
+            Metric::count("MarkedFailed", self.marked_failed),
             Metric::count("FailedRecords", self.failed_message_ids.len()),
         ]
     }
@@ -100,7 +117,17 @@ impl BatchSummary {
 
 struct Parsed<'a> {
     message_id: &'a str,
+    /// This delivery is the message's last: SQS parks it if it fails now.
+    last_receive: bool,
     message: QueuedSubmission,
+}
+
+/// The verdicts of a batch as far as they could be decided.
+struct Decided {
+    /// Per submission (in `parsed` order): the verdict, or why it could not be decided.
+    outcomes: Vec<Result<Outcome, FailureReason>>,
+    /// Verdicts already stored, read while deciding (the quota reads them): no put needed.
+    stored: HashMap<SubmissionId, SubmissionRecord>,
 }
 
 impl Processor {
@@ -109,6 +136,8 @@ impl Processor {
             ports,
             cache,
             quota: None,
+            retry: Backoff::default(),
+            max_receive_count: None,
         }
     }
 
@@ -118,14 +147,186 @@ impl Processor {
         self
     }
 
+    /// The submissions queue's redrive limit: on a message's last receive, submissions that
+    /// cannot be finished are marked `failed` before SQS parks the message.
+    pub fn with_max_receive_count(mut self, max_receive_count: u32) -> Self {
+        self.max_receive_count = Some(max_receive_count);
+        self
+    }
+
+    /// How items that failed inside a call are tried again within the invocation.
+    pub fn with_retry(mut self, retry: Backoff) -> Self {
+        self.retry = retry;
+        self
+    }
+
     /// Handles one SQS batch; work still unfinished at `deadline` is reported failed.
     pub async fn process(&self, records: &[SqsMessage], deadline: Instant) -> BatchSummary {
+        let mut summary = self.process_submissions(records, deadline).await;
+        // A record holds a whole request: it goes back to SQS once if any of its submissions did.
+        let mut seen = HashSet::new();
+        summary
+            .failed_message_ids
+            .retain(|id| seen.insert(id.clone()));
+        tracing::info!(
+            records = summary.records,
+            submissions = summary.submissions,
+            accepted = summary.accepted,
+            rejected = summary.rejected,
+            rate_limited = summary.rate_limited,
+            already_decided = summary.already_decided,
+            conflicts = summary.conflicts,
+            malformed = summary.malformed,
+            unreadable_user = summary.unreadable_user,
+            marked_failed = summary.marked_failed,
+            failed = summary.failed_message_ids.len(),
+            "batch processed"
+        );
+        summary
+    }
+
+    async fn process_submissions(&self, records: &[SqsMessage], deadline: Instant) -> BatchSummary {
         let mut summary = BatchSummary {
             records: records.len(),
             ..BatchSummary::default()
         };
-        let mut parsed = parse_all(records, &mut summary);
+        let parsed = parse_all(records, self.max_receive_count, &mut summary);
+        summary.submissions = parsed.len();
+        let decided = self.decide_all(&parsed, &mut summary, deadline).await;
 
+        // One new record per distinct id with a verdict and nothing stored yet; a duplicate in
+        // the same batch (a redelivery beside its original) shares its first copy's fate.
+        let decided_at = OffsetDateTime::now_utc();
+        let mut new_records: Vec<SubmissionRecord> = Vec::new();
+        let mut first_of: HashMap<SubmissionId, usize> = HashMap::new();
+        for (index, (p, outcome)) in parsed.iter().zip(&decided.outcomes).enumerate() {
+            let id = p.message.submission_id;
+            if first_of.contains_key(&id) {
+                continue;
+            }
+            first_of.insert(id, index);
+            if let Ok(outcome) = outcome
+                && !decided.stored.contains_key(&id)
+            {
+                new_records.push(SubmissionRecord::new(&p.message, *outcome, decided_at));
+            }
+        }
+        let (mut stored, unwritten) = self.put_all(new_records, deadline).await;
+        stored.extend(decided.stored);
+
+        // What each distinct id ended as: a new record, or the verdict that was already stored.
+        let mut finals: HashMap<SubmissionId, (SubmissionRecord, bool)> = HashMap::new();
+        for (p, outcome) in parsed.iter().zip(&decided.outcomes) {
+            let id = p.message.submission_id;
+            if finals.contains_key(&id) || unwritten.contains(&id) {
+                continue;
+            }
+            if let Some(existing) = stored.get(&id) {
+                finals.insert(id, (existing.clone(), true));
+            } else if let Ok(outcome) = outcome {
+                finals.insert(
+                    id,
+                    (
+                        SubmissionRecord::new(&p.message, *outcome, decided_at),
+                        false,
+                    ),
+                );
+            }
+        }
+
+        // The outbox: rejections not yet notified are handed on (again, if a crash or a failed
+        // send came between the put and the hand-over), and so is each idempotency conflict.
+        let mut to_send: Vec<Rejection> = finals
+            .values()
+            .filter_map(|(record, _)| record.unnotified_rejection())
+            .collect();
+        let mut conflicted: HashSet<usize> = HashSet::new();
+        for (index, p) in parsed.iter().enumerate() {
+            if let Some((record, true)) = finals.get(&p.message.submission_id)
+                && !record.same_payload(&p.message)
+            {
+                conflicted.insert(index);
+                to_send.push(conflict(&p.message));
+            }
+        }
+        let unsent = self.send_all(to_send, deadline).await;
+
+        let mut give_up: Vec<(&QueuedSubmission, FailureReason)> = Vec::new();
+        for (index, (p, outcome)) in parsed.iter().zip(&decided.outcomes).enumerate() {
+            let message = &p.message;
+            let _span = info_span!(
+                "submission",
+                correlation_id = %message.correlation_id,
+                submission_id = %message.submission_id,
+                user_id = %message.principal.subject,
+            )
+            .entered();
+            let id = message.submission_id;
+            let unfinished = match outcome {
+                Err(reason) => Some(*reason),
+                Ok(_) if unwritten.contains(&id) => Some(FailureReason::StoreUnavailable),
+                Ok(_) if unsent.contains(&id) => None,
+                Ok(_) => {
+                    self.count_finished(&mut summary, &finals[&id], conflicted.contains(&index));
+                    continue;
+                }
+            };
+            tracing::warn!(
+                message_id = p.message_id,
+                last_receive = p.last_receive,
+                "submission not finished; SQS will deliver it again"
+            );
+            summary.failed_message_ids.push(p.message_id.to_owned());
+            if let (Some(reason), true) = (unfinished, p.last_receive) {
+                give_up.push((message, reason));
+            }
+        }
+        summary.marked_failed = self.mark_failed(&give_up, deadline).await;
+        summary
+    }
+
+    /// Counts one finished submission by what it ended as.
+    fn count_finished(
+        &self,
+        summary: &mut BatchSummary,
+        (record, existed): &(SubmissionRecord, bool),
+        conflicted: bool,
+    ) {
+        if conflicted {
+            summary.conflicts += 1;
+            tracing::warn!(
+                stored_outcome = ?record.outcome,
+                "another submission is stored under this id; refused as idempotency_conflict"
+            );
+            return;
+        }
+        if *existed {
+            summary.already_decided += 1;
+        }
+        match record.outcome {
+            Outcome::Accepted => {
+                summary.accepted += 1;
+                tracing::info!(already_decided = existed, "submission stored as accepted");
+            }
+            Outcome::Rejected(reason) => {
+                summary.rejected += 1;
+                if reason == RejectionReason::RateLimited {
+                    summary.rate_limited += 1;
+                }
+                tracing::info!(%reason, already_decided = existed, "submission stored as rejected and handed on unless notified");
+            }
+            Outcome::Failed(_) => {}
+        }
+    }
+
+    /// Looks the batch's users up, decides each submission, and applies the quota. A user
+    /// whose directory entry cannot be read holds back only their own submissions.
+    async fn decide_all(
+        &self,
+        parsed: &[Parsed<'_>],
+        summary: &mut BatchSummary,
+        deadline: Instant,
+    ) -> Decided {
         let user_ids: Vec<UserId> = parsed
             .iter()
             .map(|p| p.message.principal.subject.clone())
@@ -136,155 +337,85 @@ impl Processor {
         let users = match by_deadline(deadline, "users directory", lookup).await {
             Ok(users) => users,
             Err(error) => {
-                tracing::warn!(%error, records = parsed.len(), "users directory lookup failed; the batch will be retried");
-                summary
-                    .failed_message_ids
-                    .extend(parsed.iter().map(|p| p.message_id.to_owned()));
-                return summary;
+                tracing::warn!(%error, submissions = parsed.len(), "users directory lookup failed; the batch will be retried");
+                return Decided {
+                    outcomes: vec![Err(FailureReason::DirectoryUnavailable); parsed.len()],
+                    stored: HashMap::new(),
+                };
             }
         };
-
-        // A user whose directory entry cannot be read holds back only their own records: they
-        // are retried (and finally parked) while the rest of the batch goes on.
-        parsed.retain(|p| match users.get(&p.message.principal.subject) {
-            Some(Some(Err(unreadable))) => {
-                summary.unreadable_user += 1;
-                tracing::error!(
-                    message_id = p.message_id,
-                    correlation_id = %p.message.correlation_id,
-                    submission_id = %p.message.submission_id,
-                    error = %unreadable,
-                    "the user's directory entry is unreadable; the record will be retried and then moved to the dead-letter queue"
-                );
-                summary.failed_message_ids.push(p.message_id.to_owned());
-                false
-            }
-            _ => true,
-        });
-        let rejected_at = OffsetDateTime::now_utc();
-        let mut outcomes: Vec<Outcome> = parsed
+        let mut outcomes: Vec<Result<Outcome, FailureReason>> = parsed
             .iter()
-            .map(|p| {
-                let entry = users
-                    .get(&p.message.principal.subject)
-                    .and_then(Option::as_ref);
-                decide(entry.and_then(|e| e.as_ref().ok()))
+            .map(|p| match users.get(&p.message.principal.subject) {
+                Some(Some(Err(unreadable))) => {
+                    summary.unreadable_user += 1;
+                    tracing::error!(
+                        message_id = p.message_id,
+                        correlation_id = %p.message.correlation_id,
+                        submission_id = %p.message.submission_id,
+                        error = %unreadable,
+                        "the user's directory entry is unreadable; the record will be retried and then moved to the dead-letter queue"
+                    );
+                    Err(FailureReason::UnreadableUserEntry)
+                }
+                Some(Some(Ok(user))) => Ok(decide(Some(user))),
+                _ => Ok(decide(None)),
             })
             .collect();
-        let uncounted = self.apply_quota(&parsed, &mut outcomes, deadline).await;
-        // A redelivered duplicate in the same batch carries the same id: write and notify it once.
-        let mut records_by_id: HashMap<SubmissionId, SubmissionRecord> = HashMap::new();
-        let mut rejections: Vec<Rejection> = Vec::new();
-        for (p, outcome) in parsed.iter().zip(&outcomes) {
-            let message = &p.message;
-            if records_by_id.contains_key(&message.submission_id)
-                || uncounted.contains(&message.submission_id)
-            {
-                continue;
-            }
-            if let Outcome::Rejected(reason) = *outcome {
-                rejections.push(rejection(message, reason, rejected_at));
-            }
-            records_by_id.insert(
-                message.submission_id,
-                SubmissionRecord::new(message, *outcome),
-            );
-        }
-
-        let records: Vec<SubmissionRecord> = records_by_id.into_values().collect();
-        let unwritten = self.write_all(&records, deadline).await;
-        // Only rejections whose record is stored are notified; the rest come back with their record.
-        rejections.retain(|r| !unwritten.contains(&r.submission_id));
-        let unsent = self.send_all(&rejections, deadline).await;
-
-        for (p, outcome) in parsed.iter().zip(outcomes) {
-            let message = &p.message;
-            let _span = info_span!(
-                "submission",
-                correlation_id = %message.correlation_id,
-                submission_id = %message.submission_id,
-                user_id = %message.principal.subject,
-            )
-            .entered();
-            let id = message.submission_id;
-            if uncounted.contains(&id) || unwritten.contains(&id) || unsent.contains(&id) {
-                tracing::warn!(
-                    message_id = p.message_id,
-                    "submission not finished; SQS will deliver it again"
-                );
-                summary.failed_message_ids.push(p.message_id.to_owned());
-                continue;
-            }
-            match outcome {
-                Outcome::Accepted => {
-                    summary.accepted += 1;
-                    tracing::info!("submission stored as accepted");
-                }
-                Outcome::Rejected(reason) => {
-                    summary.rejected += 1;
-                    if reason == RejectionReason::RateLimited {
-                        summary.rate_limited += 1;
-                    }
-                    tracing::info!(%reason, "submission stored as rejected and sent for notification");
-                }
-            }
-        }
-        tracing::info!(
-            records = summary.records,
-            accepted = summary.accepted,
-            rejected = summary.rejected,
-            rate_limited = summary.rate_limited,
-            malformed = summary.malformed,
-            unreadable_user = summary.unreadable_user,
-            failed = summary.failed_message_ids.len(),
-            "batch processed"
-        );
-        summary
+        let stored = self.apply_quota(parsed, &mut outcomes, deadline).await;
+        Decided { outcomes, stored }
     }
 
     /// Counts the submissions the directory allowed against their users' quotas, one call per
     /// user and window, and turns those over the limit into `rate_limited` rejections. A
-    /// submission already stored as accepted or rate limited keeps that verdict without being
-    /// counted again (a client retry can arrive in a later window). Returns the ids that could
-    /// not be decided: their records are retried.
+    /// submission already stored keeps its verdict without being counted again (a client retry
+    /// can arrive in a later window); those stored records are returned. Submissions that could
+    /// not be counted become `Err(QuotaUnavailable)`: their records are retried.
     async fn apply_quota(
         &self,
         parsed: &[Parsed<'_>],
-        outcomes: &mut [Outcome],
+        outcomes: &mut [Result<Outcome, FailureReason>],
         deadline: Instant,
-    ) -> HashSet<SubmissionId> {
+    ) -> HashMap<SubmissionId, SubmissionRecord> {
         let Some(quota) = &self.quota else {
-            return HashSet::new();
+            return HashMap::new();
         };
-        let allowed: Vec<&QueuedSubmission> = parsed
+        let allowed: Vec<usize> = outcomes
             .iter()
-            .zip(outcomes.iter())
-            .filter(|(_, outcome)| **outcome == Outcome::Accepted)
-            .map(|(p, _)| &p.message)
+            .enumerate()
+            .filter(|(_, outcome)| **outcome == Ok(Outcome::Accepted))
+            .map(|(index, _)| index)
             .collect();
         if allowed.is_empty() {
-            return HashSet::new();
+            return HashMap::new();
         }
-        let ids: Vec<SubmissionId> = allowed.iter().map(|m| m.submission_id).collect();
+        let ids: Vec<SubmissionId> = allowed
+            .iter()
+            .map(|&i| parsed[i].message.submission_id)
+            .collect();
         let reading = self.ports.store.get_many(&ids, deadline);
-        let stored = match by_deadline(deadline, "store", reading).await {
-            Ok(stored) => stored,
+        let stored: HashMap<SubmissionId, SubmissionRecord> = match by_deadline(
+            deadline, "store", reading,
+        )
+        .await
+        {
+            Ok(stored) => stored
+                .into_iter()
+                .filter(|(_, record)| record.outcome.is_verdict())
+                .collect(),
             Err(error) => {
                 tracing::warn!(%error, records = ids.len(), "reading earlier verdicts failed; the records will be retried");
-                return ids.into_iter().collect();
+                for &i in &allowed {
+                    outcomes[i] = Err(FailureReason::StoreUnavailable);
+                }
+                return HashMap::new();
             }
         };
-        let mut over_limit = HashSet::new();
         let mut windows: HashMap<QuotaWindow, Vec<&QueuedSubmission>> = HashMap::new();
-        for message in allowed {
-            match stored.get(&message.submission_id).map(|r| r.outcome) {
-                Some(Outcome::Accepted) => continue,
-                Some(Outcome::Rejected(RejectionReason::RateLimited)) => {
-                    over_limit.insert(message.submission_id);
-                    continue;
-                }
-                // Never stored, or refused by the directory before: count it.
-                _ => {}
+        for &i in &allowed {
+            let message = &parsed[i].message;
+            if stored.contains_key(&message.submission_id) {
+                continue;
             }
             let window = quota
                 .policy
@@ -296,11 +427,13 @@ impl Processor {
             .map(|(window, mut messages)| async move {
                 // Earliest first, so the submissions that made the quota run out are the ones refused.
                 messages.sort_by_key(|m| (m.received_at, m.submission_id));
+                messages.dedup_by_key(|m| m.submission_id);
                 let ids: Vec<SubmissionId> = messages.iter().map(|m| m.submission_id).collect();
                 let counting = quota.counter.admit(&window, quota.policy.limit, &ids);
                 let result = by_deadline(deadline, "quota counter", counting).await;
                 (window, ids, result)
             });
+        let mut over_limit = HashSet::new();
         let mut uncounted = HashSet::new();
         for (window, ids, result) in join_all(calls).await {
             match result {
@@ -313,70 +446,156 @@ impl Processor {
                 }
             }
         }
-        for (p, outcome) in parsed.iter().zip(outcomes.iter_mut()) {
-            if over_limit.contains(&p.message.submission_id) {
-                *outcome = Outcome::Rejected(RejectionReason::RateLimited);
+        for &i in &allowed {
+            let id = parsed[i].message.submission_id;
+            if uncounted.contains(&id) {
+                outcomes[i] = Err(FailureReason::QuotaUnavailable);
+            } else if over_limit.contains(&id) {
+                outcomes[i] = Ok(Outcome::Rejected(RejectionReason::RateLimited));
             }
         }
-        uncounted
+        stored
     }
 
-    /// Writes records in chunks of 25 (one BatchWriteItem each), all chunks at once.
-    async fn write_all(
+    /// Stores the new records with conditional puts, trying the items that failed again while
+    /// time is left. Returns the verdicts found already stored, and the ids still unwritten.
+    async fn put_all(
         &self,
-        records: &[SubmissionRecord],
+        mut pending: Vec<SubmissionRecord>,
+        deadline: Instant,
+    ) -> (
+        HashMap<SubmissionId, SubmissionRecord>,
+        HashSet<SubmissionId>,
+    ) {
+        let mut existing = HashMap::new();
+        let mut round = 0;
+        loop {
+            if pending.is_empty() {
+                return (existing, HashSet::new());
+            }
+            let putting = self.ports.store.put_new(&pending, deadline);
+            let failed: HashSet<SubmissionId> = match by_deadline(deadline, "store", putting).await
+            {
+                Ok(report) => {
+                    existing.extend(report.existing);
+                    report.failed.into_iter().collect()
+                }
+                Err(error) => {
+                    tracing::warn!(%error, records = pending.len(), "store put failed");
+                    pending.iter().map(|r| r.submission_id).collect()
+                }
+            };
+            if failed.is_empty() || !self.another_round(&mut round, deadline).await {
+                return (existing, failed);
+            }
+            pending.retain(|r| failed.contains(&r.submission_id));
+        }
+    }
+
+    /// Sends rejections in chunks of 10 (one SendMessageBatch each), all chunks at once, trying
+    /// failed entries again while time is left. Returns the ids still unsent.
+    async fn send_all(
+        &self,
+        mut pending: Vec<Rejection>,
         deadline: Instant,
     ) -> HashSet<SubmissionId> {
-        let calls = records.chunks(STORE_WRITE_BATCH).map(|chunk| async move {
-            let result =
-                by_deadline(deadline, "store", self.ports.store.write(chunk, deadline)).await;
-            failed_ids(
-                result,
-                chunk.iter().map(|r| &r.submission_id),
-                "store write",
-            )
-        });
-        join_all(calls).await.into_iter().flatten().collect()
+        let mut round = 0;
+        loop {
+            if pending.is_empty() {
+                return HashSet::new();
+            }
+            let calls = pending.chunks(QUEUE_SEND_BATCH).map(|chunk| {
+                let span = info_span!("send_rejections", count = chunk.len());
+                async move {
+                    let result = by_deadline(
+                        deadline,
+                        "rejections queue",
+                        self.ports.rejections.send(chunk),
+                    )
+                    .await;
+                    failed_ids(
+                        result,
+                        chunk.iter().map(|r| &r.submission_id),
+                        "rejection send",
+                    )
+                }
+                .instrument(span)
+            });
+            let failed: HashSet<SubmissionId> =
+                join_all(calls).await.into_iter().flatten().collect();
+            if failed.is_empty() || !self.another_round(&mut round, deadline).await {
+                return failed;
+            }
+            pending.retain(|r| failed.contains(&r.submission_id));
+        }
     }
 
-    /// Sends rejections in chunks of 10 (one SendMessageBatch each), all chunks at once.
-    async fn send_all(&self, rejections: &[Rejection], deadline: Instant) -> HashSet<SubmissionId> {
-        let calls = rejections.chunks(QUEUE_SEND_BATCH).map(|chunk| {
-            let span = info_span!("send_rejections", count = chunk.len());
-            async move {
-                let result = by_deadline(
-                    deadline,
-                    "rejections queue",
-                    self.ports.rejections.send(chunk),
-                )
-                .await;
-                failed_ids(
-                    result,
-                    chunk.iter().map(|r| &r.submission_id),
-                    "rejection send",
-                )
+    /// Waits the backoff before retry `round + 1`; false when attempts or time have run out.
+    async fn another_round(&self, round: &mut u32, deadline: Instant) -> bool {
+        *round += 1;
+        match self.retry.next_delay(*round, Instant::now(), deadline) {
+            Some(delay) => {
+                tokio::time::sleep(delay).await;
+                true
             }
-            .instrument(span)
-        });
-        join_all(calls).await.into_iter().flatten().collect()
+            None => false,
+        }
+    }
+
+    /// On a message's last receive, marks the submissions it could not finish `failed` (where no
+    /// verdict is stored), so their owners see why; SQS then parks the message. Returns how many
+    /// were marked. A marker that cannot be written leaves the submission `pending` while parked.
+    async fn mark_failed(
+        &self,
+        give_up: &[(&QueuedSubmission, FailureReason)],
+        deadline: Instant,
+    ) -> usize {
+        if give_up.is_empty() {
+            return 0;
+        }
+        let now = OffsetDateTime::now_utc();
+        let mut seen = HashSet::new();
+        let markers: Vec<SubmissionRecord> = give_up
+            .iter()
+            .filter(|(m, _)| seen.insert(m.submission_id))
+            .map(|(m, reason)| SubmissionRecord::new(m, Outcome::Failed(*reason), now))
+            .collect();
+        let count = markers.len();
+        let (existing, unwritten) = self.put_all(markers, deadline).await;
+        for (message, reason) in give_up {
+            if unwritten.contains(&message.submission_id) {
+                tracing::error!(
+                    submission_id = %message.submission_id,
+                    correlation_id = %message.correlation_id,
+                    %reason,
+                    "last receive: the failed marker could not be stored; the submission stays pending while parked"
+                );
+            } else {
+                tracing::error!(
+                    submission_id = %message.submission_id,
+                    correlation_id = %message.correlation_id,
+                    %reason,
+                    "last receive: marked failed; SQS parks the message in the dead-letter queue"
+                );
+            }
+        }
+        count - unwritten.len() - existing.len()
     }
 }
 
-/// Runs a port call, giving up when the invocation's deadline comes: the records it concerns are
-/// then reported failed, instead of Lambda stopping the whole invocation.
-async fn by_deadline<T>(
-    deadline: Instant,
-    service: &'static str,
-    call: impl std::future::Future<Output = Result<T, PortError>>,
-) -> Result<T, PortError> {
-    tokio::time::timeout_at(deadline, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(PortError::Timeout {
-                service,
-                detail: "no answer before the invocation's deadline".to_owned(),
-            })
-        })
+/// The notification of a submission refused because its id is stored with another payload: it
+/// names the refused payload, and the time its request was received (the same on every delivery).
+fn conflict(message: &QueuedSubmission) -> Rejection {
+    Rejection {
+        v: MESSAGE_VERSION,
+        submission_id: message.submission_id,
+        user_id: message.principal.subject.clone(),
+        hero_id: message.submission.hero_id.clone(),
+        score: message.submission.score,
+        reason: RejectionReason::IdempotencyConflict,
+        rejected_at: message.received_at,
+        correlation_id: message.correlation_id.clone(),
+    }
 }
 
 /// The ids of a chunk that did not go through: the report's, or all of them when the call failed.
@@ -402,15 +621,27 @@ fn failed_ids<'a>(
     }
 }
 
-fn parse_all<'a>(records: &'a [SqsMessage], summary: &mut BatchSummary) -> Vec<Parsed<'a>> {
+/// Every submission of every record: a record holds one request, of one or more submissions.
+fn parse_all<'a>(
+    records: &'a [SqsMessage],
+    max_receive_count: Option<u32>,
+    summary: &mut BatchSummary,
+) -> Vec<Parsed<'a>> {
     let mut parsed = Vec::with_capacity(records.len());
     for record in records {
         let message_id = record.message_id.as_deref().unwrap_or_default();
-        match decode::<QueuedSubmission>(record.body.as_deref()) {
-            Ok(message) => parsed.push(Parsed {
+        let received: Option<u32> = record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|count| count.parse().ok());
+        let last_receive =
+            matches!((received, max_receive_count), (Some(n), Some(max)) if n >= max);
+        match decode_submissions(record.body.as_deref()) {
+            Ok(messages) => parsed.extend(messages.into_iter().map(|message| Parsed {
                 message_id,
+                last_receive,
                 message,
-            }),
+            })),
             Err(error) => {
                 summary.malformed += 1;
                 tracing::error!(
@@ -423,21 +654,4 @@ fn parse_all<'a>(records: &'a [SqsMessage], summary: &mut BatchSummary) -> Vec<P
         }
     }
     parsed
-}
-
-fn rejection(
-    message: &QueuedSubmission,
-    reason: RejectionReason,
-    rejected_at: OffsetDateTime,
-) -> Rejection {
-    Rejection {
-        v: MESSAGE_VERSION,
-        submission_id: message.submission_id,
-        user_id: message.principal.subject.clone(),
-        hero_id: message.submission.hero_id.clone(),
-        score: message.submission.score,
-        reason,
-        rejected_at,
-        correlation_id: message.correlation_id.clone(),
-    }
 }

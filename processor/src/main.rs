@@ -30,6 +30,9 @@ async fn main() -> Result<(), Error> {
         },
         UserCache::new(config.user_cache_ttl),
     );
+    if let Some(max_receive_count) = config.max_receive_count {
+        processor = processor.with_max_receive_count(max_receive_count);
+    }
     if let Some(quota) = config.quota {
         processor = processor.with_quota(Quota {
             policy: quota.policy,

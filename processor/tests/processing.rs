@@ -10,11 +10,15 @@ use shared::ids::{CorrelationId, SubmissionId, UserId};
 use shared::memory::{
     MemoryQueue, MemoryQuotaCounter, MemoryStore, MemoryUserDirectory, QueueSettings,
 };
-use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, Rejection, decode, encode};
+use shared::message::{
+    MESSAGE_VERSION, Principal, QueuedItem, QueuedRequest, QueuedSubmission,
+    REQUEST_MESSAGE_VERSION, Rejection, decode, encode,
+};
 use shared::ports::SubmissionStore;
 use shared::quota::QuotaPolicy;
-use shared::record::Outcome;
+use shared::record::{FailureReason, Outcome};
 use shared::rejection::RejectionReason;
+use shared::retry::Backoff;
 use shared::submission::{HeroId, Score, ScoreSubmission};
 use shared::users::{User, UserStatus};
 use time::OffsetDateTime;
@@ -103,7 +107,7 @@ fn fixture_with(ttl: Duration, quota: Option<QuotaPolicy>) -> Fixture {
     };
     let quotas = Arc::new(MemoryQuotaCounter::new());
     let quota_faults = FaultPlan::new();
-    let mut processor = Processor::new(ports, UserCache::new(ttl));
+    let mut processor = Processor::new(ports, UserCache::new(ttl)).with_retry(quick_retry());
     if let Some(policy) = quota {
         processor = processor.with_quota(Quota {
             policy,
@@ -120,6 +124,17 @@ fn fixture_with(ttl: Duration, quota: Option<QuotaPolicy>) -> Fixture {
         quotas,
         quota_faults,
         processor,
+    }
+}
+
+/// Attempts the fixture's processor makes at an item within one invocation.
+const ATTEMPTS: u32 = 3;
+
+fn quick_retry() -> Backoff {
+    Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(4),
+        max_attempts: ATTEMPTS,
     }
 }
 
@@ -225,7 +240,7 @@ async fn each_rejection_is_stored_with_its_reason_and_sent_once() {
 }
 
 #[tokio::test]
-async fn a_hundred_records_take_four_writes_and_one_lookup_then_none_when_cached() {
+async fn a_hundred_records_take_a_hundred_conditional_puts_and_one_lookup_then_none_when_cached() {
     let f = fixture();
     let batch: Vec<_> = (0..100)
         .map(|i| submission_from(if i % 2 == 0 { "alice" } else { "mallory" }, i))
@@ -233,7 +248,8 @@ async fn a_hundred_records_take_four_writes_and_one_lookup_then_none_when_cached
     let summary = f.process(&records(&batch)).await;
     assert!(summary.failed_message_ids.is_empty());
     assert_eq!((summary.accepted, summary.rejected), (50, 50));
-    assert_eq!(f.store.write_calls(), 4);
+    assert_eq!(f.store.item_writes(), 100, "one conditional put per record");
+    assert_eq!(f.store.write_calls(), 0, "no unconditional batch write");
     assert_eq!(f.directory.lookup_calls(), 1);
     assert_eq!(f.store.len(), 100);
 
@@ -329,15 +345,25 @@ async fn unwritten_items_fail_only_their_records() {
 }
 
 #[tokio::test]
-async fn a_failed_write_call_fails_exactly_its_chunk() {
+async fn a_failed_store_call_is_tried_again_within_the_invocation() {
     let f = fixture();
     let batch: Vec<_> = (0..30).map(|i| submission_from("alice", i)).collect();
-    f.store_faults.fail_next_calls(1, throttled("dynamodb"));
+    f.store_faults
+        .fail_next_calls(ATTEMPTS - 1, throttled("dynamodb"));
     let summary = f.process(&records(&batch)).await;
-    // One of the two chunks (25 + 5 records) failed; which one depends on scheduling.
-    let failed = summary.failed_message_ids.len();
-    assert!(failed == 25 || failed == 5, "{failed}");
-    assert_eq!(f.store.len(), 30 - failed);
+    assert!(summary.failed_message_ids.is_empty(), "{summary:?}");
+    assert_eq!(f.store.len(), 30);
+}
+
+#[tokio::test]
+async fn a_store_that_keeps_failing_fails_exactly_the_unwritten_records() {
+    let f = fixture();
+    let batch: Vec<_> = (0..30).map(|i| submission_from("alice", i)).collect();
+    f.store_faults
+        .fail_item(batch[7].submission_id, Times::Always);
+    let summary = f.process(&records(&batch)).await;
+    assert_eq!(summary.failed_message_ids, ["m7"]);
+    assert_eq!(f.store.len(), 29);
 }
 
 #[tokio::test]
@@ -357,12 +383,14 @@ async fn a_directory_outage_fails_every_parsed_record() {
 async fn an_unsent_rejection_fails_its_record_and_the_retry_converges() {
     let f = fixture();
     let message = submission_from("mallory", 1);
-    f.sink_faults.fail_next_calls(1, throttled("sqs"));
+    f.sink_faults.fail_next_calls(ATTEMPTS, throttled("sqs"));
     let batch = records(std::slice::from_ref(&message));
     assert_eq!(f.process(&batch).await.failed_message_ids, ["m0"]);
     assert!(f.sent_rejections().await.is_empty());
-    // SQS delivers the record again: the same item is rewritten and the rejection goes out.
-    assert!(f.process(&batch).await.failed_message_ids.is_empty());
+    // SQS delivers the record again: the stored rejection, still unnotified, goes out.
+    let again = f.process(&batch).await;
+    assert!(again.failed_message_ids.is_empty());
+    assert_eq!(again.already_decided, 1);
     assert_eq!(f.sent_rejections().await.len(), 1);
     assert_eq!(f.store.len(), 1);
 }
@@ -502,7 +530,7 @@ async fn a_redelivered_batch_gets_the_same_verdicts() {
     // The first delivery is counted, but the store fails, so SQS delivers everything again.
     for message in &messages {
         f.store_faults
-            .fail_item(message.submission_id, Times::Next(1));
+            .fail_item(message.submission_id, Times::Next(ATTEMPTS));
     }
     let first = f.process(&batch).await;
     assert_eq!(first.failed_message_ids.len(), 4);
@@ -568,11 +596,15 @@ async fn the_batch_summary_becomes_one_metric_per_figure() {
         metrics,
         [
             ("Records", 5.0),
+            ("Submissions", 4.0),
             ("Accepted", 1.0),
             ("Rejected", 3.0),
             ("RateLimited", 2.0),
+            ("AlreadyDecided", 0.0),
+            ("IdempotencyConflicts", 0.0),
             ("Malformed", 1.0),
             ("UnreadableUserEntries", 0.0),
+            ("MarkedFailed", 0.0),
             ("FailedRecords", 1.0),
         ]
     );
@@ -643,5 +675,180 @@ async fn a_failed_read_of_earlier_verdicts_fails_only_the_allowed_records() {
     assert_eq!(
         f.outcome(mallory.submission_id).await,
         Some(Outcome::Rejected(RejectionReason::SuspendedUser))
+    );
+}
+
+fn at_receive(mut record: SqsMessage, count: u32) -> SqsMessage {
+    record
+        .attributes
+        .insert("ApproximateReceiveCount".to_owned(), count.to_string());
+    record
+}
+
+#[tokio::test]
+async fn a_stored_verdict_stands_when_the_submission_comes_again_after_a_suspension() {
+    // GIVEN alice's submission stored as accepted
+    let f = fixture_with_ttl(Duration::ZERO);
+    let message = submission_from("alice", 10);
+    let batch = records(std::slice::from_ref(&message));
+    f.process(&batch).await;
+
+    // WHEN alice is suspended and the same submission arrives again (a redelivery, a retry)
+    f.directory.upsert(User::suspended(user("alice")));
+    let again = f.process(&batch).await;
+
+    // THEN the first verdict stands and nothing is handed on for notification
+    assert!(again.failed_message_ids.is_empty());
+    assert_eq!((again.accepted, again.already_decided), (1, 1));
+    assert_eq!(
+        f.outcome(message.submission_id).await,
+        Some(Outcome::Accepted)
+    );
+    assert!(f.sent_rejections().await.is_empty());
+    assert_eq!(f.store.verdict_changes(), 0);
+}
+
+#[tokio::test]
+async fn a_reused_id_with_another_score_is_refused_as_an_idempotency_conflict() {
+    // GIVEN a stored submission
+    let f = fixture();
+    let first = submission_from("alice", 10);
+    f.process(&records(std::slice::from_ref(&first))).await;
+
+    // WHEN the same id arrives with another score
+    let other = QueuedSubmission {
+        submission: ScoreSubmission {
+            score: Score::new(99).unwrap(),
+            ..first.submission.clone()
+        },
+        ..first.clone()
+    };
+    let summary = f.process(&records(std::slice::from_ref(&other))).await;
+
+    // THEN the first score stays stored, and the conflict is handed on with the refused score
+    assert!(summary.failed_message_ids.is_empty());
+    assert_eq!((summary.conflicts, summary.accepted), (1, 0));
+    let stored = f.store.get(first.submission_id).await.unwrap().unwrap();
+    assert_eq!(stored.score.get(), 10);
+    let sent = f.sent_rejections().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].reason, RejectionReason::IdempotencyConflict);
+    assert_eq!(sent[0].score.get(), 99);
+}
+
+#[tokio::test]
+async fn a_rejection_already_notified_is_not_handed_on_again() {
+    let f = fixture();
+    let message = submission_from("mallory", 1);
+    let batch = records(std::slice::from_ref(&message));
+    f.process(&batch).await;
+    let first = f.sent_rejections().await;
+    assert_eq!(first.len(), 1);
+    // The notifier published it and marked the record.
+    f.store
+        .mark_notified(
+            &[message.submission_id],
+            OffsetDateTime::now_utc(),
+            deadline(),
+        )
+        .await
+        .unwrap();
+    let again = f.process(&batch).await;
+    assert!(again.failed_message_ids.is_empty());
+    assert_eq!((again.rejected, again.already_decided), (1, 1));
+    assert!(f.sent_rejections().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_handed_on_rejection_is_the_same_on_every_hand_over() {
+    let f = fixture();
+    let message = submission_from("mallory", 1);
+    let batch = records(std::slice::from_ref(&message));
+    f.process(&batch).await;
+    let first = f.sent_rejections().await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    f.process(&batch).await;
+    let second = f.sent_rejections().await;
+    assert_eq!(first, second, "the stored rejection time, not a new one");
+}
+
+#[tokio::test]
+async fn a_request_message_fans_out_and_goes_back_once_if_any_submission_failed() {
+    // GIVEN one message holding a request of three submissions, one of which cannot be stored
+    let f = fixture();
+    let template = submission_from("alice", 1);
+    let request = QueuedRequest {
+        v: REQUEST_MESSAGE_VERSION,
+        correlation_id: template.correlation_id.clone(),
+        received_at: template.received_at,
+        principal: template.principal.clone(),
+        submissions: (0..3)
+            .map(|i| QueuedItem {
+                submission_id: SubmissionId::new_unique(),
+                submission: submission_from("alice", i).submission,
+            })
+            .collect(),
+    };
+    let ids: Vec<SubmissionId> = request.submission_ids().collect();
+    f.store_faults.fail_item(ids[1], Times::Always);
+
+    // WHEN it is processed
+    let summary = f.process(&[sqs_record("m0", &encode(&request))]).await;
+
+    // THEN the two others are stored and the record is handed back once
+    assert_eq!(summary.submissions, 3);
+    assert_eq!(summary.failed_message_ids, ["m0"]);
+    assert_eq!(f.outcome(ids[0]).await, Some(Outcome::Accepted));
+    assert_eq!(f.outcome(ids[1]).await, None);
+    assert_eq!(f.outcome(ids[2]).await, Some(Outcome::Accepted));
+}
+
+#[tokio::test]
+async fn on_the_last_receive_an_unfinished_submission_is_marked_failed_and_a_redrive_decides_it() {
+    // GIVEN a processor that knows the redrive limit, and bob's directory entry unreadable
+    let f = fixture();
+    let f = Fixture {
+        processor: Processor::new(
+            Ports {
+                users: f.directory.clone(),
+                store: f.store.clone(),
+                rejections: f.rejections.clone(),
+            },
+            UserCache::new(Duration::ZERO),
+        )
+        .with_max_receive_count(3),
+        ..f
+    };
+    f.directory
+        .corrupt(user("bob"), "attribute `status` has an invalid value");
+    let message = submission_from("bob", 5);
+    let record = records(std::slice::from_ref(&message)).remove(0);
+
+    // WHEN it fails on an earlier receive, nothing is marked; on the last, it is marked failed
+    let early = f.process(&[at_receive(record.clone(), 2)]).await;
+    assert_eq!(
+        (early.marked_failed, early.failed_message_ids.len()),
+        (0, 1)
+    );
+    assert_eq!(f.outcome(message.submission_id).await, None);
+    let last = f.process(&[at_receive(record.clone(), 3)]).await;
+    assert_eq!((last.marked_failed, last.failed_message_ids.len()), (1, 1));
+    assert_eq!(
+        f.outcome(message.submission_id).await,
+        Some(Outcome::Failed(FailureReason::UnreadableUserEntry))
+    );
+
+    // AND once the entry is fixed, a redriven delivery replaces the marker with the verdict
+    f.directory.upsert(User::active(user("bob")));
+    let redriven = f.process(&[at_receive(record, 1)]).await;
+    assert!(redriven.failed_message_ids.is_empty());
+    assert_eq!(
+        f.outcome(message.submission_id).await,
+        Some(Outcome::Accepted)
+    );
+    assert_eq!(
+        f.store.verdict_changes(),
+        0,
+        "a failed marker is not a verdict"
     );
 }

@@ -32,6 +32,7 @@ pub const INGEST_RATE_PER_SECOND: &str = "INGEST_RATE_PER_SECOND";
 pub const QUOTAS_TABLE: &str = "QUOTAS_TABLE";
 pub const USER_QUOTA_LIMIT: &str = "USER_QUOTA_LIMIT";
 pub const USER_QUOTA_WINDOW_SECONDS: &str = "USER_QUOTA_WINDOW_SECONDS";
+pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
 
 /// Default burst a user may send to one ingest instance (two full batches).
 pub const DEFAULT_BURST_LIMIT: u32 = 200;
@@ -213,6 +214,9 @@ pub struct ProcessorConfig {
     pub user_cache_ttl: Duration,
     /// `None` when `USER_QUOTA_LIMIT` is 0.
     pub quota: Option<ProcessorQuota>,
+    /// The submissions queue's redrive limit (`MAX_RECEIVE_COUNT`): on a message's last receive,
+    /// what cannot be finished is marked `failed`. `None` when unset: nothing is marked.
+    pub max_receive_count: Option<u32>,
 }
 
 /// The per-user quota the processor enforces, and the table that counts it.
@@ -272,6 +276,21 @@ impl ProcessorConfig {
                     )?,
                 }),
             },
+            max_receive_count: match env.var(MAX_RECEIVE_COUNT) {
+                None => None,
+                Some(raw) => Some(
+                    raw.trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| ConfigError::Invalid {
+                            name: MAX_RECEIVE_COUNT,
+                            reason: format!(
+                                "{raw:?} is not a whole number of at least 1 (the queue's maxReceiveCount)"
+                            ),
+                        })?,
+                ),
+            },
         })
     }
 }
@@ -280,6 +299,8 @@ impl ProcessorConfig {
 #[derive(Clone, Debug)]
 pub struct NotifierConfig {
     pub rejections_topic_arn: String,
+    /// The outbox: which rejections are already notified, and where published ones are marked.
+    pub submissions_table: String,
 }
 
 impl NotifierConfig {
@@ -290,6 +311,7 @@ impl NotifierConfig {
                 REJECTIONS_TOPIC_ARN,
                 "the rejections SNS topic ARN",
             )?,
+            submissions_table: required(env, SUBMISSIONS_TABLE, "the submissions table name")?,
         })
     }
 }

@@ -12,9 +12,9 @@ use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
 use crate::ids::{SubmissionId, UserId};
-use crate::message::{QueuedSubmission, Rejection};
+use crate::message::{QueuedRequest, Rejection};
 use crate::ports::{
-    BatchReport, Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue,
+    BatchReport, Notifier, PortError, PutReport, QuotaCounter, RejectionSink, SubmissionQueue,
     SubmissionStore, UserDirectory,
 };
 use crate::quota::QuotaWindow;
@@ -237,25 +237,54 @@ fn merged(mut report: BatchReport, mut failed_here: Vec<SubmissionId>) -> BatchR
 
 #[async_trait]
 impl<P: SubmissionQueue + ?Sized> SubmissionQueue for Faulty<P> {
-    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError> {
+    async fn enqueue(&self, request: &QueuedRequest, deadline: Instant) -> Result<(), PortError> {
         if let Some(error) = self.plan.call_fault().await {
             return Err(error);
         }
-        // The queue port is all-or-nothing: a failing entry fails the call, after the others went in.
-        let (pass, failed) = self.plan.split(messages, |m| m.submission_id);
-        self.inner.enqueue(&pass).await?;
-        match failed.len() {
-            0 => Ok(()),
-            n => Err(PortError::Unavailable {
+        // One request is one message: it fails as a whole, with the item fault of its first
+        // submission (one random draw per message).
+        if let Some(first) = request.submission_ids().next()
+            && self.plan.item_fails(&first)
+        {
+            return Err(PortError::Unavailable {
                 service: "sqs",
-                detail: format!("{n} entries failed (injected)"),
-            }),
+                detail: "the message failed (injected)".to_owned(),
+            });
         }
+        self.inner.enqueue(request, deadline).await
     }
 }
 
 #[async_trait]
 impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
+    async fn put_new(
+        &self,
+        records: &[SubmissionRecord],
+        deadline: Instant,
+    ) -> Result<PutReport, PortError> {
+        if let Some(error) = self.plan.call_fault().await {
+            return Err(error);
+        }
+        let (pass, mut failed) = self.plan.split(records, |r| r.submission_id);
+        let mut report = self.inner.put_new(&pass, deadline).await?;
+        report.failed.append(&mut failed);
+        Ok(report)
+    }
+
+    async fn mark_notified(
+        &self,
+        ids: &[SubmissionId],
+        at: time::OffsetDateTime,
+        deadline: Instant,
+    ) -> Result<BatchReport, PortError> {
+        if let Some(error) = self.plan.call_fault().await {
+            return Err(error);
+        }
+        let (pass, failed) = self.plan.split(ids, |id| *id);
+        let report = self.inner.mark_notified(&pass, at, deadline).await?;
+        Ok(merged(report, failed))
+    }
+
     async fn write(
         &self,
         records: &[SubmissionRecord],

@@ -69,14 +69,26 @@ impl SubmissionId {
         Self(Uuid::now_v7())
     }
 
-    /// The id for a single submission sent with an `Idempotency-Key` header.
-    pub fn from_idempotency_key(user: &UserId, key: &str) -> Self {
-        Self::derived("idempotency-key", user, key, None)
+    /// The id of a submission: from its `clientRef`, else from the request's `Idempotency-Key`
+    /// and the submission's position in the request (0 for a single post), else fresh. One rule
+    /// for single posts and batch items, so a submission has one id however it is sent again.
+    pub fn for_submission(
+        user: &UserId,
+        client_ref: Option<&str>,
+        idempotency_key: Option<&str>,
+        index: usize,
+    ) -> Self {
+        match (client_ref, idempotency_key) {
+            (Some(client_ref), _) => Self::from_client_ref(user, client_ref),
+            (None, Some(key)) => Self::from_idempotency_key(user, key, index),
+            (None, None) => Self::new_unique(),
+        }
     }
 
-    /// The id for item `index` of a batch sent with an `Idempotency-Key` header and no `clientRef`.
-    pub fn from_batch_idempotency_key(user: &UserId, key: &str, index: usize) -> Self {
-        Self::derived("batch-idempotency-key", user, key, Some(index))
+    /// The id for submission `index` of a request sent with an `Idempotency-Key` header and no
+    /// `clientRef` (a single post is index 0).
+    pub fn from_idempotency_key(user: &UserId, key: &str, index: usize) -> Self {
+        Self::derived("idempotency-key", user, key, Some(index))
     }
 
     /// The id for a submission carrying a `clientRef`.
@@ -173,15 +185,15 @@ mod tests {
 
     #[test]
     fn same_idempotency_key_and_user_give_the_same_id() {
-        let a = SubmissionId::from_idempotency_key(&user("alice"), "k-1");
-        let b = SubmissionId::from_idempotency_key(&user("alice"), "k-1");
+        let a = SubmissionId::from_idempotency_key(&user("alice"), "k-1", 0);
+        let b = SubmissionId::from_idempotency_key(&user("alice"), "k-1", 0);
         assert_eq!(a, b);
     }
 
     #[test]
     fn the_same_key_from_another_user_gives_another_id() {
-        let a = SubmissionId::from_idempotency_key(&user("alice"), "k-1");
-        let b = SubmissionId::from_idempotency_key(&user("bob"), "k-1");
+        let a = SubmissionId::from_idempotency_key(&user("alice"), "k-1", 0);
+        let b = SubmissionId::from_idempotency_key(&user("bob"), "k-1", 0);
         assert_ne!(a, b);
     }
 
@@ -191,15 +203,41 @@ mod tests {
         let a = SubmissionId::from_client_ref(&user("a:b"), "c");
         let b = SubmissionId::from_client_ref(&user("a"), "b:c");
         assert_ne!(a, b);
-        let k = SubmissionId::from_idempotency_key(&user("alice"), "x");
+        let k = SubmissionId::from_idempotency_key(&user("alice"), "x", 0);
         let r = SubmissionId::from_client_ref(&user("alice"), "x");
         assert_ne!(
             k, r,
             "idempotency keys and client refs live in separate namespaces"
         );
-        let first = SubmissionId::from_batch_idempotency_key(&user("alice"), "x", 0);
-        let second = SubmissionId::from_batch_idempotency_key(&user("alice"), "x", 1);
+        let first = SubmissionId::from_idempotency_key(&user("alice"), "x", 0);
+        let second = SubmissionId::from_idempotency_key(&user("alice"), "x", 1);
         assert_ne!(first, second);
+    }
+
+    #[test]
+    fn one_rule_for_single_posts_and_batch_items_client_ref_first() {
+        let alice = user("alice");
+        let by_ref = SubmissionId::from_client_ref(&alice, "r");
+        assert_eq!(
+            SubmissionId::for_submission(&alice, Some("r"), Some("k"), 0),
+            by_ref
+        );
+        assert_eq!(
+            SubmissionId::for_submission(&alice, Some("r"), Some("k"), 7),
+            by_ref
+        );
+        assert_eq!(
+            SubmissionId::for_submission(&alice, Some("r"), None, 3),
+            by_ref
+        );
+        assert_eq!(
+            SubmissionId::for_submission(&alice, None, Some("k"), 3),
+            SubmissionId::from_idempotency_key(&alice, "k", 3)
+        );
+        assert_ne!(
+            SubmissionId::for_submission(&alice, None, None, 0),
+            SubmissionId::for_submission(&alice, None, None, 0)
+        );
     }
 
     #[test]

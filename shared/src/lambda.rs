@@ -1,12 +1,32 @@
-//! Helpers shared by the two SQS-triggered functions: partial batch responses and deadlines.
+//! Helpers shared by the functions: partial batch responses and deadlines.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
 use tokio::time::Instant;
 
+use crate::ports::PortError;
+
 /// Time kept back from the Lambda deadline to report results before the function is stopped.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1_500);
+
+/// Runs a port call, giving up when `deadline` comes: the work it concerns is then reported
+/// failed (a record retried, a request refused with 503) instead of Lambda stopping the whole
+/// invocation.
+pub async fn by_deadline<T>(
+    deadline: Instant,
+    service: &'static str,
+    call: impl std::future::Future<Output = Result<T, PortError>>,
+) -> Result<T, PortError> {
+    tokio::time::timeout_at(deadline, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(PortError::Timeout {
+                service,
+                detail: "no answer before the invocation's deadline".to_owned(),
+            })
+        })
+}
 
 /// An SQS partial batch response naming only the records to retry.
 pub fn batch_response(failed_message_ids: impl IntoIterator<Item = String>) -> SqsBatchResponse {

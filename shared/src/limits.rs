@@ -42,10 +42,26 @@ pub const DEFAULT_TOKEN_LEEWAY_SECONDS: u64 = 30;
 /// (the longest an SQS message can be retained); older unknown ids are `404`.
 pub const PENDING_HORIZON: Duration = Duration::from_secs(14 * 24 * 60 * 60);
 
+/// Every SDK client: the longest wait for a connection to open.
+pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Every SDK client: the longest wait for the answer to one attempt of a call.
+pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Every SDK client: the longest one call may take with the SDK's own retries. Callers bound
+/// their calls more tightly still, by the time their invocation has left.
+pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
+/// Ingest: the longest a request may spend on its enqueue or its read, and never past the
+/// invocation's deadline less [`crate::lambda::DEADLINE_MARGIN`]. The function timeout is 10 s,
+/// so a stalled queue gets the client a 503 with Retry-After, not API Gateway's bare 5xx.
+pub const INGEST_WORK_BUDGET: Duration = Duration::from_secs(5);
+
 /// DynamoDB BatchWriteItem takes at most 25 items a call.
 pub const STORE_WRITE_BATCH: usize = 25;
+/// Conditional PutItem (and notification UpdateItem) calls one store call keeps in flight.
+pub const STORE_PUT_CONCURRENCY: usize = 50;
 /// DynamoDB BatchGetItem takes at most 100 keys a call.
 pub const DIRECTORY_LOOKUP_BATCH: usize = 100;
+/// Largest SQS message body of the classic limit (256 KiB); one request's message stays far below it.
+pub const SQS_MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// SQS SendMessageBatch takes at most 10 entries a call.
 pub const QUEUE_SEND_BATCH: usize = 10;
 /// SNS PublishBatch takes at most 10 entries a call.

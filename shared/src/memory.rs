@@ -17,9 +17,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::ids::{SubmissionId, UserId};
-use crate::message::{QueuedSubmission, Rejection, encode};
+use crate::message::{QueuedRequest, Rejection, encode};
 use crate::ports::{
-    BatchReport, Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue,
+    BatchReport, Notifier, PortError, PutReport, QuotaCounter, RejectionSink, SubmissionQueue,
     SubmissionStore, UserDirectory,
 };
 use crate::quota::{QuotaWindow, admit_into};
@@ -206,6 +206,23 @@ impl MemoryQueue {
         lock(&self.state).dead_letters.clone()
     }
 
+    /// Moves every dead letter back to the queue as a fresh message (receive count 0), as an
+    /// SQS redrive (StartMessageMoveTask) does. Returns how many were moved.
+    pub fn redrive(&self) -> usize {
+        let moved = {
+            let mut state = lock(&self.state);
+            let dead: Vec<QueuedMessage> = state.dead_letters.drain(..).collect();
+            let moved = dead.len();
+            for mut message in dead {
+                message.receive_count = 0;
+                state.visible.push_back(message);
+            }
+            moved
+        };
+        self.changed.notify_waiters();
+        moved
+    }
+
     /// Waits until the queue's depth changes or `wait` passes.
     pub async fn wait_for_change(&self, wait: Duration) {
         let _ = tokio::time::timeout(wait, self.changed.notified()).await;
@@ -214,10 +231,8 @@ impl MemoryQueue {
 
 #[async_trait]
 impl SubmissionQueue for MemoryQueue {
-    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError> {
-        for message in messages {
-            self.push(encode(message));
-        }
+    async fn enqueue(&self, request: &QueuedRequest, _deadline: Instant) -> Result<(), PortError> {
+        self.push(encode(request));
         Ok(())
     }
 }
@@ -237,6 +252,8 @@ impl RejectionSink for MemoryQueue {
 pub struct MemoryStore {
     table: RwLock<Table>,
     write_calls: AtomicU64,
+    /// Single-item writes (PutItem, UpdateItem), each one DynamoDB request.
+    item_writes: AtomicU64,
 }
 
 /// Where an accepted record stands on its hero's board: best score first, then who was
@@ -248,12 +265,20 @@ struct Table {
     records: HashMap<SubmissionId, SubmissionRecord>,
     /// The sparse leaderboard index, as on DynamoDB: accepted records only, per hero, in order.
     boards: HashMap<HeroId, BTreeSet<BoardKey>>,
+    /// Writes that replaced a stored record with one of another outcome.
+    verdict_changes: u64,
 }
 
 impl Table {
     /// Puts a whole record, as PutItem does, keeping the boards in step with it.
     fn put(&mut self, record: SubmissionRecord) {
         let key = |r: &SubmissionRecord| (Reverse(r.score.get()), r.received_at, r.submission_id);
+        if let Some(old) = self.records.get(&record.submission_id)
+            && old.outcome.is_verdict()
+            && old.outcome != record.outcome
+        {
+            self.verdict_changes += 1;
+        }
         if let Some(old) = self.records.get(&record.submission_id)
             && old.outcome == Outcome::Accepted
         {
@@ -299,6 +324,20 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// How many writes replaced a stored verdict with another outcome (a changed verdict).
+    pub fn verdict_changes(&self) -> u64 {
+        self.table
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .verdict_changes
+    }
+
+    /// How many single-item writes (`put_new` and `mark_notified` items, each a PutItem or
+    /// UpdateItem on DynamoDB) have been made.
+    pub fn item_writes(&self) -> u64 {
+        self.item_writes.load(Ordering::Relaxed)
+    }
+
     /// How many `write` calls (each one BatchWriteItem's worth) have been made.
     pub fn write_calls(&self) -> u64 {
         self.write_calls.load(Ordering::Relaxed)
@@ -307,6 +346,45 @@ impl MemoryStore {
 
 #[async_trait]
 impl SubmissionStore for MemoryStore {
+    async fn put_new(
+        &self,
+        records: &[SubmissionRecord],
+        _deadline: Instant,
+    ) -> Result<PutReport, PortError> {
+        self.item_writes
+            .fetch_add(records.len() as u64, Ordering::Relaxed);
+        let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
+        let mut report = PutReport::default();
+        for record in records {
+            match table.records.get(&record.submission_id) {
+                Some(stored) if stored.outcome.is_verdict() => {
+                    report.existing.insert(record.submission_id, stored.clone());
+                }
+                _ => table.put(record.clone()),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn mark_notified(
+        &self,
+        ids: &[SubmissionId],
+        at: OffsetDateTime,
+        _deadline: Instant,
+    ) -> Result<BatchReport, PortError> {
+        self.item_writes
+            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+        let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            if let Some(record) = table.records.get_mut(id)
+                && record.notified_at.is_none()
+            {
+                record.notified_at = Some(at);
+            }
+        }
+        Ok(BatchReport::default())
+    }
+
     async fn write(
         &self,
         records: &[SubmissionRecord],

@@ -7,8 +7,11 @@ use crate::ids::{CorrelationId, SubmissionId, UserId};
 use crate::rejection::RejectionReason;
 use crate::submission::{HeroId, Score, ScoreSubmission};
 
-/// The only message version this code writes and reads.
+/// Version of rejection messages, and of the single-submission messages earlier versions of ingest
+/// wrote (still read, so that messages in flight during a deploy are not parked).
 pub const MESSAGE_VERSION: u8 = 1;
+/// Version of the submissions-queue messages this code writes: one message per HTTP request.
+pub const REQUEST_MESSAGE_VERSION: u8 = 2;
 
 /// The verified identity behind a submission, as ingest saw it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +24,52 @@ pub struct Principal {
     pub scopes: Vec<String>,
 }
 
-/// The body of a submissions-queue message.
+/// The body of a submissions-queue message: every submission of one HTTP request, so that the
+/// request is enqueued, and so accepted or refused, as a whole (one SendMessage). A full batch
+/// of 100 maximal submissions encodes to about 30 KB, far below the SQS message size limit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedRequest {
+    pub v: u8,
+    pub correlation_id: CorrelationId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    pub principal: Principal,
+    pub submissions: Vec<QueuedItem>,
+}
+
+/// One submission of a [`QueuedRequest`], with the id ingest gave it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedItem {
+    pub submission_id: SubmissionId,
+    pub submission: ScoreSubmission,
+}
+
+impl QueuedRequest {
+    /// The request's submissions, each with the request's identity, time and correlation id:
+    /// the processor's unit of work.
+    pub fn into_submissions(self) -> Vec<QueuedSubmission> {
+        self.submissions
+            .into_iter()
+            .map(|item| QueuedSubmission {
+                v: MESSAGE_VERSION,
+                submission_id: item.submission_id,
+                correlation_id: self.correlation_id.clone(),
+                received_at: self.received_at,
+                principal: self.principal.clone(),
+                submission: item.submission,
+            })
+            .collect()
+    }
+
+    pub fn submission_ids(&self) -> impl Iterator<Item = SubmissionId> + '_ {
+        self.submissions.iter().map(|item| item.submission_id)
+    }
+}
+
+/// One submission with the context of the request it came in: what the processor decides on,
+/// and the v1 submissions-queue message body that earlier versions of ingest wrote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct QueuedSubmission {
@@ -59,14 +107,36 @@ pub enum MalformedMessage {
     UnsupportedVersion(u8),
     #[error("message has no body")]
     MissingBody,
+    #[error("message holds no submissions")]
+    NoSubmissions,
 }
 
-/// Reads a message body of either kind, refusing versions this code does not understand.
+/// Reads a message body of one kind, refusing versions this code does not understand.
 pub fn decode<T: VersionedMessage>(body: Option<&str>) -> Result<T, MalformedMessage> {
     let body = body.ok_or(MalformedMessage::MissingBody)?;
     let message: T = serde_json::from_str(body)?;
     match message.version() {
-        MESSAGE_VERSION => Ok(message),
+        v if v == T::VERSION => Ok(message),
+        other => Err(MalformedMessage::UnsupportedVersion(other)),
+    }
+}
+
+/// Reads a submissions-queue message body: a request (v2) or a single submission (v1).
+pub fn decode_submissions(body: Option<&str>) -> Result<Vec<QueuedSubmission>, MalformedMessage> {
+    #[derive(Deserialize)]
+    struct Version {
+        v: u8,
+    }
+    let raw = body.ok_or(MalformedMessage::MissingBody)?;
+    match serde_json::from_str::<Version>(raw)?.v {
+        MESSAGE_VERSION => Ok(vec![decode::<QueuedSubmission>(body)?]),
+        REQUEST_MESSAGE_VERSION => {
+            let submissions = decode::<QueuedRequest>(body)?.into_submissions();
+            if submissions.is_empty() {
+                return Err(MalformedMessage::NoSubmissions);
+            }
+            Ok(submissions)
+        }
         other => Err(MalformedMessage::UnsupportedVersion(other)),
     }
 }
@@ -78,16 +148,27 @@ pub fn encode<T: VersionedMessage>(message: &T) -> String {
 }
 
 pub trait VersionedMessage: Serialize + for<'de> Deserialize<'de> {
+    /// The version this code reads and writes.
+    const VERSION: u8;
     fn version(&self) -> u8;
 }
 
+impl VersionedMessage for QueuedRequest {
+    const VERSION: u8 = REQUEST_MESSAGE_VERSION;
+    fn version(&self) -> u8 {
+        self.v
+    }
+}
+
 impl VersionedMessage for QueuedSubmission {
+    const VERSION: u8 = MESSAGE_VERSION;
     fn version(&self) -> u8 {
         self.v
     }
 }
 
 impl VersionedMessage for Rejection {
+    const VERSION: u8 = MESSAGE_VERSION;
     fn version(&self) -> u8 {
         self.v
     }
@@ -126,12 +207,97 @@ mod tests {
         assert_eq!(decode::<QueuedSubmission>(Some(&body)).unwrap(), message);
     }
 
+    fn request(items: usize) -> QueuedRequest {
+        let one = queued();
+        QueuedRequest {
+            v: REQUEST_MESSAGE_VERSION,
+            correlation_id: one.correlation_id.clone(),
+            received_at: one.received_at,
+            principal: one.principal.clone(),
+            submissions: (0..items)
+                .map(|_| QueuedItem {
+                    submission_id: SubmissionId::new_unique(),
+                    submission: one.submission.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_request_fans_out_into_submissions_that_share_its_context() {
+        let request = request(3);
+        let body = encode(&request);
+        assert!(body.starts_with(r#"{"v":2,"#), "{body}");
+        let submissions = decode_submissions(Some(&body)).unwrap();
+        assert_eq!(
+            submissions
+                .iter()
+                .map(|s| s.submission_id)
+                .collect::<Vec<_>>(),
+            request.submission_ids().collect::<Vec<_>>()
+        );
+        for s in &submissions {
+            assert_eq!(s.correlation_id, request.correlation_id);
+            assert_eq!(s.received_at, request.received_at);
+            assert_eq!(s.principal, request.principal);
+        }
+    }
+
+    #[test]
+    fn a_single_submission_message_of_the_earlier_version_is_still_read() {
+        let message = queued();
+        assert_eq!(
+            decode_submissions(Some(&encode(&message))).unwrap(),
+            [message]
+        );
+    }
+
+    #[test]
+    fn a_full_batch_of_maximal_submissions_fits_one_sqs_message() {
+        use crate::limits::{
+            CLIENT_REF_MAX_CHARS, CORRELATION_ID_MAX_CHARS, MAX_BATCH_SUBMISSIONS,
+            SQS_MAX_MESSAGE_BYTES, SUBJECT_MAX_CHARS,
+        };
+        use crate::submission::ClientRef;
+        let mut request = request(MAX_BATCH_SUBMISSIONS);
+        request.principal.subject = UserId::parse("u".repeat(SUBJECT_MAX_CHARS)).unwrap();
+        request.principal.token_id = Some("t".repeat(256));
+        request.correlation_id =
+            CorrelationId::parse(&"c".repeat(CORRELATION_ID_MAX_CHARS)).unwrap();
+        for item in &mut request.submissions {
+            item.submission.hero_id = HeroId::parse(&"h".repeat(64)).unwrap();
+            item.submission.score = Score::new(1_000_000_000).unwrap();
+            item.submission.achieved_at = Some(datetime!(2026-11-22 12:00:00.123456789 UTC));
+            item.submission.client_ref =
+                Some(ClientRef::parse(&"r".repeat(CLIENT_REF_MAX_CHARS)).unwrap());
+        }
+        let bytes = encode(&request).len();
+        assert!(bytes < SQS_MAX_MESSAGE_BYTES / 4, "{bytes} bytes");
+    }
+
+    #[test]
+    fn an_empty_request_is_malformed() {
+        assert!(matches!(
+            decode_submissions(Some(&encode(&request(0)))),
+            Err(MalformedMessage::NoSubmissions)
+        ));
+    }
+
     #[test]
     fn other_versions_and_garbage_are_malformed() {
         let body = encode(&queued()).replacen(r#""v":1"#, r#""v":2"#, 1);
         assert!(matches!(
             decode::<QueuedSubmission>(Some(&body)),
             Err(MalformedMessage::UnsupportedVersion(2))
+        ));
+        let body = encode(&queued()).replacen(r#""v":1"#, r#""v":3"#, 1);
+        assert!(matches!(
+            decode_submissions(Some(&body)),
+            Err(MalformedMessage::UnsupportedVersion(3))
+        ));
+        assert!(matches!(
+            decode_submissions(Some("[1]")),
+            Err(MalformedMessage::Invalid(_))
         ));
         assert!(matches!(
             decode::<QueuedSubmission>(Some("not json")),

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::ids::{SubmissionId, UserId};
-use crate::message::{QueuedSubmission, Rejection};
+use crate::message::{QueuedRequest, Rejection};
 use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
 use crate::submission::HeroId;
@@ -60,17 +60,47 @@ impl BatchReport {
     }
 }
 
-/// Where ingest puts accepted submissions. `Ok` means every message is durably enqueued.
+/// Where ingest puts accepted requests. `Ok` means the request's one message is durably
+/// enqueued; an error means it was not, or (a timeout after the send landed) cannot be told.
 #[async_trait]
 pub trait SubmissionQueue: Send + Sync {
-    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError>;
+    /// Sends one request as one message, retrying transient failures until `deadline`.
+    async fn enqueue(&self, request: &QueuedRequest, deadline: Instant) -> Result<(), PortError>;
+}
+
+/// What storing new records found: ids neither `existing` nor `failed` were stored.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PutReport {
+    /// Ids that already had a verdict: the stored records, which stand.
+    pub existing: HashMap<SubmissionId, SubmissionRecord>,
+    /// Ids whose put did not go through (after retries): neither stored nor found.
+    pub failed: Vec<SubmissionId>,
 }
 
 /// The submissions table: one record per submission, keyed by its id.
 #[async_trait]
 pub trait SubmissionStore: Send + Sync {
-    /// Writes up to [`crate::limits::STORE_WRITE_BATCH`] records, retrying unprocessed items
-    /// until `deadline`; reports the ids still unwritten.
+    /// Stores each record whose id has no verdict yet (no item, or only a `failed` marker) and
+    /// leaves every stored verdict standing, returning it instead: conditional writes, so the
+    /// first verdict wins however deliveries race. Retries transient failures until `deadline`.
+    async fn put_new(
+        &self,
+        records: &[SubmissionRecord],
+        deadline: Instant,
+    ) -> Result<PutReport, PortError>;
+
+    /// Marks the rejections of `ids` notified at `at` (the outbox), leaving ids already marked
+    /// as they are; reports the ids whose mark did not go through.
+    async fn mark_notified(
+        &self,
+        ids: &[SubmissionId],
+        at: time::OffsetDateTime,
+        deadline: Instant,
+    ) -> Result<BatchReport, PortError>;
+
+    /// Writes up to [`crate::limits::STORE_WRITE_BATCH`] records unconditionally, replacing what
+    /// is stored: an operator's revocation and test fixtures, never the pipeline. Retries
+    /// unprocessed items until `deadline`; reports the ids still unwritten.
     async fn write(
         &self,
         records: &[SubmissionRecord],

@@ -17,14 +17,19 @@ pub enum RejectionReason {
     MissingPermission,
     /// The user went over their submission quota for the window the submission was received in.
     RateLimited,
+    /// The submission's id (from its `clientRef` or the request's `Idempotency-Key`) is already
+    /// stored with another hero, score or `achievedAt`. The stored submission stands; this one is
+    /// refused. Never a stored verdict: only notified.
+    IdempotencyConflict,
 }
 
 impl RejectionReason {
-    pub const ALL: [RejectionReason; 4] = [
+    pub const ALL: [RejectionReason; 5] = [
         RejectionReason::UnknownUser,
         RejectionReason::SuspendedUser,
         RejectionReason::MissingPermission,
         RejectionReason::RateLimited,
+        RejectionReason::IdempotencyConflict,
     ];
 
     pub fn code(self) -> &'static str {
@@ -33,6 +38,7 @@ impl RejectionReason {
             RejectionReason::SuspendedUser => "suspended_user",
             RejectionReason::MissingPermission => "missing_permission",
             RejectionReason::RateLimited => "rate_limited",
+            RejectionReason::IdempotencyConflict => "idempotency_conflict",
         }
     }
 

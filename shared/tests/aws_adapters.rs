@@ -40,7 +40,10 @@ use shared::aws::sns::SnsNotifier;
 use shared::aws::sqs::SqsQueue;
 use shared::ids::{CorrelationId, SubmissionId, UserId};
 use shared::limits::STORE_WRITE_BATCH;
-use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, Rejection, decode};
+use shared::message::{
+    MESSAGE_VERSION, Principal, QueuedItem, QueuedRequest, QueuedSubmission,
+    REQUEST_MESSAGE_VERSION, Rejection, decode, decode_submissions,
+};
 use shared::ports::{
     BatchReport, Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue,
     SubmissionStore, UserDirectory,
@@ -221,6 +224,23 @@ fn queued(user_id: &UserId, score: u32) -> QueuedSubmission {
     }
 }
 
+/// One request of `count` submissions by `user_id`.
+fn queued_request(user_id: &UserId, count: u32) -> QueuedRequest {
+    let first = queued(user_id, 0);
+    QueuedRequest {
+        v: REQUEST_MESSAGE_VERSION,
+        correlation_id: first.correlation_id,
+        received_at: first.received_at,
+        principal: first.principal,
+        submissions: (0..count)
+            .map(|i| QueuedItem {
+                submission_id: SubmissionId::new_unique(),
+                submission: queued(user_id, i).submission,
+            })
+            .collect(),
+    }
+}
+
 fn record(user_id: &UserId, hero: &HeroId, score: u32, outcome: Outcome) -> SubmissionRecord {
     SubmissionRecord {
         submission_id: SubmissionId::new_unique(),
@@ -232,6 +252,8 @@ fn record(user_id: &UserId, hero: &HeroId, score: u32, outcome: Outcome) -> Subm
         received_at: OffsetDateTime::now_utc(),
         correlation_id: CorrelationId::generate(),
         outcome,
+        decided_at: time::OffsetDateTime::now_utc(),
+        notified_at: None,
     }
 }
 
@@ -269,46 +291,27 @@ fn ids_of<'a>(ids: impl IntoIterator<Item = &'a SubmissionId>) -> HashSet<Submis
 // SQS
 
 #[tokio::test]
-async fn more_than_ten_submissions_are_enqueued_in_chunks_and_arrive_intact() {
-    // GIVEN a queue and 23 submissions (three SendMessageBatch chunks)
+async fn a_request_of_a_hundred_submissions_is_enqueued_as_one_message_that_arrives_intact() {
+    // GIVEN a queue and a request of 100 submissions
     let sqs = sqs_client_with(PLAIN);
     let queue = SqsQueue::new(sqs.clone(), new_queue(&sqs).await);
-    let messages: Vec<QueuedSubmission> = (0..23).map(|i| queued(&user("alice"), i)).collect();
+    let request = queued_request(&user("alice"), 100);
 
-    // WHEN they are enqueued
+    // WHEN it is enqueued
     queue
-        .enqueue(&messages)
+        .enqueue(&request, far_deadline())
         .await
-        .expect("every message is enqueued");
+        .expect("the request is enqueued");
 
-    // THEN each arrives once, decodes to what was sent, and carries its correlation id
-    let received = receive(
-        &sqs,
-        &queue.queue_url,
-        messages.len(),
-        Duration::from_secs(20),
-    )
-    .await;
-    assert_eq!(received.len(), messages.len());
-    let by_id: HashMap<SubmissionId, &QueuedSubmission> =
-        messages.iter().map(|m| (m.submission_id, m)).collect();
-    for message in &received {
-        let decoded: QueuedSubmission = decode(message.body()).expect("a valid message");
-        let sent = by_id
-            .get(&decoded.submission_id)
-            .expect("a message that was sent");
-        assert_eq!(&&decoded, sent);
-        assert_eq!(
-            string_attribute(message, "correlationId"),
-            Some(sent.correlation_id.as_str())
-        );
-    }
-    let distinct: HashSet<SubmissionId> = received
-        .iter()
-        .map(|m| decode::<QueuedSubmission>(m.body()).map(|q| q.submission_id))
-        .collect::<Result<_, _>>()
-        .expect("valid messages");
-    assert_eq!(distinct.len(), messages.len());
+    // THEN one message arrives, decodes to every submission sent, and carries the correlation id
+    let received = receive(&sqs, &queue.queue_url, 10, Duration::from_secs(2)).await;
+    assert_eq!(received.len(), 1);
+    let decoded = decode_submissions(received[0].body()).expect("a valid message");
+    assert_eq!(decoded, request.clone().into_submissions());
+    assert_eq!(
+        string_attribute(&received[0], "correlationId"),
+        Some(request.correlation_id.as_str())
+    );
 }
 
 #[tokio::test]
@@ -349,7 +352,7 @@ async fn enqueueing_to_a_missing_queue_is_an_error_for_ingest_to_answer_503() {
     let missing_url = format!("{}/123456789012/{}", moto_endpoint(), unique("missing"));
     let queue = SqsQueue::new(sqs, missing_url);
     let error = queue
-        .enqueue(&[queued(&user("alice"), 1)])
+        .enqueue(&queued_request(&user("alice"), 1), far_deadline())
         .await
         .expect_err("nothing can be enqueued");
     assert!(error.to_string().contains("sqs"), "{error}");
@@ -378,23 +381,6 @@ async fn failed_entries_are_resent_and_sender_faults_are_reported_not_resent() {
     // THEN entry 0 is sent again on its own, and only entry 1 is reported failed
     assert_eq!(faults.sent_ids(), [vec!["0", "1", "2"], vec!["0"]]);
     assert_eq!(report.failed, [rejections[1].submission_id]);
-
-    // AND an all-or-nothing enqueue with a refused entry is an error
-    let faults = EntryFaults::new([], ["0"]);
-    let queue = SqsQueue {
-        backoff: quick_backoff(),
-        ..SqsQueue::new(
-            sqs_client_with(Some(faults.clone())),
-            sink.queue_url.clone(),
-        )
-    };
-    let error = queue
-        .enqueue(&[queued(&user("carol"), 1), queued(&user("carol"), 2)])
-        .await
-        .expect_err("a refused message fails the enqueue");
-    assert!(matches!(error, PortError::Refused { .. }), "{error}");
-    assert!(error.to_string().contains("1 of 2 messages"), "{error}");
-    assert_eq!(faults.sent_ids().len(), 1, "a sender fault is not retried");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -148,14 +148,14 @@ proptest! {
         key_b in "[!-~]{1,40}",
     ) {
         let (a, b) = (UserId::parse(user_a.clone()).unwrap(), UserId::parse(user_b.clone()).unwrap());
-        prop_assert_eq!(SubmissionId::from_idempotency_key(&a, &key_a), SubmissionId::from_idempotency_key(&a, &key_a));
+        prop_assert_eq!(SubmissionId::from_idempotency_key(&a, &key_a, 0), SubmissionId::from_idempotency_key(&a, &key_a, 0));
         prop_assert_eq!(SubmissionId::from_client_ref(&a, &key_a), SubmissionId::from_client_ref(&a, &key_a));
-        prop_assert_ne!(SubmissionId::from_idempotency_key(&a, &key_a), SubmissionId::from_client_ref(&a, &key_a));
+        prop_assert_ne!(SubmissionId::from_idempotency_key(&a, &key_a, 0), SubmissionId::from_client_ref(&a, &key_a));
         if user_a != user_b {
             prop_assert_ne!(SubmissionId::from_client_ref(&a, &key_a), SubmissionId::from_client_ref(&b, &key_a));
         }
         if key_a != key_b {
-            prop_assert_ne!(SubmissionId::from_idempotency_key(&a, &key_a), SubmissionId::from_idempotency_key(&a, &key_b));
+            prop_assert_ne!(SubmissionId::from_idempotency_key(&a, &key_a, 0), SubmissionId::from_idempotency_key(&a, &key_b, 0));
         }
         let id = SubmissionId::from_client_ref(&a, &key_a);
         prop_assert_eq!(SubmissionId::parse(&id.to_string()), Some(id));
@@ -235,5 +235,7 @@ fn accepted(score: u32) -> SubmissionRecord {
         received_at: NOW,
         correlation_id: shared::ids::CorrelationId::generate(),
         outcome: Outcome::Accepted,
+        decided_at: time::OffsetDateTime::now_utc(),
+        notified_at: None,
     }
 }

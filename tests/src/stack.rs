@@ -34,6 +34,8 @@ use crate::tokens::TokenMinter;
 
 /// Time the processor gets per batch, like a Lambda timeout.
 pub const PROCESSOR_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time the notifier gets per batch.
+pub const NOTIFIER_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to assemble the stack around a backend.
 pub struct StackOptions {
@@ -245,11 +247,14 @@ impl LocalStack {
         let mut processor = Processor::new(
             Ports {
                 users: directory_port,
-                store: store_port,
+                store: store_port.clone(),
                 rejections: sink_port,
             },
             UserCache::new(options.user_cache_ttl),
         );
+        if let Some(max_receive_count) = backend.max_receive_count {
+            processor = processor.with_max_receive_count(max_receive_count);
+        }
         if let Some(quota) = quota {
             processor = processor.with_quota(quota);
         }
@@ -270,14 +275,20 @@ impl LocalStack {
                 .await
             })
         });
-        let rejection_notifier = Arc::new(RejectionNotifier::new(notifier_port));
+        let rejection_notifier = Arc::new(RejectionNotifier::new(notifier_port, store_port));
         let dice = crashes.clone();
         let notify: SqsHandler = Arc::new(move |event: SqsEvent| -> HandlerFuture {
             let handler = rejection_notifier.clone();
             let dice = dice.clone();
             Box::pin(async move {
-                dice.run(async { handler.handle(&event.records).await.into_response() })
-                    .await
+                let deadline = Instant::now() + NOTIFIER_BATCH_TIMEOUT;
+                dice.run(async {
+                    handler
+                        .handle(&event.records, deadline)
+                        .await
+                        .into_response()
+                })
+                .await
             })
         });
         let (stop_consumers, consumers_stopped) = watch::channel(false);

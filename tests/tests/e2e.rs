@@ -31,6 +31,8 @@ const HOURLY_QUOTA: u32 = 25;
 
 fn options() -> StackOptions {
     let mut options = StackOptions::for_tests(users());
+    // Every batch reads the directory, so a suspension takes effect at once.
+    options.user_cache_ttl = Duration::ZERO;
     options.quota = Some(QuotaPolicy::new(HOURLY_QUOTA, Duration::from_secs(3600)).unwrap());
     options
 }
@@ -68,7 +70,8 @@ async fn aws_stack() -> LocalStack {
     let resources = AwsResources::provision(&clients, &prefix, queues)
         .await
         .unwrap();
-    let backend: Backend = aws_backend(&clients, resources, Duration::from_secs(1));
+    let mut backend: Backend = aws_backend(&clients, resources, Duration::from_secs(1));
+    backend.max_receive_count = Some(MAX_RECEIVE_COUNT);
     let mut options = options();
     options.processor_poll.wait = Duration::from_secs(1);
     options.notifier_poll.wait = Duration::from_secs(1);
@@ -121,6 +124,10 @@ on_both_backends!(
     the_leaderboard_ranks_a_heros_accepted_scores_and_leaves_out_rejected_ones,
     a_leaderboard_read_needs_a_token_and_valid_parameters,
     a_leaderboard_read_the_store_cannot_serve_is_a_503_with_retry_after,
+    a_rejected_submission_retried_five_times_with_its_key_is_notified_once,
+    a_retry_after_the_user_was_suspended_leaves_the_accepted_verdict_standing,
+    a_reused_key_with_another_score_leaves_the_first_stored_and_reports_the_conflict,
+    a_parked_submission_shows_failed_and_after_a_redrive_its_outcome,
 );
 
 struct Client {
@@ -295,7 +302,7 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_same_id_and_is_stored_on
     assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
     assert_eq!(
         ids[0],
-        SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "run-7-attempt")
+        SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "run-7-attempt", 0)
     );
     assert!(stack.wait_until_drained(DRAIN).await);
     assert_eq!(stack.stored_count().await, 1);
@@ -579,7 +586,7 @@ async fn a_queue_that_keeps_refusing_gets_a_503_and_nothing_is_accepted(stack: L
 async fn a_record_that_fails_transiently_is_retried_and_then_stored(stack: LocalStack) {
     let client = Client::new(&stack);
     let key = "flaky-1";
-    let id = SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), key);
+    let id = SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), key, 0);
     stack.faults.store.fail_item(id, Times::Next(2));
     let response = client
         .post("/v1/scores", Some(&stack.token("alice")))
@@ -605,7 +612,7 @@ async fn a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is
 ) {
     let client = Client::new(&stack);
     let token = stack.token("alice");
-    let doomed = SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "doomed");
+    let doomed = SubmissionId::from_idempotency_key(&UserId::parse("alice").unwrap(), "doomed", 0);
     stack.faults.store.fail_item(doomed, Times::Always);
     stack
         .backend
@@ -639,10 +646,9 @@ async fn a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is
     );
     assert!(dead.iter().any(|body| body.contains("poison")));
     assert!(dead.iter().any(|body| body.contains(&doomed.to_string())));
-    assert_eq!(
-        stack.faults.store.injected(),
-        u64::from(MAX_RECEIVE_COUNT),
-        "the doomed write was tried once per receive"
+    assert!(
+        stack.faults.store.injected() >= u64::from(MAX_RECEIVE_COUNT),
+        "the doomed write was tried on every receive"
     );
     for id in fine {
         assert_eq!(
@@ -651,6 +657,8 @@ async fn a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is
             "{id} was lost"
         );
     }
+    // Even its failed marker cannot be written (the store refuses that item): it stays pending
+    // while parked, which the dead-letter alarm reports.
     assert_eq!(outcome(&stack, doomed).await, None);
 }
 
@@ -961,4 +969,151 @@ async fn a_leaderboard_read_the_store_cannot_serve_is_a_503_with_retry_after(sta
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Posts one score with an Idempotency-Key and returns its id.
+async fn post_with_key(client: &Client, token: &str, key: &str, body: &Value) -> SubmissionId {
+    let response = client
+        .post("/v1/scores", Some(token))
+        .header("content-type", "application/json")
+        .header("idempotency-key", key)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    id_of(&body)
+}
+
+async fn a_rejected_submission_retried_five_times_with_its_key_is_notified_once(stack: LocalStack) {
+    // GIVEN a suspended user's submission, sent five times with its key, each after the last
+    // was processed (a client that did not hear back)
+    let client = Client::new(&stack);
+    let token = stack.token("mallory");
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(post_with_key(&client, &token, "five-times", &score("storm", 5)).await);
+        assert!(stack.wait_until_drained(DRAIN).await);
+    }
+
+    // THEN one submission, rejected, notified exactly once
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+    let told: Vec<_> = stack
+        .published()
+        .await
+        .into_iter()
+        .filter(|r| r.submission_id == ids[0])
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].reason, RejectionReason::SuspendedUser);
+    let (_, view) = client.status_of(&token, &ids[0].to_string()).await;
+    assert_eq!(view["status"], "rejected");
+}
+
+async fn a_retry_after_the_user_was_suspended_leaves_the_accepted_verdict_standing(
+    stack: LocalStack,
+) {
+    // GIVEN bob's submission, accepted
+    let client = Client::new(&stack);
+    let token = stack.token("bob");
+    let id = post_with_key(&client, &token, "before-suspension", &score("storm", 40)).await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted));
+
+    // WHEN bob is suspended and the client retries the same submission
+    stack
+        .backend
+        .observe
+        .put_user(&User::suspended(UserId::parse("bob").unwrap()))
+        .await
+        .unwrap();
+    let again = post_with_key(&client, &token, "before-suspension", &score("storm", 40)).await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    // THEN the accepted verdict stands, and bob is told of no refusal
+    assert_eq!(again, id);
+    assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted));
+    assert!(
+        stack
+            .published()
+            .await
+            .iter()
+            .all(|r| r.submission_id != id),
+        "an accepted submission was notified as refused"
+    );
+    let (_, view) = client.status_of(&token, &id.to_string()).await;
+    assert_eq!(view["status"], "accepted");
+}
+
+async fn a_reused_key_with_another_score_leaves_the_first_stored_and_reports_the_conflict(
+    stack: LocalStack,
+) {
+    let client = Client::new(&stack);
+    let token = stack.token("alice");
+    let id = post_with_key(&client, &token, "reused", &score("storm", 10)).await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    let reused = post_with_key(&client, &token, "reused", &score("storm", 99_999)).await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    assert_eq!(reused, id, "the same key names the same submission");
+    let stored = stack.stored(id).await.expect("stored");
+    assert_eq!(
+        (stored.score.get(), stored.outcome),
+        (10, Outcome::Accepted)
+    );
+    let told: Vec<_> = stack
+        .published()
+        .await
+        .into_iter()
+        .filter(|r| r.submission_id == id)
+        .collect();
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!(told[0].reason, RejectionReason::IdempotencyConflict);
+    assert_eq!(
+        told[0].score.get(),
+        99_999,
+        "the notification names the refused score"
+    );
+    let (_, view) = client.status_of(&token, &id.to_string()).await;
+    assert_eq!(
+        (view["status"].as_str(), view["score"].as_u64()),
+        (Some("accepted"), Some(10))
+    );
+}
+
+async fn a_parked_submission_shows_failed_and_after_a_redrive_its_outcome(stack: LocalStack) {
+    // GIVEN bob's directory entry unreadable, and a submission of his
+    let client = Client::new(&stack);
+    let bob = UserId::parse("bob").unwrap();
+    stack.backend.observe.corrupt_user(&bob).await.unwrap();
+    let token = stack.token("bob");
+    let (status, body) = client
+        .post_json("/v1/scores", &token, &score("storm", 3))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let id = id_of(&body);
+
+    // WHEN it is retried up to the redrive limit
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    // THEN it is parked, and its owner sees it failed, with the reason
+    assert_eq!(stack.dead_letters().await.submissions.len(), 1);
+    let (_, view) = client.status_of(&token, &id.to_string()).await;
+    assert_eq!(view["status"], "failed", "{view}");
+    assert_eq!(view["reason"], "unreadable_user_entry");
+
+    // AND once the entry is fixed, the operator's redrive brings it to its outcome
+    stack
+        .backend
+        .observe
+        .put_user(&User::active(bob))
+        .await
+        .unwrap();
+    assert_eq!(stack.backend.observe.redrive().await.unwrap(), 1);
+    assert!(stack.wait_until_drained(DRAIN).await);
+    let (_, view) = client.status_of(&token, &id.to_string()).await;
+    assert_eq!(view["status"], "accepted", "{view}");
+    assert!(stack.dead_letters().await.submissions.is_empty());
 }

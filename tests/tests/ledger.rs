@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use pipeline_tests::backend::memory::memory_backend;
+use pipeline_tests::backend::memory::{MemoryParts, memory_backend};
 use pipeline_tests::stack::Crashes;
 use pipeline_tests::{LocalStack, StackOptions};
 use rand::rngs::StdRng;
@@ -17,7 +17,7 @@ use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
 use shared::ids::{SubmissionId, UserId};
 use shared::memory::QueueSettings;
-use shared::message::{QueuedSubmission, Rejection, decode};
+use shared::message::{Rejection, decode, decode_submissions};
 use shared::ports::SubmissionStore;
 use shared::quota::QuotaPolicy;
 use shared::record::Outcome;
@@ -34,6 +34,9 @@ const FAULT_RATE: f64 = 0.05;
 const CRASH_RATE: f64 = 0.02;
 /// Share of requests the client sends twice with the same Idempotency-Key.
 const DUPLICATE_RATE: f64 = 0.1;
+/// Share of requests sent with neither an Idempotency-Key nor clientRefs: each retry after a 503
+/// gets fresh ids, so anything stored from a refused attempt would be stored without a 202.
+const KEYLESS_RATE: f64 = 0.2;
 const BATCH_SIZE: usize = 40;
 const CONCURRENT_REQUESTS: usize = 16;
 const MAX_RECEIVE_COUNT: u32 = 5;
@@ -67,11 +70,36 @@ fn expected_outcomes(kind: Kind) -> &'static [Outcome] {
     }
 }
 
+/// Every submission id in a dead-letter queue.
+fn parked_ids(memory: &MemoryParts) -> HashSet<SubmissionId> {
+    let submissions = memory
+        .submissions
+        .dead_letters()
+        .into_iter()
+        .flat_map(|m| decode_submissions(Some(&m.body)).unwrap())
+        .map(|s| s.submission_id);
+    let rejections = memory
+        .rejections
+        .dead_letters()
+        .into_iter()
+        .map(|m| decode::<Rejection>(Some(&m.body)).unwrap().submission_id);
+    submissions.chain(rejections).collect()
+}
+
+fn stored_outcomes(memory: &MemoryParts) -> HashMap<SubmissionId, Outcome> {
+    memory
+        .store
+        .records()
+        .into_iter()
+        .map(|r| (r.submission_id, r.outcome))
+        .collect()
+}
+
 /// One request the client will send (maybe twice), and what it is for.
 struct Planned {
     user: String,
     kind: Kind,
-    idempotency_key: String,
+    idempotency_key: Option<String>,
     path: &'static str,
     body: Value,
     submissions: usize,
@@ -93,10 +121,11 @@ fn plan(rng: &mut StdRng) -> Vec<Planned> {
             users[rng.random_range(0..users.len())].clone()
         };
         let key = format!("k-{}", planned.len());
-        let duplicate = rng.random_bool(DUPLICATE_RATE);
+        let keyless = rng.random_bool(KEYLESS_RATE);
+        let duplicate = !keyless && rng.random_bool(DUPLICATE_RATE);
         let item = |rng: &mut StdRng, i: usize| {
             let mut item = json!({ "heroId": format!("hero-{}", rng.random_range(0..50)), "score": rng.random_range(0..1_000_000u32) });
-            if i.is_multiple_of(3) {
+            if !keyless && i.is_multiple_of(3) {
                 item["clientRef"] = json!(format!("{key}-ref-{i}"));
             }
             item
@@ -115,7 +144,7 @@ fn plan(rng: &mut StdRng) -> Vec<Planned> {
         planned.push(Planned {
             user,
             kind,
-            idempotency_key: key,
+            idempotency_key: (!keyless).then_some(key),
             path,
             body,
             submissions,
@@ -125,8 +154,8 @@ fn plan(rng: &mut StdRng) -> Vec<Planned> {
     planned
 }
 
-/// Sends a request until it is accepted (a 503 is retried with the same key, as a client
-/// should); returns the ids and how many 503s it took.
+/// Sends a request until it is accepted (a 503 is retried with the same key, if it has one, as a
+/// client should); returns the ids and how many 503s it took.
 async fn send(
     client: &reqwest::Client,
     stack: &LocalStack,
@@ -135,15 +164,14 @@ async fn send(
 ) -> (Vec<SubmissionId>, u32) {
     let mut refusals = 0;
     loop {
-        let response = client
+        let mut post = client
             .post(format!("{}{}", stack.url, request.path))
             .bearer_auth(token)
-            .header("content-type", "application/json")
-            .header("idempotency-key", &request.idempotency_key)
-            .body(request.body.to_string())
-            .send()
-            .await
-            .unwrap();
+            .header("content-type", "application/json");
+        if let Some(key) = &request.idempotency_key {
+            post = post.header("idempotency-key", key);
+        }
+        let response = post.body(request.body.to_string()).send().await.unwrap();
         match response.status().as_u16() {
             202 => {
                 let body: Value = response.json().await.unwrap();
@@ -159,8 +187,8 @@ async fn send(
             }
             503 => {
                 refusals += 1;
-                // A 40-item batch passes a queue failing 5% of entries about one time in eight,
-                // so a run of refusals is expected; a thousand in a row means it never will.
+                // A request is one message, so a queue failing 5% of calls and 5% of messages
+                // refuses about one in ten; a thousand in a row means it never will pass.
                 assert!(
                     refusals < 1_000,
                     "the queue refused the same request 1,000 times"
@@ -269,87 +297,111 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
         "the queues did not drain within 300 s"
     );
 
-    // The ledger.
-    let stored: HashMap<SubmissionId, Outcome> = memory
-        .store
-        .records()
-        .into_iter()
-        .map(|r| (r.submission_id, r.outcome))
-        .collect();
-    let dead_submissions: HashSet<SubmissionId> = memory
-        .submissions
-        .dead_letters()
-        .iter()
-        .map(|m| {
-            decode::<QueuedSubmission>(Some(&m.body))
-                .unwrap()
-                .submission_id
-        })
-        .collect();
-    let dead_rejections: HashSet<SubmissionId> = memory
-        .rejections
-        .dead_letters()
-        .iter()
-        .map(|m| decode::<Rejection>(Some(&m.body)).unwrap().submission_id)
-        .collect();
-    let notified: Vec<SubmissionId> = memory
-        .notifier
-        .published()
-        .iter()
-        .map(|r| r.submission_id)
-        .collect();
-    let notified_once: HashSet<SubmissionId> = notified.iter().copied().collect();
-
-    let (mut stored_accepted, mut stored_rejected_notified, mut parked) = (0, 0, 0);
-    for (id, kind) in &accepted {
-        let outcome = stored.get(id);
-        if let Some(outcome) = outcome {
-            assert!(
-                expected_outcomes(*kind).contains(outcome),
-                "{id}: wrong verdict {outcome:?} for a {kind:?} user"
-            );
-        }
-        let parked_here = dead_submissions.contains(id) || dead_rejections.contains(id);
-        match (outcome, parked_here) {
-            (Some(Outcome::Accepted), false) => {
-                stored_accepted += 1;
-                assert!(!notified_once.contains(id), "{id}: accepted but notified");
-            }
-            (Some(Outcome::Rejected(_)), false) => {
-                stored_rejected_notified += 1;
+    // Before any redrive: what each 202 stands at while some messages are parked.
+    let parked_before = parked_ids(&memory);
+    let stored_before = stored_outcomes(&memory);
+    let (mut marked_failed, mut stuck) = (0, 0);
+    for id in accepted.keys() {
+        match stored_before.get(id) {
+            Some(Outcome::Failed(_)) => {
+                marked_failed += 1;
                 assert!(
-                    notified_once.contains(id),
-                    "{id}: rejected but never notified"
+                    parked_before.contains(id),
+                    "{id}: marked failed but not parked"
                 );
             }
-            (_, true) => {
-                parked += 1;
+            None => {
                 assert!(
-                    !matches!(outcome, Some(Outcome::Accepted)) || !notified_once.contains(id),
-                    "{id}: parked, accepted and notified"
+                    parked_before.contains(id),
+                    "{id} got a 202 but was neither stored nor dead-lettered: lost"
                 );
+                // Parked while even its failed marker could not be written.
+                stuck += 1;
             }
-            (None, false) => {
-                panic!("{id} got a 202 but was neither stored nor dead-lettered: lost")
-            }
+            Some(_) => {}
         }
     }
-    assert_eq!(
-        stored_accepted + stored_rejected_notified + parked,
-        accepted.len()
+    let parked_messages =
+        memory.submissions.dead_letters().len() + memory.rejections.dead_letters().len();
+
+    // The operator's redrive, once the faults are over: every parked message goes back to its
+    // queue, and everything that got a 202 reaches its outcome.
+    for plan in &plans {
+        plan.heal();
+    }
+    memory.submissions.redrive();
+    memory.rejections.redrive();
+    assert!(
+        stack.wait_until_drained(Duration::from_secs(300)).await,
+        "the queues did not drain within 300 s after the redrive"
     );
+    assert!(
+        parked_ids(&memory).is_empty(),
+        "nothing is parked after a redrive without faults"
+    );
+
+    // The ledger.
+    let stored = stored_outcomes(&memory);
+    let published = memory.notifier.published();
+    let mut notifications: HashMap<SubmissionId, Vec<&Rejection>> = HashMap::new();
+    for rejection in &published {
+        notifications
+            .entry(rejection.submission_id)
+            .or_default()
+            .push(rejection);
+    }
+    let (mut stored_accepted, mut stored_rejected, mut notified_repeatedly) = (0, 0, 0);
+    for (id, kind) in &accepted {
+        let outcome = stored.get(id).unwrap_or_else(|| {
+            panic!("{id} got a 202 and has no stored outcome after the redrive")
+        });
+        assert!(
+            expected_outcomes(*kind).contains(outcome),
+            "{id}: verdict {outcome:?} for a {kind:?} user"
+        );
+        let told = notifications.get(id).map_or(&[][..], Vec::as_slice);
+        match outcome {
+            Outcome::Accepted => {
+                stored_accepted += 1;
+                assert!(told.is_empty(), "{id}: accepted but notified");
+            }
+            Outcome::Rejected(reason) => {
+                stored_rejected += 1;
+                assert!(!told.is_empty(), "{id}: rejected but never notified");
+                assert!(
+                    told.iter().all(|r| r.reason == *reason && *r == told[0]),
+                    "{id}: its notifications differ: {told:?}"
+                );
+                if told.len() > 1 {
+                    notified_repeatedly += 1;
+                }
+            }
+            Outcome::Failed(reason) => panic!("{id}: still failed ({reason}) after the redrive"),
+        }
+    }
+    assert_eq!(stored_accepted + stored_rejected, accepted.len());
     for id in stored.keys() {
         assert!(
             accepted.contains_key(id),
-            "{id} is stored but never got a 202"
+            "{id} is stored but never got a 202 (a refused request was partly processed)"
         );
     }
-    for id in &notified_once {
+    for id in notifications.keys() {
         assert!(
             accepted.contains_key(id),
             "{id} was notified but never got a 202"
         );
     }
+    assert_eq!(
+        memory.store.verdict_changes(),
+        0,
+        "a stored verdict was changed by a redelivery or a retry"
+    );
+    assert!(
+        notified_repeatedly * 100 <= stored_rejected,
+        "{notified_repeatedly} of {stored_rejected} rejections were notified more than once (more than 1%)"
+    );
+    let notified = &published;
     // The quota: the greedy user's window admitted at most the limit; what was stored as accepted
     // was admitted, what was stored as rate limited was not, and only a full window refused.
     let window = QuotaPolicy::new(QUOTA_LIMIT, QUOTA_WINDOW)
@@ -446,17 +498,24 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
 
     let faults: u64 = plans.iter().map(|p| p.injected()).sum();
     println!(
-        "ledger: {} submissions in {} requests ({} sent twice), {} answered 503 first; \
-         {faults} faults injected, {} handler invocations crashed; \
-         {stored_accepted} stored as accepted, {stored_rejected_notified} stored as rejected and notified \
-         ({} notifications in all, at least once each; {rate_limited} over the quota), \
-         {parked} parked in a dead-letter queue",
+        "ledger: {} submissions in {} requests ({} sent twice, {} without a key), {} answered 503 first; \
+         {faults} faults injected, {} handler invocations crashed; before the redrive {parked_messages} \
+         messages were parked, {marked_failed} submissions showed failed and {stuck} pending; after it \
+         {stored_accepted} stored as accepted, {stored_rejected} stored as rejected and notified \
+         ({rate_limited} over the quota); {} notifications for {stored_rejected} rejections ({:.3} each), \
+         {notified_repeatedly} notified more than once; {} stored verdicts changed",
         accepted.len(),
         planned.len(),
         planned.iter().filter(|p| p.duplicate).count(),
+        planned
+            .iter()
+            .filter(|p| p.idempotency_key.is_none())
+            .count(),
         refusals,
         stack.crashed_invocations(),
         notified.len(),
+        notified.len() as f64 / stored_rejected.max(1) as f64,
+        memory.store.verdict_changes(),
     );
     assert!(faults > 100, "faults were injected ({faults})");
     assert!(stack.crashed_invocations() > 0, "handlers were crashed");

@@ -97,6 +97,8 @@ fn stored(user: &str, hero: &str, score: u32, outcome: Outcome) -> SubmissionRec
         received_at: time::OffsetDateTime::now_utc(),
         correlation_id: CorrelationId::generate(),
         outcome,
+        decided_at: time::OffsetDateTime::now_utc(),
+        notified_at: None,
     }
 }
 

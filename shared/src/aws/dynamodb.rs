@@ -8,14 +8,18 @@ mod quotas;
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::QueryOutput;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
+use futures::StreamExt;
 use futures::future::join_all;
 use tokio::time::Instant;
 
 pub use self::items::{
-    BY_USER_INDEX, Item, ItemError, LEADERBOARD_INDEX, attribute, item_to_record, item_to_user,
-    record_to_item, user_to_item,
+    BY_USER_INDEX, Item, ItemError, LEADERBOARD_INDEX, STATUS_FAILED, attribute, item_to_record,
+    item_to_user, record_to_item, user_to_item,
 };
 use self::items::{text, user_status_text};
 pub use self::quotas::{DynamoQuotaCounter, quota_attribute};
@@ -23,8 +27,8 @@ use super::{
     RETRY_BUDGET_WITHOUT_DEADLINE, Unfinished, build_error, retry_until_finished, sdk_error,
 };
 use crate::ids::{SubmissionId, UserId};
-use crate::limits::{DIRECTORY_LOOKUP_BATCH, STORE_WRITE_BATCH};
-use crate::ports::{BatchReport, PortError, SubmissionStore, UserDirectory};
+use crate::limits::{DIRECTORY_LOOKUP_BATCH, STORE_PUT_CONCURRENCY, STORE_WRITE_BATCH};
+use crate::ports::{BatchReport, PortError, PutReport, SubmissionStore, UserDirectory};
 use crate::record::SubmissionRecord;
 use crate::retry::Backoff;
 use crate::submission::HeroId;
@@ -60,6 +64,20 @@ fn malformed(what: String, error: ItemError) -> PortError {
 
 // ---------------------------------------------------------------------------------------------
 // Submissions table
+
+/// A single write still to do, or done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MarkState {
+    Unsent,
+    Sent,
+}
+use MarkState::{Sent, Unsent};
+
+impl Unfinished for MarkState {
+    fn is_finished(&self) -> bool {
+        *self == Sent
+    }
+}
 
 /// Put requests not yet processed.
 #[derive(Clone, Debug)]
@@ -215,8 +233,181 @@ impl DynamoSubmissionStore {
     }
 }
 
+/// Where one conditional put stands.
+#[derive(Clone, Debug)]
+enum PutState {
+    Pending,
+    Stored,
+    /// A verdict was already stored; its item, as the failed condition returned it.
+    Existing(Box<Item>),
+}
+
+impl Unfinished for PutState {
+    fn is_finished(&self) -> bool {
+        !matches!(self, PutState::Pending)
+    }
+}
+
+impl DynamoSubmissionStore {
+    /// One record: a PutItem that only writes where no verdict is stored (no item, or a `failed`
+    /// marker). A failed condition returns the stored item (ALL_OLD) at no extra read.
+    async fn put_one(&self, record: &SubmissionRecord, deadline: Instant) -> PutResult {
+        let id = record.submission_id;
+        let item = match record_to_item(record) {
+            Ok(item) => item,
+            Err(error) => {
+                tracing::error!(submission_id = %id, %error, "record cannot be stored");
+                return PutResult::Failed(id);
+            }
+        };
+        let outcome = retry_until_finished(&self.backoff, deadline, PutState::Pending, |_| {
+            self.conditional_put(item.clone())
+        })
+        .await;
+        match outcome.work {
+            PutState::Stored => PutResult::Stored,
+            PutState::Existing(item) => match item_to_record(&item) {
+                Ok(stored) => PutResult::Existing(Box::new(stored)),
+                Err(error) => {
+                    tracing::error!(submission_id = %id, %error, "the stored item cannot be read; the record will be retried");
+                    PutResult::Failed(id)
+                }
+            },
+            PutState::Pending => {
+                tracing::warn!(submission_id = %id, error = ?outcome.error, "record not stored after retries");
+                PutResult::Failed(id)
+            }
+        }
+    }
+
+    async fn conditional_put(&self, item: Item) -> Result<PutState, PortError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table_name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id) OR #status = :failed")
+            .expression_attribute_names("#id", attribute::SUBMISSION_ID)
+            .expression_attribute_names("#status", attribute::STATUS)
+            .expression_attribute_values(":failed", text(STATUS_FAILED))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(PutState::Stored),
+            Err(error) => match error.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(failed)) => Ok(
+                    PutState::Existing(Box::new(failed.item().cloned().unwrap_or_default())),
+                ),
+                _ => Err(sdk_error(SERVICE, error)),
+            },
+        }
+    }
+
+    /// One UpdateItem: sets `notifiedAt` where it is not set yet.
+    async fn mark_one(&self, id: SubmissionId, at: &str) -> Result<(), PortError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .key(attribute::SUBMISSION_ID, text(id.to_string()))
+            .update_expression("SET #notified = :at")
+            .condition_expression("attribute_exists(#id) AND attribute_not_exists(#notified)")
+            .expression_attribute_names("#id", attribute::SUBMISSION_ID)
+            .expression_attribute_names("#notified", attribute::NOTIFIED_AT)
+            .expression_attribute_values(":at", text(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already marked (a duplicate delivery), or no record: nothing to mark either way.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(sdk_error(SERVICE, error)),
+        }
+    }
+}
+
+/// What became of one record's conditional put.
+enum PutResult {
+    Stored,
+    Existing(Box<SubmissionRecord>),
+    Failed(SubmissionId),
+}
+
 #[async_trait]
 impl SubmissionStore for DynamoSubmissionStore {
+    /// One conditional PutItem per record, [`STORE_PUT_CONCURRENCY`] at a time: conditions
+    /// cannot ride in BatchWriteItem, and a transaction would cost two write units per item.
+    async fn put_new(
+        &self,
+        records: &[SubmissionRecord],
+        deadline: Instant,
+    ) -> Result<PutReport, PortError> {
+        // The futures are made first and polled a bounded number at a time.
+        let puts: Vec<_> = records
+            .iter()
+            .map(|record| self.put_one(record, deadline))
+            .collect();
+        let results: Vec<PutResult> = futures::stream::iter(puts)
+            .buffer_unordered(STORE_PUT_CONCURRENCY)
+            .collect()
+            .await;
+        let mut report = PutReport::default();
+        for result in results {
+            match result {
+                PutResult::Stored => {}
+                PutResult::Existing(stored) => {
+                    report.existing.insert(stored.submission_id, *stored);
+                }
+                PutResult::Failed(id) => report.failed.push(id),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn mark_notified(
+        &self,
+        ids: &[SubmissionId],
+        at: time::OffsetDateTime,
+        deadline: Instant,
+    ) -> Result<BatchReport, PortError> {
+        let at = items::timestamp_text(attribute::NOTIFIED_AT, at)
+            .map_err(|e| malformed("the notification time".to_owned(), e))?;
+        let at = at.as_str();
+        let marks: Vec<_> = ids
+            .iter()
+            .map(|&id| async move {
+                let outcome = retry_until_finished(&self.backoff, deadline, Unsent, |_| async {
+                    self.mark_one(id, at).await.map(|()| Sent)
+                })
+                .await;
+                if let Some(error) = &outcome.error
+                    && !outcome.work.is_finished()
+                {
+                    tracing::warn!(submission_id = %id, %error, "the notification mark did not go through");
+                }
+                (id, outcome.work.is_finished())
+            })
+            .collect();
+        let results: Vec<(SubmissionId, bool)> = futures::stream::iter(marks)
+            .buffer_unordered(STORE_PUT_CONCURRENCY)
+            .collect()
+            .await;
+        Ok(BatchReport {
+            failed: results
+                .into_iter()
+                .filter(|(_, marked)| !marked)
+                .map(|(id, _)| id)
+                .collect(),
+        })
+    }
+
     async fn write(
         &self,
         records: &[SubmissionRecord],
@@ -597,6 +788,8 @@ mod tests {
             received_at: datetime!(2026-11-22 12:00:00.5 UTC),
             correlation_id: CorrelationId::parse("req-1").unwrap(),
             outcome,
+            decided_at: time::OffsetDateTime::now_utc(),
+            notified_at: None,
         }
     }
 

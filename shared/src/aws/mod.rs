@@ -19,6 +19,7 @@ use aws_sdk_sqs::config::http::HttpResponse;
 use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::time::Instant;
 
+use crate::limits::{SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT};
 use crate::ports::PortError;
 use crate::retry::Backoff;
 
@@ -41,13 +42,38 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
+    /// Clients with [`sdk_timeouts`], whatever the configuration says.
     pub fn new(sdk_config: &aws_config::SdkConfig) -> Self {
+        let timeouts = sdk_timeouts();
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk_config),
-            sqs: aws_sdk_sqs::Client::new(sdk_config),
-            sns: aws_sdk_sns::Client::new(sdk_config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk_config)
+                    .timeout_config(timeouts.clone())
+                    .build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(sdk_config)
+                    .timeout_config(timeouts.clone())
+                    .build(),
+            ),
+            sns: aws_sdk_sns::Client::from_conf(
+                aws_sdk_sns::config::Builder::from(sdk_config)
+                    .timeout_config(timeouts)
+                    .build(),
+            ),
         }
     }
+}
+
+/// The connect, attempt and operation timeouts of every SDK client (see `crate::limits`). The
+/// SDK sets none by default, so a service that accepts a connection and never answers would hold
+/// a call until the function itself times out.
+pub fn sdk_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(SDK_CONNECT_TIMEOUT)
+        .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+        .operation_timeout(SDK_OPERATION_TIMEOUT)
+        .build()
 }
 
 /// How a failure should be treated, decided from what the service said.
@@ -308,7 +334,8 @@ pub(crate) struct RetryOutcome<W> {
 
 /// Runs `attempt` on `work`, then on whatever it leaves unfinished, sleeping a [`Backoff`] delay
 /// between attempts, until the work is finished, attempts run out, the next wait would pass
-/// `deadline`, or an attempt fails with an error that is not transient.
+/// `deadline`, an attempt is still unanswered at `deadline`, or an attempt fails with an error
+/// that is not transient.
 pub(crate) async fn retry_until_finished<W, F, Fut>(
     backoff: &Backoff,
     deadline: Instant,
@@ -322,12 +349,24 @@ where
 {
     let mut retry = 0;
     loop {
-        let error = match attempt(work.clone()).await {
-            Ok(next) => {
+        // An attempt in flight at the deadline is abandoned: the caller has no time left to
+        // wait for it (what it did, if it landed, is idempotent and done again on a retry).
+        let error = match tokio::time::timeout_at(deadline, attempt(work.clone())).await {
+            Ok(Ok(next)) => {
                 work = next;
                 None
             }
-            Err(error) => Some(error),
+            Ok(Err(error)) => Some(error),
+            Err(_) => {
+                let error = PortError::Timeout {
+                    service: "aws",
+                    detail: "no answer before the deadline".to_owned(),
+                };
+                return RetryOutcome {
+                    work,
+                    error: Some(error),
+                };
+            }
         };
         if work.is_finished() || error.as_ref().is_some_and(|e| !e.is_transient()) {
             return RetryOutcome { work, error };

@@ -1,5 +1,5 @@
-//! SQS adapter: the submissions queue (ingest's [`SubmissionQueue`]) and the rejections queue
-//! (the processor's [`RejectionSink`]), both sent with SendMessageBatch.
+//! SQS adapter: the submissions queue (ingest's [`SubmissionQueue`], one SendMessage per request)
+//! and the rejections queue (the processor's [`RejectionSink`], SendMessageBatch).
 
 use async_trait::async_trait;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
@@ -7,12 +7,12 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 use super::{
-    EntryFailure, EntryRound, RETRY_BUDGET_WITHOUT_DEADLINE, build_error, retry_until_finished,
-    sdk_error, with_context,
+    EntryFailure, EntryRound, RETRY_BUDGET_WITHOUT_DEADLINE, Unfinished, build_error,
+    retry_until_finished, sdk_error, with_context,
 };
 use crate::ids::SubmissionId;
 use crate::limits::QUEUE_SEND_BATCH;
-use crate::message::{QueuedSubmission, Rejection, encode};
+use crate::message::{QueuedRequest, Rejection, encode};
 use crate::ports::{BatchReport, PortError, RejectionSink, SubmissionQueue};
 use crate::retry::Backoff;
 
@@ -22,7 +22,7 @@ const SERVICE: &str = "sqs";
 /// can trace a message without parsing its body.
 pub const CORRELATION_ID_ATTRIBUTE: &str = "correlationId";
 
-/// One SQS queue. Sends each request's messages in SendMessageBatch chunks of
+/// One SQS queue. Sends a request as one message; sends rejections in SendMessageBatch chunks of
 /// [`QUEUE_SEND_BATCH`], concurrently, and retries failed entries that were not the sender's fault.
 #[derive(Clone, Debug)]
 pub struct SqsQueue {
@@ -149,32 +149,60 @@ fn batch_entry(
         .map_err(|e| build_error(SERVICE, e))
 }
 
+/// Whether the one message of a request is still to be sent.
+#[derive(Clone, Copy, Debug)]
+struct Unsent(bool);
+
+impl Unfinished for Unsent {
+    fn is_finished(&self) -> bool {
+        !self.0
+    }
+}
+
+impl SqsQueue {
+    /// One SendMessage call.
+    async fn send_one(&self, body: &str, correlation_id: &str) -> Result<Unsent, PortError> {
+        let correlation_id = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(correlation_id)
+            .build()
+            .map_err(|e| build_error(SERVICE, e))?;
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .message_attributes(CORRELATION_ID_ATTRIBUTE, correlation_id)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))?;
+        Ok(Unsent(false))
+    }
+}
+
 #[async_trait]
 impl SubmissionQueue for SqsQueue {
-    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError> {
-        let outgoing: Vec<OutgoingMessage<'_>> = messages
-            .iter()
-            .map(|message| OutgoingMessage {
-                submission_id: message.submission_id,
-                correlation_id: message.correlation_id.as_str(),
-                body: encode(message),
-            })
-            .collect();
-        let outcome = self.send_all(&outgoing).await;
-        if outcome.undelivered.is_empty() {
+    /// One SendMessage, so the request is in the queue as a whole or not at all.
+    async fn enqueue(&self, request: &QueuedRequest, deadline: Instant) -> Result<(), PortError> {
+        let body = encode(request);
+        let correlation_id = request.correlation_id.as_str();
+        let outcome = retry_until_finished(&self.backoff, deadline, Unsent(true), |_| {
+            self.send_one(&body, correlation_id)
+        })
+        .await;
+        if outcome.work.is_finished() {
             return Ok(());
         }
-        let context = format!(
-            "{} of {} messages were not enqueued",
-            outcome.undelivered.len(),
-            messages.len()
-        );
+        let error = outcome.error.unwrap_or(PortError::Timeout {
+            service: SERVICE,
+            detail: "no time left to send".to_owned(),
+        });
+        tracing::warn!(queue_url = %self.queue_url, %error, submissions = request.submissions.len(), "the request was not enqueued after retries");
         Err(with_context(
-            outcome.error.unwrap_or(PortError::Unavailable {
-                service: SERVICE,
-                detail: "no reason given".to_owned(),
-            }),
-            &context,
+            error,
+            &format!(
+                "the request's {} submissions were not enqueued",
+                request.submissions.len()
+            ),
         ))
     }
 }
@@ -203,4 +231,61 @@ impl RejectionSink for SqsQueue {
             }),
         }
     }
+}
+
+/// What a redrive moved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Redriven {
+    pub moved: usize,
+}
+
+/// Moves up to `max` messages from `from_url` (a dead-letter queue) back to `to_url`, with their
+/// bodies and message attributes, as an SQS redrive (StartMessageMoveTask) does; for endpoints
+/// without that call (emulators), and for operators who want a bounded move. Each message is sent
+/// before it is deleted, so a failure part-way leaves a message in both queues at worst, which
+/// the pipeline's idempotent processing absorbs; it never loses one.
+pub async fn move_messages(
+    client: &aws_sdk_sqs::Client,
+    from_url: &str,
+    to_url: &str,
+    max: usize,
+) -> Result<Redriven, PortError> {
+    let mut redriven = Redriven::default();
+    while redriven.moved < max {
+        let want = (max - redriven.moved).min(QUEUE_SEND_BATCH);
+        let received = client
+            .receive_message()
+            .queue_url(from_url)
+            .max_number_of_messages(want as i32)
+            .message_attribute_names("All")
+            .visibility_timeout(60)
+            .send()
+            .await
+            .map_err(|e| sdk_error(SERVICE, e))?;
+        let messages = received.messages();
+        if messages.is_empty() {
+            return Ok(redriven);
+        }
+        for message in messages {
+            client
+                .send_message()
+                .queue_url(to_url)
+                .message_body(message.body().unwrap_or_default())
+                .set_message_attributes(message.message_attributes().cloned())
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, e))?;
+            if let Some(receipt_handle) = message.receipt_handle() {
+                client
+                    .delete_message()
+                    .queue_url(from_url)
+                    .receipt_handle(receipt_handle)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(SERVICE, e))?;
+            }
+            redriven.moved += 1;
+        }
+    }
+    Ok(redriven)
 }

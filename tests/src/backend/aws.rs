@@ -15,12 +15,14 @@ use shared::aws::provision::{
     subscribe_queue_to_topic,
 };
 use shared::aws::sns::SnsNotifier;
-use shared::aws::sqs::SqsQueue;
+use shared::aws::sqs::{SqsQueue, move_messages};
 use shared::aws::{AwsClients, sdk_error};
 use shared::config::{
     ConfigError, EnvSource, QUOTAS_TABLE, REJECTIONS_QUEUE_URL, REJECTIONS_TOPIC_ARN,
     SUBMISSIONS_QUEUE_URL, SUBMISSIONS_TABLE, USERS_TABLE,
 };
+use shared::ids::UserId;
+use shared::limits::SDK_ATTEMPT_TIMEOUT;
 use shared::message::{Rejection, decode};
 use shared::ports::PortError;
 use shared::users::User;
@@ -114,6 +116,17 @@ impl AwsResources {
     }
 }
 
+/// A long poll waits up to `wait` for its answer, beyond the clients' usual attempt timeout.
+fn long_poll_timeouts(wait: Duration) -> aws_sdk_sqs::config::Builder {
+    let limit = wait.min(Duration::from_secs(SQS_MAX_WAIT_SECONDS)) + SDK_ATTEMPT_TIMEOUT;
+    aws_sdk_sqs::config::Builder::default().timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(limit)
+            .operation_timeout(limit + SDK_ATTEMPT_TIMEOUT)
+            .build(),
+    )
+}
+
 /// Receives from and deletes in one SQS queue.
 pub struct SqsSource {
     client: aws_sdk_sqs::Client,
@@ -148,6 +161,8 @@ impl MessageSource for SqsSource {
             .wait_time_seconds(wait.as_secs().min(SQS_MAX_WAIT_SECONDS) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .customize()
+            .config_override(long_poll_timeouts(wait))
             .send()
             .await
             .map_err(|e| sdk_error("sqs", e))?;
@@ -355,6 +370,64 @@ impl Observe for AwsObserver {
     async fn put_user(&self, user: &User) -> Result<(), PortError> {
         self.directory.put_user(user).await
     }
+
+    async fn corrupt_user(&self, user_id: &UserId) -> Result<(), PortError> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        use shared::aws::dynamodb::attribute;
+        self.clients
+            .dynamodb
+            .put_item()
+            .table_name(&self.resources.users_table)
+            .item(attribute::USER_ID, AttributeValue::S(user_id.to_string()))
+            .item(attribute::STATUS, AttributeValue::S("banned".to_owned()))
+            .send()
+            .await
+            .map_err(|e| sdk_error("dynamodb", e))?;
+        Ok(())
+    }
+
+    /// Sends back what this observer already took out of the dead-letter queues (it reads them
+    /// destructively), then moves whatever is still parked there.
+    async fn redrive(&self) -> Result<usize, PortError> {
+        let remembered = {
+            let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+            (
+                std::mem::take(&mut seen.dead_submissions),
+                std::mem::take(&mut seen.dead_rejections),
+            )
+        };
+        let mut moved = 0;
+        for (bodies, queue_url, dlq_url) in [
+            (
+                remembered.0,
+                &self.resources.submissions_queue_url,
+                &self.resources.submissions_dlq_url,
+            ),
+            (
+                remembered.1,
+                &self.resources.rejections_queue_url,
+                &self.resources.rejections_dlq_url,
+            ),
+        ] {
+            for body in bodies {
+                self.clients
+                    .sqs
+                    .send_message()
+                    .queue_url(queue_url)
+                    .message_body(body)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("sqs", e))?;
+                moved += 1;
+            }
+            if let Some(dlq_url) = dlq_url {
+                moved += move_messages(&self.clients.sqs, dlq_url, queue_url, usize::MAX)
+                    .await?
+                    .moved;
+            }
+        }
+        Ok(moved)
+    }
 }
 
 /// A backend over the AWS adapters. `redelivery_delay` is the queues' visibility timeout.
@@ -403,5 +476,6 @@ pub fn aws_backend(
         )),
         observe: Arc::new(observer),
         redelivery_delay,
+        max_receive_count: None,
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use shared::ids::UserId;
 use shared::memory::{
     MemoryNotifier, MemoryQueue, MemoryQuotaCounter, MemoryStore, MemoryUserDirectory,
     PublishListener, QueueSettings,
@@ -84,6 +85,18 @@ impl Observe for MemoryParts {
         self.directory.upsert(user.clone());
         Ok(())
     }
+
+    async fn corrupt_user(&self, user_id: &UserId) -> Result<(), PortError> {
+        self.directory.corrupt(
+            user_id.clone(),
+            "attribute `status` has an invalid value \"banned\"",
+        );
+        Ok(())
+    }
+
+    async fn redrive(&self) -> Result<usize, PortError> {
+        Ok(self.submissions.redrive() + self.rejections.redrive())
+    }
 }
 
 /// A fresh in-memory backend. `on_notification` hears of each published notification.
@@ -114,6 +127,7 @@ pub fn memory_backend(
         rejections_source: parts.rejections.clone(),
         observe: Arc::new(parts.clone()),
         redelivery_delay: settings.visibility_timeout,
+        max_receive_count: Some(settings.max_receive_count),
     };
     (backend, parts)
 }

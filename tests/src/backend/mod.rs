@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use shared::ids::UserId;
 use shared::message::Rejection;
 use shared::ports::{
     Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue, SubmissionStore,
@@ -59,6 +60,10 @@ pub trait Observe: Send + Sync {
     async fn send_raw_submission(&self, body: &str) -> Result<(), PortError>;
     /// Adds or replaces a user in the directory.
     async fn put_user(&self, user: &User) -> Result<(), PortError>;
+    /// Replaces a user's directory entry with one no version can read (as a hand-written item).
+    async fn corrupt_user(&self, user_id: &UserId) -> Result<(), PortError>;
+    /// The operator's redrive: every parked message goes back to its queue. Returns how many.
+    async fn redrive(&self) -> Result<usize, PortError>;
 }
 
 /// The ports of one backend and the means to drive and observe it.
@@ -77,4 +82,7 @@ pub struct Backend {
     pub observe: Arc<dyn Observe>,
     /// How long a failed message stays invisible before it is delivered again.
     pub redelivery_delay: Duration,
+    /// The submissions queue's redrive limit, when known: the processor marks what it cannot
+    /// finish on a message's last receive `failed` (the deployed processor's MAX_RECEIVE_COUNT).
+    pub max_receive_count: Option<u32>,
 }

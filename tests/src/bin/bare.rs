@@ -26,7 +26,7 @@ use pipeline_tests::TokenMinter;
 use pipeline_tests::tokens::{LOCAL_AUDIENCE, LOCAL_ISSUER};
 use shared::auth::TokenVerifier;
 use shared::memory::MemoryStore;
-use shared::message::{QueuedSubmission, encode};
+use shared::message::{QueuedRequest, encode};
 use shared::ports::{PortError, SubmissionQueue};
 
 /// A bare axum server answering 202 to score submissions without looking at them (or, with
@@ -78,15 +78,17 @@ async fn accepted(_body: Bytes) -> impl IntoResponse {
     )
 }
 
-/// Encodes each message as its SQS body would be and keeps nothing, so memory stays flat.
+/// Encodes each request as its SQS body would be and keeps nothing, so memory stays flat.
 struct DroppingQueue;
 
 #[async_trait]
 impl SubmissionQueue for DroppingQueue {
-    async fn enqueue(&self, messages: &[QueuedSubmission]) -> Result<(), PortError> {
-        for message in messages {
-            std::hint::black_box(encode(message));
-        }
+    async fn enqueue(
+        &self,
+        request: &QueuedRequest,
+        _deadline: tokio::time::Instant,
+    ) -> Result<(), PortError> {
+        std::hint::black_box(encode(request));
         Ok(())
     }
 }

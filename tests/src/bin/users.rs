@@ -86,6 +86,7 @@ async fn revoke(store: &DynamoSubmissionStore, user: &UserId) -> Result<usize, P
     let revoked = revoke_accepted(
         store.all_of_user(user).await?,
         RejectionReason::SuspendedUser,
+        time::OffsetDateTime::now_utc(),
     );
     let deadline = Instant::now() + REVOKE_WRITE_BUDGET;
     for chunk in revoked.chunks(STORE_WRITE_BATCH) {

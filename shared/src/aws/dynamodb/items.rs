@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use crate::ids::{CorrelationId, SubmissionId, UserId};
-use crate::record::{Outcome, SubmissionRecord};
+use crate::record::{FailureReason, Outcome, SubmissionRecord};
 use crate::rejection::RejectionReason;
 use crate::submission::{ClientRef, HeroId, Score};
 use crate::users::{User, UserStatus};
@@ -29,6 +29,12 @@ pub mod attribute {
     pub const CORRELATION_ID: &str = "correlationId";
     pub const STATUS: &str = "status";
     pub const REASON: &str = "reason";
+    /// When the processor decided (the `rejectedAt` of the rejection's notifications).
+    pub const DECIDED_AT: &str = "decidedAt";
+    /// When the rejection was published: written by the notifier, absent until then (the outbox).
+    pub const NOTIFIED_AT: &str = "notifiedAt";
+    /// Why a `failed` marker's submission could not be decided.
+    pub const FAILURE: &str = "failure";
     /// Leaderboard index partition key: the hero id, written on accepted items only.
     pub const LEADERBOARD_HERO_ID: &str = "lbHeroId";
     /// Leaderboard index sort key: the score, written on accepted items only.
@@ -44,6 +50,8 @@ pub const BY_USER_INDEX: &str = "byUser";
 
 const STATUS_ACCEPTED: &str = "accepted";
 const STATUS_REJECTED: &str = "rejected";
+/// The `status` of a marker the processor writes for a submission it gave up on.
+pub const STATUS_FAILED: &str = "failed";
 const USER_ACTIVE: &str = "active";
 const USER_SUSPENDED: &str = "suspended";
 
@@ -73,7 +81,10 @@ pub enum ItemError {
 const SORTABLE_TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 
-fn timestamp_text(attribute: &'static str, at: OffsetDateTime) -> Result<String, ItemError> {
+pub(super) fn timestamp_text(
+    attribute: &'static str,
+    at: OffsetDateTime,
+) -> Result<String, ItemError> {
     at.to_offset(time::UtcOffset::UTC)
         .format(SORTABLE_TIMESTAMP)
         .map_err(|e| ItemError::Invalid {
@@ -109,7 +120,17 @@ pub fn record_to_item(record: &SubmissionRecord) -> Result<Item, ItemError> {
             CORRELATION_ID.to_owned(),
             text(record.correlation_id.as_str()),
         ),
+        (
+            DECIDED_AT.to_owned(),
+            text(timestamp_text(DECIDED_AT, record.decided_at)?),
+        ),
     ]);
+    if let Some(notified_at) = record.notified_at {
+        item.insert(
+            NOTIFIED_AT.to_owned(),
+            text(timestamp_text(NOTIFIED_AT, notified_at)?),
+        );
+    }
     if let Some(achieved_at) = record.achieved_at {
         item.insert(
             ACHIEVED_AT.to_owned(),
@@ -134,6 +155,10 @@ pub fn record_to_item(record: &SubmissionRecord) -> Result<Item, ItemError> {
         Outcome::Rejected(reason) => {
             item.insert(STATUS.to_owned(), text(STATUS_REJECTED));
             item.insert(REASON.to_owned(), text(reason.code()));
+        }
+        Outcome::Failed(reason) => {
+            item.insert(STATUS.to_owned(), text(STATUS_FAILED));
+            item.insert(FAILURE.to_owned(), text(reason.code()));
         }
     }
     Ok(item)
@@ -203,14 +228,20 @@ pub fn item_to_record(item: &Item) -> Result<SubmissionRecord, ItemError> {
         STATUS_REJECTED => Outcome::Rejected(parsed(REASON, string(item, REASON)?, |v| {
             RejectionReason::from_code(v).ok_or("not a known rejection reason")
         })?),
+        STATUS_FAILED => Outcome::Failed(parsed(FAILURE, string(item, FAILURE)?, |v| {
+            FailureReason::from_code(v).ok_or("not a known failure reason")
+        })?),
         other => {
             return Err(ItemError::Invalid {
                 attribute: STATUS,
                 value: other.to_owned(),
-                reason: format!("expected {STATUS_ACCEPTED:?} or {STATUS_REJECTED:?}"),
+                reason: format!(
+                    "expected {STATUS_ACCEPTED:?}, {STATUS_REJECTED:?} or {STATUS_FAILED:?}"
+                ),
             });
         }
     };
+    let received_at = parsed(RECEIVED_AT, string(item, RECEIVED_AT)?, parse_timestamp)?;
     Ok(SubmissionRecord {
         submission_id,
         user_id: parsed(USER_ID, string(item, USER_ID)?, |v| UserId::parse(v))?,
@@ -222,11 +253,19 @@ pub fn item_to_record(item: &Item) -> Result<SubmissionRecord, ItemError> {
         client_ref: optional_string(item, CLIENT_REF)?
             .map(|v| parsed(CLIENT_REF, v, ClientRef::parse))
             .transpose()?,
-        received_at: parsed(RECEIVED_AT, string(item, RECEIVED_AT)?, parse_timestamp)?,
+        received_at,
         correlation_id: parsed(CORRELATION_ID, string(item, CORRELATION_ID)?, |v| {
             CorrelationId::parse(v).ok_or("not a valid correlation id")
         })?,
         outcome,
+        // Items written before decisions were timed carry none: their receipt time stands in.
+        decided_at: optional_string(item, DECIDED_AT)?
+            .map(|v| parsed(DECIDED_AT, v, parse_timestamp))
+            .transpose()?
+            .unwrap_or(received_at),
+        notified_at: optional_string(item, NOTIFIED_AT)?
+            .map(|v| parsed(NOTIFIED_AT, v, parse_timestamp))
+            .transpose()?,
     })
 }
 
@@ -307,6 +346,8 @@ mod tests {
             received_at: datetime!(2026-11-22 12:00:00.5 UTC),
             correlation_id: CorrelationId::parse("req-1").unwrap(),
             outcome,
+            decided_at: datetime!(2026-11-22 12:00:01.25 UTC),
+            notified_at: None,
         }
     }
 
@@ -334,6 +375,33 @@ mod tests {
         assert_eq!(s(&item, "reason"), "suspended_user");
         assert!(!item.contains_key("lbHeroId") && !item.contains_key("lbScore"));
         assert_eq!(item_to_record(&item).unwrap(), record);
+    }
+
+    #[test]
+    fn the_outbox_flag_and_a_failed_marker_round_trip() {
+        let mut notified = record(Outcome::Rejected(RejectionReason::RateLimited));
+        notified.notified_at = Some(datetime!(2026-11-22 12:00:02 UTC));
+        let item = record_to_item(&notified).unwrap();
+        assert_eq!(s(&item, "notifiedAt"), "2026-11-22T12:00:02.000000000Z");
+        assert_eq!(item_to_record(&item).unwrap(), notified);
+
+        let failed = record(Outcome::Failed(FailureReason::StoreUnavailable));
+        let item = record_to_item(&failed).unwrap();
+        assert_eq!(s(&item, "status"), "failed");
+        assert_eq!(s(&item, "failure"), "store_unavailable");
+        assert!(!item.contains_key("lbHeroId") && !item.contains_key("reason"));
+        assert_eq!(item_to_record(&item).unwrap(), failed);
+    }
+
+    #[test]
+    fn an_item_written_before_decisions_were_timed_reads_its_receipt_time_as_decided() {
+        let record = record(Outcome::Accepted);
+        let mut item = record_to_item(&record).unwrap();
+        item.remove("decidedAt");
+        assert_eq!(
+            item_to_record(&item).unwrap().decided_at,
+            record.received_at
+        );
     }
 
     #[test]
