@@ -209,8 +209,10 @@ impl RejectionNotifier {
     }
 
     /// Marks published rejections notified, trying failed marks again while time is left;
-    /// returns the ids still unmarked. An unmarked rejection is not failed back to SQS: it was
-    /// published, and publishing it again is what the mark is there to prevent.
+    /// returns the ids still unmarked. Every moment between a publish and its mark is a moment
+    /// in which a crash publishes the batch again, so the first retry goes at once and only
+    /// later ones back off. An unmarked rejection is not failed back to SQS: it was published,
+    /// and publishing it again is what the mark is there to prevent.
     async fn mark_all(
         &self,
         mut pending: Vec<SubmissionId>,
@@ -234,6 +236,7 @@ impl RejectionNotifier {
             round += 1;
             let again = !failed.is_empty()
                 && match self.retry.next_delay(round, Instant::now(), deadline) {
+                    Some(_) if round == 1 => true,
                     Some(delay) => {
                         tokio::time::sleep(delay).await;
                         true
