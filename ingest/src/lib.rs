@@ -613,6 +613,31 @@ mod tests {
     }
 
     #[test]
+    fn the_work_deadline_is_the_budget_and_never_past_the_invocations_deadline() {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let local = work_deadline(&axum::http::Extensions::new()).0;
+        let left = local - tokio::time::Instant::now();
+        assert!(
+            left <= INGEST_WORK_BUDGET
+                && left > INGEST_WORK_BUDGET - std::time::Duration::from_secs(1)
+        );
+
+        // Under Lambda with 3 s left: the invocation's deadline less the margin comes first.
+        let mut invocation = lambda_http::Context::default();
+        invocation.deadline = now_ms + 3_000;
+        let mut extensions = axum::http::Extensions::new();
+        extensions.insert(invocation);
+        let left = work_deadline(&extensions).0 - tokio::time::Instant::now();
+        assert!(
+            left <= std::time::Duration::from_millis(1_500),
+            "{left:?}: 3 s left less the 1.5 s margin"
+        );
+    }
+
+    #[test]
     fn a_request_is_one_message_with_one_id_rule_for_every_submission() {
         let p = principal("alice");
         let item = |client_ref: Option<&str>| ScoreSubmission {
