@@ -11,6 +11,7 @@ use shared::limits::{
     LEADERBOARD_DEFAULT_ENTRIES, LEADERBOARD_MAX_AGE_SECONDS, LEADERBOARD_MAX_ENTRIES,
     MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
 };
+use shared::record::FailureReason;
 use shared::rejection::RejectionReason;
 
 /// Every problem `type` the API answers with, and when.
@@ -110,13 +111,24 @@ fn submit_responses(accepted_schema: &str, accepted: &str, location: bool) -> Va
         "413": problem_response("`payload-too-large`"),
         "415": problem_response("`unsupported-media-type`"),
         "429": with_retry_after(problem_response("`rate-limited`: nothing was accepted")),
-        "503": with_retry_after(problem_response("`queue-unavailable`: nothing was accepted")),
+        "503": with_retry_after(problem_response(
+            "`queue-unavailable`: nothing of this request will be processed. Retry after \
+             Retry-After seconds with the same Idempotency-Key (or the same clientRefs). A timeout \
+             or another 5xx without this body (from a proxy or the gateway) may come after the \
+             request was queued: retry it the same way, and the retry maps to the same ids",
+        )),
     })
 }
 
 /// The whole OpenAPI document.
 pub fn document() -> Value {
     let reasons: Vec<&str> = RejectionReason::ALL.iter().map(|r| r.code()).collect();
+    let stored_reasons: Vec<&str> = RejectionReason::ALL
+        .iter()
+        .filter(|r| **r != RejectionReason::IdempotencyConflict)
+        .map(|r| r.code())
+        .collect();
+    let failures: Vec<&str> = FailureReason::ALL.iter().map(|r| r.code()).collect();
     let problem_types: Vec<String> = PROBLEM_TYPES
         .iter()
         .map(|(slug, _, _)| format!("/problems/{slug}"))
@@ -140,7 +152,13 @@ pub fn document() -> Value {
             "description": format!(
                 "Accepts superhero score submissions, queues them and answers 202; the pipeline \
                  then stores each one as accepted or rejected and notifies rejections. A 202 means \
-                 the submission is durably queued. Errors are RFC 9457 problem JSON:{problem_table}"
+                 the request is durably queued, as a whole: a request is accepted or refused as a \
+                 whole, never in part. Each submission then ends in one outcome, and the first \
+                 verdict stands: a retry or a redelivery never changes it. A submission's id is its \
+                 clientRef's, else the request's Idempotency-Key with the submission's position \
+                 (0 for a single post), else fresh; the same id with another hero, score or \
+                 achievedAt is refused as `idempotency_conflict` and the stored one stays. \
+                 Errors are RFC 9457 problem JSON:{problem_table}"
             ),
         },
         "security": [{ "bearer": [] }],
@@ -246,7 +264,7 @@ pub fn document() -> Value {
             "parameters": {
                 "IdempotencyKey": {
                     "name": "Idempotency-Key", "in": "header", "required": false,
-                    "description": "Retries with the same key map to the same submission id(s).",
+                    "description": "Retries with the same key map to the same submission id(s): item i of the request gets the id of (user, key, i) unless it carries a clientRef, whose id wins. Reusing a key for another payload is refused as `idempotency_conflict`.",
                     "schema": { "type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_CHARS, "pattern": "^[!-~]+$" }
                 },
                 "CorrelationId": {
@@ -308,11 +326,35 @@ pub fn document() -> Value {
                     "required": ["submissionId", "status"],
                     "properties": {
                         "submissionId": { "type": "string", "format": "uuid" },
-                        "status": { "enum": ["pending", "accepted", "rejected"] },
-                        "reason": { "enum": reasons, "description": "Present when rejected" },
+                        "status": {
+                            "enum": ["pending", "accepted", "rejected", "failed"],
+                            "description": "`pending`: queued, no outcome yet (also another user's id). `accepted`: stored, on the leaderboards; final. `rejected`: refused, with `reason`, and notified; final. `failed`: the pipeline could not decide it and an operator holds it (a dead-letter queue); after a redrive it becomes accepted or rejected"
+                        },
+                        "reason": {
+                            "enum": stored_reasons.iter().chain(&failures).collect::<Vec<_>>(),
+                            "description": "Present when rejected (why it was refused) or failed (what kept it from being decided)"
+                        },
                         "heroId": { "type": "string" },
                         "score": { "type": "integer" },
                         "receivedAt": { "type": "string", "format": "date-time" }
+                    }
+                },
+                "RejectionNotification": {
+                    "type": "object",
+                    "description": "The body of each SNS notification (message attributes userId and reason repeat the fields). Every copy of one notification is identical; duplicates are rare (a crash between publishing and recording it), so de-duplicate on submissionId and reason.",
+                    "required": ["v", "submissionId", "userId", "heroId", "score", "reason", "rejectedAt", "correlationId"],
+                    "properties": {
+                        "v": { "const": 1 },
+                        "submissionId": { "type": "string", "format": "uuid" },
+                        "userId": { "type": "string" },
+                        "heroId": { "type": "string" },
+                        "score": { "type": "integer" },
+                        "reason": {
+                            "enum": reasons,
+                            "description": "`idempotency_conflict`: a submission reused the id of a stored one with another hero, score or achievedAt; the stored one stands, and this notification names the refused score"
+                        },
+                        "rejectedAt": { "type": "string", "format": "date-time", "description": "When the processor decided (for a conflict: when the refused request was received)" },
+                        "correlationId": { "type": "string" }
                     }
                 },
                 "Leaderboard": {

@@ -15,6 +15,7 @@ use shared::ids::{CorrelationId, SubmissionId, UserId};
 use shared::limits::STORE_WRITE_BATCH;
 use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
 use shared::ports::SubmissionStore;
+use shared::record::FailureReason;
 use shared::record::{Outcome, SubmissionRecord};
 use shared::rejection::RejectionReason;
 use shared::submission::{HeroId, Score};
@@ -140,8 +141,24 @@ async fn the_document_is_served_without_a_token_and_lists_every_route() {
 async fn the_documented_rejection_reasons_are_the_pipelines() {
     let doc = document(&app()).await;
     let reasons = &doc["components"]["schemas"]["SubmissionStatus"]["properties"]["reason"]["enum"];
-    let codes: Vec<&str> = RejectionReason::ALL.iter().map(|r| r.code()).collect();
+    // A status names a stored rejection's reason or a failure's; a conflict is never stored.
+    let codes: Vec<&str> = RejectionReason::ALL
+        .iter()
+        .filter(|r| **r != RejectionReason::IdempotencyConflict)
+        .map(|r| r.code())
+        .chain(FailureReason::ALL.iter().map(|r| r.code()))
+        .collect();
     assert_eq!(reasons, &json!(codes));
+    let notified =
+        &doc["components"]["schemas"]["RejectionNotification"]["properties"]["reason"]["enum"];
+    let all: Vec<&str> = RejectionReason::ALL.iter().map(|r| r.code()).collect();
+    assert_eq!(notified, &json!(all));
+    let statuses =
+        &doc["components"]["schemas"]["SubmissionStatus"]["properties"]["status"]["enum"];
+    assert_eq!(
+        statuses,
+        &json!(["pending", "accepted", "rejected", "failed"])
+    );
 }
 
 #[tokio::test]
