@@ -235,14 +235,15 @@ impl Processor {
         }
 
         // The outbox: rejections not yet notified are handed on (again, if a crash or a failed
-        // send came between the put and the hand-over), and so is each idempotency conflict.
+        // send came between the put and the hand-over), and so is each idempotency conflict: a
+        // submission whose id holds another payload, stored before or earlier in this batch.
         let mut to_send: Vec<Rejection> = finals
             .values()
             .filter_map(|(record, _)| record.unnotified_rejection())
             .collect();
         let mut conflicted: HashSet<usize> = HashSet::new();
         for (index, p) in parsed.iter().enumerate() {
-            if let Some((record, true)) = finals.get(&p.message.submission_id)
+            if let Some((record, _)) = finals.get(&p.message.submission_id)
                 && !record.same_payload(&p.message)
             {
                 conflicted.insert(index);

@@ -852,3 +852,35 @@ async fn on_the_last_receive_an_unfinished_submission_is_marked_failed_and_a_red
         "a failed marker is not a verdict"
     );
 }
+
+#[tokio::test]
+async fn two_payloads_under_one_id_in_one_batch_store_the_first_and_refuse_the_second() {
+    let f = fixture();
+    let first = submission_from("alice", 10);
+    let second = QueuedSubmission {
+        submission: ScoreSubmission {
+            score: Score::new(11).unwrap(),
+            ..first.submission.clone()
+        },
+        ..first.clone()
+    };
+    let summary = f.process(&records(&[first.clone(), second])).await;
+    assert!(summary.failed_message_ids.is_empty());
+    assert_eq!((summary.accepted, summary.conflicts), (1, 1));
+    assert_eq!(
+        f.store
+            .get(first.submission_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .score
+            .get(),
+        10
+    );
+    let sent = f.sent_rejections().await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        (sent[0].reason, sent[0].score.get()),
+        (RejectionReason::IdempotencyConflict, 11)
+    );
+}
