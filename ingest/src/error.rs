@@ -150,7 +150,8 @@ impl IngestError {
             ),
             // Internal causes go to the log, not to the client.
             IngestError::QueueUnavailable(_) => format!(
-                "nothing was accepted; retry after {RETRY_AFTER_SECONDS} seconds with the same Idempotency-Key"
+                "the request was not accepted; retry after {RETRY_AFTER_SECONDS} seconds with the same \
+                 Idempotency-Key: the retry maps to the same submission ids, so nothing is stored twice"
             ),
             IngestError::StoreUnavailable(_) => {
                 format!("retry after {RETRY_AFTER_SECONDS} seconds")

@@ -112,10 +112,12 @@ fn submit_responses(accepted_schema: &str, accepted: &str, location: bool) -> Va
         "415": problem_response("`unsupported-media-type`"),
         "429": with_retry_after(problem_response("`rate-limited`: nothing was accepted")),
         "503": with_retry_after(problem_response(
-            "`queue-unavailable`: nothing of this request will be processed. Retry after \
-             Retry-After seconds with the same Idempotency-Key (or the same clientRefs). A timeout \
-             or another 5xx without this body (from a proxy or the gateway) may come after the \
-             request was queued: retry it the same way, and the retry maps to the same ids",
+            "`queue-unavailable`: the request was not queued, so nothing of it will be processed; \
+             only when the queue did not answer in time may it have been queued after all. Either \
+             way, retry after Retry-After seconds with the same Idempotency-Key (or the same \
+             clientRefs): the retry maps to the same ids, so nothing is stored twice. A timeout or \
+             another 5xx without this body (from a proxy or the gateway) may also come after the \
+             request was queued: retry it the same way",
         )),
     })
 }

@@ -61,8 +61,10 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     visibility_timeout_seconds: u32,
 
-    /// Receives after which a message moves to the dead-letter queue.
-    #[arg(long, default_value_t = 5)]
+    /// Receives after which a message moves to the dead-letter queue (the queues' redrive
+    /// limit: with --backend aws and no --provision, give the existing queues' value). On a
+    /// message's last receive the processor marks what it cannot finish `failed`.
+    #[arg(long, env = "MAX_RECEIVE_COUNT", default_value_t = 5)]
     max_receive_count: u32,
 
     /// Per-user burst limit at ingest, in submissions (0: off, the default here; Lambda
@@ -145,7 +147,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map_err(|e| format!("{e}; or pass --provision to create the resources"))?
             };
             let redelivery = Duration::from_secs(args.visibility_timeout_seconds.into());
-            let backend = aws_backend(&clients, resources.clone(), redelivery);
+            let mut backend = aws_backend(&clients, resources.clone(), redelivery);
+            backend.max_receive_count = Some(args.max_receive_count);
             let users = if args.provision { seeded } else { Vec::new() };
             (backend, users, Some(resources))
         }
