@@ -197,40 +197,30 @@ impl Processor {
         // One new record per distinct id with a verdict and nothing stored yet; a duplicate in
         // the same batch (a redelivery beside its original) shares its first copy's fate.
         let decided_at = OffsetDateTime::now_utc();
-        let mut new_records: Vec<SubmissionRecord> = Vec::new();
-        let mut first_of: HashMap<SubmissionId, usize> = HashMap::new();
-        for (index, (p, outcome)) in parsed.iter().zip(&decided.outcomes).enumerate() {
-            let id = p.message.submission_id;
-            if first_of.contains_key(&id) {
-                continue;
-            }
-            first_of.insert(id, index);
-            if let Ok(outcome) = outcome
-                && !decided.stored.contains_key(&id)
-            {
-                new_records.push(SubmissionRecord::new(&p.message, *outcome, decided_at));
-            }
-        }
-        let (mut stored, unwritten) = self.put_all(new_records, deadline).await;
-        stored.extend(decided.stored);
-
-        // What each distinct id ended as: a new record, or the verdict that was already stored.
-        let mut finals: HashMap<SubmissionId, (SubmissionRecord, bool)> = HashMap::new();
+        let mut seen: HashSet<SubmissionId> = HashSet::new();
+        let mut new_records: HashMap<SubmissionId, SubmissionRecord> = HashMap::new();
         for (p, outcome) in parsed.iter().zip(&decided.outcomes) {
             let id = p.message.submission_id;
-            if finals.contains_key(&id) || unwritten.contains(&id) {
-                continue;
+            if seen.insert(id)
+                && let Ok(outcome) = outcome
+                && !decided.stored.contains_key(&id)
+            {
+                new_records.insert(id, SubmissionRecord::new(&p.message, *outcome, decided_at));
             }
-            if let Some(existing) = stored.get(&id) {
-                finals.insert(id, (existing.clone(), true));
-            } else if let Ok(outcome) = outcome {
-                finals.insert(
-                    id,
-                    (
-                        SubmissionRecord::new(&p.message, *outcome, decided_at),
-                        false,
-                    ),
-                );
+        }
+        let (mut stored, unwritten) = self
+            .put_all(new_records.values().cloned().collect(), deadline)
+            .await;
+        stored.extend(decided.stored);
+
+        // What each distinct id ended as: the verdict already stored, or its new record.
+        let mut finals: HashMap<SubmissionId, (SubmissionRecord, bool)> = stored
+            .into_iter()
+            .map(|(id, record)| (id, (record, true)))
+            .collect();
+        for (id, record) in new_records {
+            if !unwritten.contains(&id) && !finals.contains_key(&id) {
+                finals.insert(id, (record, false));
             }
         }
 
