@@ -234,15 +234,8 @@ impl RejectionNotifier {
                 }
             };
             round += 1;
-            let again = !failed.is_empty()
-                && match self.retry.next_delay(round, Instant::now(), deadline) {
-                    Some(_) if round == 1 => true,
-                    Some(delay) => {
-                        tokio::time::sleep(delay).await;
-                        true
-                    }
-                    None => false,
-                };
+            let again =
+                !failed.is_empty() && (round == 1 || self.retry.pause(round - 1, deadline).await);
             if !again {
                 return failed;
             }

@@ -476,7 +476,8 @@ impl Processor {
                     pending.iter().map(|r| r.submission_id).collect()
                 }
             };
-            if failed.is_empty() || !self.another_round(&mut round, deadline).await {
+            round += 1;
+            if failed.is_empty() || !self.retry.pause(round, deadline).await {
                 return (existing, failed);
             }
             pending.retain(|r| failed.contains(&r.submission_id));
@@ -514,22 +515,11 @@ impl Processor {
             });
             let failed: HashSet<SubmissionId> =
                 join_all(calls).await.into_iter().flatten().collect();
-            if failed.is_empty() || !self.another_round(&mut round, deadline).await {
+            round += 1;
+            if failed.is_empty() || !self.retry.pause(round, deadline).await {
                 return failed;
             }
             pending.retain(|r| failed.contains(&r.submission_id));
-        }
-    }
-
-    /// Waits the backoff before retry `round + 1`; false when attempts or time have run out.
-    async fn another_round(&self, round: &mut u32, deadline: Instant) -> bool {
-        *round += 1;
-        match self.retry.next_delay(*round, Instant::now(), deadline) {
-            Some(delay) => {
-                tokio::time::sleep(delay).await;
-                true
-            }
-            None => false,
         }
     }
 

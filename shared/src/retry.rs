@@ -45,6 +45,18 @@ impl Backoff {
         let delay = self.delay(retry);
         (now + delay < deadline).then_some(delay)
     }
+
+    /// Waits before retry number `retry` and says whether to make it: false, without waiting,
+    /// when attempts are used up or the wait would end past `deadline`.
+    pub async fn pause(&self, retry: u32, deadline: Instant) -> bool {
+        match self.next_delay(retry, Instant::now(), deadline) {
+            Some(delay) => {
+                tokio::time::sleep(delay).await;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +102,23 @@ mod tests {
         assert!(b.next_delay(2, now, far).is_some());
         assert_eq!(b.next_delay(3, now, far), None, "three attempts in all");
         assert_eq!(b.next_delay(1, now, now), None, "no time left");
+    }
+
+    #[tokio::test]
+    async fn a_pause_says_whether_to_retry() {
+        let b = Backoff {
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(2),
+            max_attempts: 3,
+        };
+        let far = Instant::now() + Duration::from_secs(10);
+        assert!(b.pause(1, far).await);
+        let before = Instant::now();
+        assert!(!b.pause(3, far).await, "attempts used up");
+        assert!(!b.pause(1, Instant::now()).await, "no time left");
+        assert!(
+            before.elapsed() < Duration::from_millis(50),
+            "refusals do not wait"
+        );
     }
 }
