@@ -9,7 +9,8 @@
 //                                                                   in the submissions table)
 //
 // plus log groups, alarms (to an alarm topic), a dashboard and outputs. Settings come from CDK
-// context (lib/settings.ts). Each function gets its own role holding only the calls its code makes.
+// context (lib/settings.ts). Each function gets its own role holding only the calls its code makes;
+// operators get a managed policy holding only the calls of the users tool.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -147,6 +148,52 @@ const ACCESS_LOG_FORMAT = JSON.stringify({
   integrationLatency: '$context.integrationLatency',
   integrationError: '$context.integrationErrorMessage',
 });
+
+/**
+ * Lambda's application log level for a RUST_LOG value. With the JSON log format Lambda filters
+ * application lines again, on their `level` field, and counts a line without one (or without a
+ * timestamp, as the Rust JSON lines are) as INFO. So the level is the most verbose one RUST_LOG
+ * lets through (a directive naming only a target, or a level it does not know, counts as TRACE),
+ * so that Lambda never drops a line the Rust filter kept, and at least INFO, so that the EMF
+ * metric lines (no level) always pass.
+ */
+export function applicationLogLevelFor(rustLog: string): lambda.ApplicationLogLevel {
+  const byVerbosity = [
+    lambda.ApplicationLogLevel.INFO,
+    lambda.ApplicationLogLevel.DEBUG,
+    lambda.ApplicationLogLevel.TRACE,
+  ];
+  // tracing's LevelFilter names (and digits), least to most verbose; "off" enables nothing.
+  const verbosity = (level: string): number => {
+    switch (level.trim().toLowerCase()) {
+      case 'off':
+      case '0':
+      case 'error':
+      case '1':
+      case 'warn':
+      case '2':
+      case 'info':
+      case '3':
+        return 0;
+      case 'debug':
+      case '4':
+        return 1;
+      default: // trace, 5, or anything else
+        return 2;
+    }
+  };
+  const levels = rustLog
+    .split(',')
+    .map((directive) => directive.trim())
+    .filter((directive) => directive !== '')
+    .map((directive) => {
+      const equals = directive.lastIndexOf('=');
+      if (equals >= 0) return verbosity(directive.slice(equals + 1));
+      // A bare level, or a bare target (which enables every level of that target).
+      return /^(off|error|warn|info|debug|trace|[0-5])$/i.test(directive) ? verbosity(directive) : 2;
+    });
+  return byVerbosity[Math.max(0, ...levels)]!;
+}
 
 /** Reads the settings from the app's context and adds the stack for that stage. */
 export function addScorePipeline(app: App): ScorePipelineStack {
@@ -293,6 +340,9 @@ export class ScorePipelineStack extends Stack {
     allow(notifier, ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'], [submissionsTable.tableArn]);
     this.consume(notifier, rejections.queue, s.notifier);
 
+    // --- Operators ---------------------------------------------------------------------------
+    const operatorPolicy = this.operatorPolicy(usersTable, submissionsTable);
+
     // --- HTTP API ----------------------------------------------------------------------------
     const api = this.httpApi(ingest.fn);
 
@@ -337,6 +387,7 @@ export class ScorePipelineStack extends Stack {
     output(this, 'IngestFunctionName', ingest.fn.functionName, 'Ingest function');
     output(this, 'ProcessorFunctionName', processor.fn.functionName, 'Processor function');
     output(this, 'NotifierFunctionName', notifier.fn.functionName, 'Notifier function');
+    output(this, 'OperatorPolicyArn', operatorPolicy.managedPolicyArn, 'Attach to the users and roles that run the users operator tool');
 
     if (s.missingJwtSettings.length > 0) {
       Annotations.of(ingest.fn).addWarningV2(
@@ -454,6 +505,13 @@ export class ScorePipelineStack extends Stack {
       timeout: Duration.seconds(sizing.timeoutSeconds),
       role,
       logGroup,
+      // JSON lines pass through as they are (the Rust code writes JSON under Lambda, EMF lines
+      // included); Lambda's own platform lines become JSON too, and only warnings of those are kept.
+      loggingFormat: lambda.LoggingFormat.JSON,
+      applicationLogLevelV2: applicationLogLevelFor(s.rustLog),
+      systemLogLevelV2: lambda.SystemLogLevel.WARN,
+      // Adds xray:PutTraceSegments and xray:PutTelemetryRecords (on "*") to the role.
+      tracing: lambda.Tracing.ACTIVE,
       environment: { ...environment, [ENV.rustLog]: s.rustLog },
     });
     return { fn, role };
@@ -495,9 +553,41 @@ export class ScorePipelineStack extends Stack {
     );
   }
 
+  /**
+   * What the `users` operator tool (tests/src/bin/users.rs) calls, for an admin to attach to the
+   * people and roles who run it; nothing in the stack uses it. The users table: `add` is a PutItem,
+   * `suspend`/`activate` a conditional UpdateItem, `list` a paginated Scan. `suspend
+   * --revoke-scores` Queries the submissions table's byUser index (every page) and rewrites the
+   * user's accepted submissions with BatchWriteItem puts on the table. No name, so that several
+   * stages can live in one account.
+   */
+  private operatorPolicy(usersTable: dynamodb.Table, submissionsTable: dynamodb.Table): iam.ManagedPolicy {
+    return new iam.ManagedPolicy(this, 'OperatorPolicy', {
+      description: `Runs the users operator tool against the score pipeline (${this.settings.stage}): manage users, revoke a suspended user's scores`,
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'ManageUsers',
+          actions: ['dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Scan'],
+          resources: [usersTable.tableArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ReadSubmissionsOfUser',
+          actions: ['dynamodb:Query'],
+          resources: [`${submissionsTable.tableArn}/index/${BY_USER_INDEX.name}`],
+        }),
+        new iam.PolicyStatement({
+          sid: 'RewriteRevokedSubmissions',
+          actions: ['dynamodb:BatchWriteItem'],
+          resources: [submissionsTable.tableArn],
+        }),
+      ],
+    });
+  }
+
   /** The HTTP API: every request goes to ingest, whose router owns routes, 404/405 and problem JSON. */
   private httpApi(ingest: lambda.Function): { api: apigw.HttpApi; stage: apigw.HttpStage } {
     const s = this.settings;
+    // No X-Ray here: HTTP APIs (API Gateway v2) do not support tracing; traces start at ingest.
     const api = new apigw.HttpApi(this, 'Api', {
       description: `Score ingest API (${s.stage})`,
       // One $default route: new routes in the ingest router need no infrastructure change.

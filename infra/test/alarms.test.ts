@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { METRICS_NAMESPACE } from '../lib/score-pipeline-stack.ts';
 import { DEFAULTS } from '../lib/settings.ts';
-import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
+import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, logicalId, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
 
 interface AlarmProps {
   Namespace: string;
@@ -140,7 +140,7 @@ describe('outputs', () => {
     assert.equal(parts.at(-1), '/', 'the $default stage has no path prefix');
   });
 
-  it('give the topic ARN, table names and queue URLs', () => {
+  it('give the topic ARN, table names, queue URLs and the operator policy ARN', () => {
     const expected: Record<string, string> = {
       RejectionsTopicArn: r.rejectionsTopic,
       AlarmTopicArn: r.alarmTopic,
@@ -151,9 +151,10 @@ describe('outputs', () => {
       SubmissionsDeadLetterQueueUrl: r.submissionsDlq,
       RejectionsQueueUrl: r.rejectionsQueue,
       RejectionsDeadLetterQueueUrl: r.rejectionsDlq,
+      OperatorPolicyArn: logicalId(json, 'AWS::IAM::ManagedPolicy', 'OperatorPolicy'),
     };
     for (const [name, target] of Object.entries(expected)) {
-      // Ref of a topic is its ARN, of a table its name, of a queue its URL.
+      // Ref of a topic is its ARN, of a table its name, of a queue its URL, of a managed policy its ARN.
       assert.deepEqual(outputs[name]?.Value, { Ref: target }, name);
     }
   });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { ENV, METRICS_NAMESPACE } from '../lib/score-pipeline-stack.ts';
+import { applicationLogLevelFor, ENV, METRICS_NAMESPACE } from '../lib/score-pipeline-stack.ts';
 import { DEFAULTS } from '../lib/settings.ts';
 import { writeDummyZips } from './support/dummy-assets.ts';
 import {
@@ -103,6 +103,52 @@ describe('functions', () => {
       groups.add(group);
     }
     assert.equal(groups.size, 3);
+  });
+
+  it('log JSON: application lines at INFO by default (EMF lines carry no level), Lambda platform lines at WARN', () => {
+    const { json } = synthDefault();
+    for (const name of NAMES) {
+      const logging = functionProps(json, name).LoggingConfig;
+      assert.deepEqual(
+        { ...logging, LogGroup: undefined },
+        { LogFormat: 'JSON', ApplicationLogLevel: 'INFO', SystemLogLevel: 'WARN', LogGroup: undefined },
+        name,
+      );
+      assert.equal(functionProps(json, name).Environment.Variables.RUST_LOG, 'info', `${name} keeps RUST_LOG`);
+    }
+  });
+
+  it('raise the application log level to what RUST_LOG lets through, so Lambda drops none of it', () => {
+    const { json } = synth({ rustLog: 'warn,processor=debug' });
+    for (const name of NAMES) {
+      assert.equal(functionProps(json, name).LoggingConfig.ApplicationLogLevel, 'DEBUG', name);
+      assert.equal(functionProps(json, name).Environment.Variables.RUST_LOG, 'warn,processor=debug', name);
+    }
+  });
+
+  it('map RUST_LOG to the most verbose level it names, never above INFO', () => {
+    const cases: [string, string][] = [
+      ['info', 'INFO'],
+      ['INFO', 'INFO'],
+      ['warn', 'INFO'], // the EMF metric lines (no level, so INFO to Lambda) must pass
+      ['error', 'INFO'],
+      ['off', 'INFO'],
+      ['debug', 'DEBUG'],
+      ['debug,hyper=info', 'DEBUG'],
+      ['info,aws_smithy_runtime=debug', 'DEBUG'],
+      ['info,[request{id=7}]=debug', 'DEBUG'],
+      ['trace', 'TRACE'],
+      ['info,processor', 'TRACE'], // a bare target enables all its levels
+      ['info,processor=verbose', 'TRACE'], // unknown: let everything through
+      ['4', 'DEBUG'],
+      [' info , ', 'INFO'],
+    ];
+    for (const [rustLog, expected] of cases) assert.equal(applicationLogLevelFor(rustLog), expected, rustLog);
+  });
+
+  it('trace actively with X-Ray', () => {
+    const { json } = synthDefault();
+    for (const name of NAMES) assert.deepEqual(functionProps(json, name).TracingConfig, { Mode: 'Active' }, name);
   });
 });
 

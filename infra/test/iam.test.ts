@@ -1,8 +1,10 @@
 // Least privilege: each function's role allows exactly the calls its code makes, on exactly the
-// resources it makes them on.
+// resources it makes them on (plus the X-Ray upload of active tracing), and the operator policy
+// exactly the calls of the users tool.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { BY_USER_INDEX } from '../lib/score-pipeline-stack.ts';
 import {
   actionMatches,
   allows,
@@ -12,10 +14,12 @@ import {
   functionProps,
   grants,
   ids,
+  logicalId,
   refTarget,
   resource,
   resourcesOfType,
   roleOf,
+  statementsOfManagedPolicy,
   statementsOfRole,
   synthDefault,
 } from './support/synth.ts';
@@ -53,6 +57,8 @@ function logGroupOf(json: CfnTemplate, fn: FunctionName): string {
 }
 
 const LOGS = (group: string) => [`logs:CreateLogStream on ${group}`, `logs:PutLogEvents on ${group}`];
+/** Active tracing (CDK's grant): X-Ray has no resource-level permissions for these two actions. */
+const XRAY = ['xray:PutTelemetryRecords on *', 'xray:PutTraceSegments on *'];
 const CONSUME = (queue: string) =>
   ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'].map((a) => `${a} on ${queue}`);
 
@@ -78,6 +84,7 @@ describe('IAM', () => {
       grants(statementsOf(json, 'ingest')),
       [
         ...LOGS(logGroupOf(json, 'ingest')),
+        ...XRAY,
         `dynamodb:GetItem on ${r.submissionsTable}`,
         `dynamodb:Query on ${r.submissionsTable}/index/leaderboard`,
         `sqs:SendMessage on ${r.submissionsQueue}`,
@@ -118,6 +125,7 @@ describe('IAM', () => {
       grants(statementsOf(json, 'processor')),
       [
         ...LOGS(logGroupOf(json, 'processor')),
+        ...XRAY,
         `dynamodb:BatchGetItem on ${r.usersTable}`,
         `dynamodb:BatchGetItem on ${r.submissionsTable}`,
         `dynamodb:GetItem on ${r.submissionsTable}`,
@@ -184,6 +192,7 @@ describe('IAM', () => {
       grants(statementsOf(json, 'notifier')),
       [
         ...LOGS(logGroupOf(json, 'notifier')),
+        ...XRAY,
         `dynamodb:BatchGetItem on ${r.submissionsTable}`,
         `dynamodb:UpdateItem on ${r.submissionsTable}`,
         `kms:Decrypt on ${r.topicKey}`,
@@ -227,14 +236,21 @@ describe('IAM', () => {
     }
   });
 
-  it('allows nothing on every resource ("*") and grants no wildcard actions', () => {
+  it('allows nothing on every resource ("*") but the X-Ray trace upload, and grants no wildcard actions', () => {
     for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
       for (const s of statementsOf(json, fn)) {
-        assert.ok(!s.resources.includes('*'), `${fn}: ${s.actions} on *`);
+        if (s.resources.includes('*')) {
+          assert.deepEqual(
+            s,
+            { effect: 'Allow', actions: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], resources: ['*'] },
+            `${fn}: only the X-Ray upload may name "*", in a statement of its own`,
+          );
+        }
         for (const action of s.actions) {
           assert.ok(!action.includes('*') || action === 'kms:GenerateDataKey*', `${fn}: wildcard action ${action}`);
         }
       }
+      assert.deepEqual(grants(statementsOf(json, fn)).filter((g) => g.endsWith(' on *')), XRAY, `${fn} uploads traces (active tracing)`);
     }
   });
 
@@ -262,5 +278,57 @@ describe('IAM', () => {
       ),
       'CloudWatch may use the topic key',
     );
+  });
+});
+
+describe('operator policy', () => {
+  const { json } = synthDefault();
+  const r = ids(json);
+  const policyId = logicalId(json, 'AWS::IAM::ManagedPolicy', 'OperatorPolicy');
+  const policy = resource(json, policyId).Properties;
+
+  it('grants exactly the calls of the users tool: add, suspend, activate, list and suspend --revoke-scores', () => {
+    assert.deepEqual(
+      grants(statementsOfManagedPolicy(json, 'OperatorPolicy')),
+      [
+        // add: PutItem; suspend and activate: conditional UpdateItem; list: paginated Scan.
+        `dynamodb:PutItem on ${r.usersTable}`,
+        `dynamodb:UpdateItem on ${r.usersTable}`,
+        `dynamodb:Scan on ${r.usersTable}`,
+        // --revoke-scores: every page of the user's byUser partition, then BatchWriteItem puts.
+        `dynamodb:Query on ${r.submissionsTable}/index/${BY_USER_INDEX.name}`,
+        `dynamodb:BatchWriteItem on ${r.submissionsTable}`,
+      ].sort(),
+    );
+  });
+
+  it('is plain Allow statements: no Deny, conditions, NotAction or NotResource to misread', () => {
+    for (const statement of policy.PolicyDocument.Statement) {
+      assert.equal(statement.Effect, 'Allow');
+      assert.deepEqual(Object.keys(statement).sort(), ['Action', 'Effect', 'Resource', 'Sid'], statement.Sid);
+    }
+  });
+
+  it('lets operators read nothing else: not the quotas table, the leaderboard index or the submissions by id', () => {
+    const statements = statementsOfManagedPolicy(json, 'OperatorPolicy');
+    for (const action of DYNAMODB_READS) {
+      assert.equal(allows(statements, action, r.quotasTable), false, `operators may ${action} on the quotas table`);
+      assert.equal(allows(statements, action, `${r.submissionsTable}/index/leaderboard`), false, `operators may ${action} on the leaderboard index`);
+      assert.equal(allows(statements, action, r.submissionsTable), false, `operators may ${action} on the submissions table`);
+    }
+  });
+
+  it('is attached to nobody by the stack and has no fixed name (several stages share an account)', () => {
+    assert.equal(policy.Roles, undefined);
+    assert.equal(policy.Users, undefined);
+    assert.equal(policy.Groups, undefined);
+    assert.equal(policy.ManagedPolicyName, undefined);
+    for (const [roleId] of resourcesOfType(json, 'AWS::IAM::Role')) {
+      assert.equal(resource(json, roleId).Properties.ManagedPolicyArns, undefined, roleId);
+    }
+  });
+
+  it('is given as the stack output OperatorPolicyArn', () => {
+    assert.deepEqual(json.Outputs?.OperatorPolicyArn?.Value, { Ref: policyId }, 'a managed policy Ref is its ARN');
   });
 });

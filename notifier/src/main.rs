@@ -8,8 +8,9 @@ use notifier::RejectionNotifier;
 use shared::aws::dynamodb::DynamoSubmissionStore;
 use shared::aws::{AwsClients, load_sdk_config, sns::SnsNotifier};
 use shared::config::{NotifierConfig, ProcessEnv};
-use shared::lambda::work_deadline;
-use shared::metrics::EmfMetrics;
+use shared::lambda::{ColdStart, invocation_span, work_deadline};
+use shared::metrics::{EmfMetrics, Metric};
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -24,13 +25,20 @@ async fn main() -> Result<(), Error> {
         )),
     );
     let metrics = EmfMetrics::from_env(&ProcessEnv, "notifier");
-    let (handler, metrics) = (&handler, &metrics);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let started = std::time::Instant::now();
-        let deadline = work_deadline(event.context.deadline);
-        let summary = handler.handle(&event.payload.records, deadline).await;
-        metrics.emit_batch(summary.metrics(), started);
-        Ok::<SqsBatchResponse, Error>(summary.into_response())
+    let cold_start = ColdStart::new();
+    let (handler, metrics, cold_start) = (&handler, &metrics, &cold_start);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let cold = cold_start.take();
+        async move {
+            let started = std::time::Instant::now();
+            let deadline = work_deadline(event.context.deadline);
+            let summary = handler.handle(&event.payload.records, deadline).await;
+            let mut figures = summary.metrics();
+            figures.extend(cold.then(Metric::cold_start));
+            metrics.emit_batch(figures, started);
+            Ok::<SqsBatchResponse, Error>(summary.into_response())
+        }
+        .instrument(invocation_span(cold))
     }))
     .await
 }

@@ -1,5 +1,6 @@
-//! Helpers shared by the functions: partial batch responses and deadlines.
+//! Helpers shared by the functions: partial batch responses, deadlines and cold starts.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse};
@@ -52,6 +53,36 @@ pub fn work_deadline(invocation_deadline_ms: u64) -> Instant {
     Instant::now() + remaining.saturating_sub(DEADLINE_MARGIN)
 }
 
+/// Tells the first invocation of an execution environment (the cold start) from the later ones.
+/// Make one in `main` and ask it at the start of every invocation.
+#[derive(Debug, Default)]
+pub struct ColdStart {
+    taken: AtomicBool,
+}
+
+impl ColdStart {
+    pub const fn new() -> Self {
+        Self {
+            taken: AtomicBool::new(false),
+        }
+    }
+
+    /// `true` on the first call, `false` on every later one, whichever thread makes it.
+    pub fn take(&self) -> bool {
+        !self.taken.swap(true, Ordering::Relaxed)
+    }
+}
+
+/// The span an invocation runs in: on the cold start it gives every line `cold_start: true`;
+/// a warm invocation gets no span of its own, so its lines carry no `cold_start` field.
+pub fn invocation_span(cold_start: bool) -> tracing::Span {
+    if cold_start {
+        tracing::info_span!("cold_start", cold_start = true)
+    } else {
+        tracing::Span::none()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +116,28 @@ mod tests {
             work_deadline(now_ms - 1) <= Instant::now(),
             "a passed deadline leaves no time"
         );
+    }
+
+    #[test]
+    fn a_cold_start_is_reported_once() {
+        let cold_start = ColdStart::new();
+        assert!(cold_start.take(), "the first invocation is the cold start");
+        assert!(!cold_start.take());
+        assert!(!cold_start.take());
+    }
+
+    #[test]
+    fn of_invocations_racing_on_several_threads_exactly_one_is_the_cold_start() {
+        let cold_start = ColdStart::new();
+        let answers: Vec<bool> = std::thread::scope(|scope| {
+            let racers: Vec<_> = (0..8).map(|_| scope.spawn(|| cold_start.take())).collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        assert_eq!(
+            answers.iter().filter(|&&cold| cold).count(),
+            1,
+            "{answers:?}"
+        );
+        assert!(!cold_start.take());
     }
 }

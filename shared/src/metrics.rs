@@ -4,12 +4,27 @@
 //!
 //! Every metric has the dimensions `Stage` (`METRICS_STAGE`) and `Function`, under the namespace
 //! `METRICS_NAMESPACE`.
+//!
+//! **Lambda's log-level filter.** With the JSON log format Lambda treats every line on stdout or
+//! stderr that is a JSON object as an application log and filters it on its `level` key; "If the
+//! `level` value field is invalid or missing, Lambda will assign the log output the level INFO",
+//! and it does the same to a line without a valid RFC 3339 `timestamp` (Lambda developer guide,
+//! "Log-level filtering", monitoring-cloudwatchlogs-log-level). An EMF document alone has
+//! neither, so an application log level of `WARN` or stricter would drop every metric line. So
+//! each line also carries a top-level `timestamp` (the document's time, RFC 3339 with
+//! milliseconds) and a `level`: the application log level Lambda keeps (`AWS_LAMBDA_LOG_LEVEL`),
+//! never below `INFO`. That is the least severe level that passes Lambda's filter whatever it is
+//! set to (up to `FATAL`), so metrics survive and a metric line reads as an error only when
+//! nothing less severe would be kept. EMF ignores members it does not know, so the two extra keys
+//! change no metric. Outside Lambda, or with the Text log format, Lambda does not filter, and the
+//! keys are harmless.
 
 use std::io::Write;
 
 use serde_json::{Map, Value, json};
 
 use crate::config::EnvSource;
+use crate::telemetry::{LambdaLogLevel, rfc3339_millis};
 
 pub const METRICS_NAMESPACE: &str = "METRICS_NAMESPACE";
 pub const METRICS_STAGE: &str = "METRICS_STAGE";
@@ -59,6 +74,11 @@ impl Metric {
             unit: Unit::Milliseconds,
         }
     }
+
+    /// `ColdStart` (Count 1), in the first invocation's line of each execution environment.
+    pub fn cold_start() -> Self {
+        Self::count("ColdStart", 1)
+    }
 }
 
 /// Writes EMF lines for one function.
@@ -67,6 +87,8 @@ pub struct EmfMetrics {
     pub namespace: String,
     pub stage: String,
     pub function: &'static str,
+    /// The `level` of each line, so that Lambda's log-level filter keeps it (see the module doc).
+    pub level: LambdaLogLevel,
 }
 
 impl EmfMetrics {
@@ -79,6 +101,9 @@ impl EmfMetrics {
                 .var(METRICS_STAGE)
                 .unwrap_or_else(|| DEFAULT_STAGE.to_owned()),
             function,
+            level: LambdaLogLevel::from_env(env)
+                .unwrap_or(LambdaLogLevel::Info)
+                .max(LambdaLogLevel::Info),
         }
     }
 
@@ -101,6 +126,13 @@ impl EmfMetrics {
                 }],
             }),
         );
+        let timestamp =
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(timestamp_ms) * 1_000_000)
+                .map(rfc3339_millis);
+        if let Ok(timestamp) = timestamp {
+            document.insert("timestamp".to_owned(), json!(timestamp));
+        }
+        document.insert("level".to_owned(), json!(self.level.as_str()));
         document.insert("Stage".to_owned(), json!(self.stage));
         document.insert("Function".to_owned(), json!(self.function));
         for metric in metrics {
@@ -196,5 +228,37 @@ mod tests {
         let line = metrics().line(&[Metric::milliseconds("BatchDurationMs", f64::NAN)], 0);
         let doc: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(doc["BatchDurationMs"], 0.0);
+    }
+
+    fn level_with(aws_lambda_log_level: Option<&'static str>) -> Value {
+        let env = move |name: &str| match name {
+            crate::telemetry::AWS_LAMBDA_LOG_LEVEL => aws_lambda_log_level.map(str::to_owned),
+            _ => None,
+        };
+        let line = EmfMetrics::from_env(&env, "processor").line(&[Metric::cold_start()], 0);
+        serde_json::from_str::<Value>(&line).unwrap()["level"].clone()
+    }
+
+    #[test]
+    fn a_line_carries_the_level_lambdas_filter_keeps_never_below_info() {
+        assert_eq!(level_with(Some("WARN")), "WARN");
+        assert_eq!(level_with(Some("fatal")), "FATAL");
+        assert_eq!(level_with(Some("ERROR")), "ERROR");
+        assert_eq!(level_with(Some("DEBUG")), "INFO");
+        assert_eq!(level_with(Some("TRACE")), "INFO");
+        assert_eq!(level_with(None), "INFO");
+    }
+
+    #[test]
+    fn a_line_carries_its_time_as_an_rfc3339_timestamp_for_lambda() {
+        let line = metrics().line(&[Metric::cold_start()], 1_795_348_800_123);
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(doc["timestamp"], "2026-11-22T12:00:00.123Z");
+        assert_eq!(doc["_aws"]["Timestamp"], 1_795_348_800_123_i64);
+        assert_eq!(doc["ColdStart"], 1.0);
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"],
+            json!([{ "Name": "ColdStart", "Unit": "Count" }])
+        );
     }
 }

@@ -1,5 +1,55 @@
-//! Logging set-up: JSON lines under Lambda (CloudWatch parses them), readable text elsewhere.
-//! Always on stderr, so a local tool's stdout stays machine-readable.
+//! Logging set-up: the log format AWS Lambda expects when running there, readable text
+//! elsewhere. Always on stderr, so a local tool's stdout stays machine-readable (and the EMF
+//! metric lines of [`crate::metrics`] have stdout to themselves).
+//!
+//! # Formats
+//!
+//! Inside Lambda (`AWS_LAMBDA_FUNCTION_NAME` set), `AWS_LAMBDA_LOG_FORMAT` picks the format; Lambda
+//! sets it from the function's `LoggingConfig.LogFormat`.
+//!
+//! - `JSON` (any case): one JSON object per line, `timestamp` (RFC 3339, UTC, milliseconds:
+//!   `2026-12-01T23:05:01.123Z`), `level` (`TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`),
+//!   `message`, then the fields of the spans the event happens in, outermost first, then the
+//!   event's own fields, then `target`. The outermost span is the one lambda_runtime opens for each
+//!   invocation (`Lambda runtime invoke`), so every line of an invocation carries its `requestId`
+//!   (and `xrayTraceId` when X-Ray tracing is active); our spans add `correlation_id` and the
+//!   submission's ids. A field appears once: an inner span's value replaces an outer one's, and
+//!   the event's own value replaces both. No field can replace `timestamp`, `level` or `message`.
+//! - `Text`, or not set: `timestamp<TAB>requestId<TAB>LEVEL<TAB>message key=value ...`, the
+//!   layout of Lambda's managed runtimes, with `-` for the request id outside an invocation
+//!   (cold start set-up).
+//!
+//! Outside Lambda the lines are compact readable text, as before.
+//!
+//! With the JSON format Lambda filters application lines again, on their own `level`: "If the
+//! `level` value field is invalid or missing, Lambda will assign the log output the level INFO",
+//! and so it does when the `timestamp` is not valid RFC 3339 (Lambda developer guide, "Log-level
+//! filtering", monitoring-cloudwatchlogs-log-level). Our lines carry both, so Lambda sees the
+//! level we logged at. The EMF lines need the same care; see [`crate::metrics`].
+//!
+//! # Level
+//!
+//! 1. `RUST_LOG`, when set, not empty and valid `EnvFilter` syntax (per-target directives such
+//!    as `info,aws_smithy_runtime=warn`). It wins because it is the finer control; a deployment
+//!    that sets it keeps Lambda's application log level no stricter (infra/ derives one from the
+//!    other). lambda_runtime's own default subscriber ranks the two the other way round.
+//! 2. `AWS_LAMBDA_LOG_LEVEL`, which Lambda sets from `LoggingConfig.ApplicationLogLevel`:
+//!    `TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR` or `FATAL` (any case). tracing has no fatal
+//!    level, so `FATAL` keeps errors (Lambda then drops them itself).
+//! 3. Otherwise `INFO`.
+//!
+//! Under Lambda the level filters events only: spans at `INFO` or above are always kept, so a
+//! warning or an error logged under `WARN` still carries the request id and the correlation id
+//! of the spans it happens in (a filtered-out span would take its fields with it).
+//!
+//! # Cold start
+//!
+//! The lines of each function's first invocation carry `cold_start: true`, from the span of
+//! [`crate::lambda::invocation_span`]; later invocations' lines have no `cold_start` field, so
+//! warm lines are no longer than before and `filter cold_start` in Logs Insights finds the cold
+//! ones. Lines written before the first invocation (set-up) have neither field.
+//!
+//! # Writing
 //!
 //! Under Lambda every line is written before the call that logs it returns: the runtime freezes
 //! the process between invocations, so lines left to a background writer would show up late, in
@@ -8,17 +58,127 @@
 //! into few writes; it never drops a line (a full buffer makes the logging call wait), and the
 //! [`LogGuard`] that [`init`] returns writes out what is left when `main` ends.
 
-use std::io::{BufWriter, IsTerminal};
+use std::fmt::Write as _;
+use std::io::{BufWriter, IsTerminal, Write as _};
 
-use tracing::Subscriber;
+use serde_json::{Map, Value};
+use time::{OffsetDateTime, UtcOffset};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{EnvSource, ProcessEnv};
+
+pub const AWS_LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+pub const AWS_LAMBDA_LOG_FORMAT: &str = "AWS_LAMBDA_LOG_FORMAT";
+pub const AWS_LAMBDA_LOG_LEVEL: &str = "AWS_LAMBDA_LOG_LEVEL";
+pub const RUST_LOG: &str = "RUST_LOG";
 
 /// Whether this process runs inside AWS Lambda.
 pub fn running_in_lambda() -> bool {
-    std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some()
+    std::env::var_os(AWS_LAMBDA_FUNCTION_NAME).is_some()
+}
+
+/// The line format under Lambda.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LambdaLogFormat {
+    Json,
+    Text,
+}
+
+impl LambdaLogFormat {
+    /// The format inside Lambda, `None` outside it.
+    pub fn from_env(env: &dyn EnvSource) -> Option<Self> {
+        env.var(AWS_LAMBDA_FUNCTION_NAME)?;
+        Some(match env.var(AWS_LAMBDA_LOG_FORMAT) {
+            Some(format) if format.eq_ignore_ascii_case("json") => Self::Json,
+            _ => Self::Text,
+        })
+    }
+}
+
+/// Lambda's application log levels, least severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LambdaLogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl LambdaLogLevel {
+    /// `AWS_LAMBDA_LOG_LEVEL`, if it names a level.
+    pub fn from_env(env: &dyn EnvSource) -> Option<Self> {
+        let value = env.var(AWS_LAMBDA_LOG_LEVEL)?;
+        [
+            Self::Trace,
+            Self::Debug,
+            Self::Info,
+            Self::Warn,
+            Self::Error,
+            Self::Fatal,
+        ]
+        .into_iter()
+        .find(|level| value.trim().eq_ignore_ascii_case(level.as_str()))
+    }
+
+    /// The name Lambda uses (and reads back from a JSON line's `level`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "TRACE",
+            Self::Debug => "DEBUG",
+            Self::Info => "INFO",
+            Self::Warn => "WARN",
+            Self::Error => "ERROR",
+            Self::Fatal => "FATAL",
+        }
+    }
+
+    fn level_filter(self) -> LevelFilter {
+        match self {
+            Self::Trace => LevelFilter::TRACE,
+            Self::Debug => LevelFilter::DEBUG,
+            Self::Info => LevelFilter::INFO,
+            Self::Warn => LevelFilter::WARN,
+            Self::Error | Self::Fatal => LevelFilter::ERROR,
+        }
+    }
+}
+
+/// The level filter: `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `INFO` (see the module doc).
+pub fn log_filter(env: &dyn EnvSource) -> EnvFilter {
+    if let Some(filter) = env
+        .var(RUST_LOG)
+        .and_then(|directives| EnvFilter::try_new(directives).ok())
+    {
+        return filter;
+    }
+    let level = LambdaLogLevel::from_env(env).map_or(LevelFilter::INFO, |l| l.level_filter());
+    EnvFilter::default().add_directive(level.into())
+}
+
+/// `at` as RFC 3339 in UTC with milliseconds, `2026-12-01T23:05:01.123Z`.
+pub fn rfc3339_millis(at: OffsetDateTime) -> String {
+    let at = at.to_offset(UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
 }
 
 /// Keeps the background log writer running; when it drops, buffered lines are written out.
@@ -28,9 +188,8 @@ pub struct LogGuard {
     _writer: Option<WorkerGuard>,
 }
 
-/// The Lambda log format: JSON lines with the event's fields flattened, the current span's fields
-/// (the correlation id) and the target, no timestamp (CloudWatch stamps each line), no colours.
-/// The benches use it to measure what logging costs an invocation.
+/// The Lambda JSON log format (see the module doc). The benches use it to measure what logging
+/// costs an invocation.
 pub fn lambda_json_subscriber<W>(
     filter: EnvFilter,
     writer: W,
@@ -38,26 +197,33 @@ pub fn lambda_json_subscriber<W>(
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(true)
-        .without_time()
-        .with_ansi(false)
-        .finish()
+    lambda_subscriber(LambdaLogFormat::Json, filter, writer)
+}
+
+/// The subscriber used under Lambda: `filter` applies to events; spans at `INFO` or above are
+/// kept whatever it says, for their fields.
+pub fn lambda_subscriber<W>(
+    format: LambdaLogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> impl Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    fn context_span(metadata: &Metadata<'_>) -> bool {
+        metadata.is_span() && *metadata.level() <= Level::INFO
+    }
+    let context_spans = filter_fn(context_span).with_max_level_hint(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(LambdaLines { format, writer }.with_filter(filter.or(context_spans)))
 }
 
 /// Installs the global subscriber once; later calls install nothing and return an idle guard.
-/// `RUST_LOG` overrides the level (default `info`).
 pub fn init() -> LogGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if running_in_lambda() {
+    let filter = log_filter(&ProcessEnv);
+    if let Some(format) = LambdaLogFormat::from_env(&ProcessEnv) {
         // An error only means a subscriber is already installed (tests, or a second call).
-        drop(lambda_json_subscriber(filter, std::io::stderr).try_init());
+        drop(lambda_subscriber(format, filter, std::io::stderr).try_init());
         return LogGuard { _writer: None };
     }
     let ansi = std::io::stderr().is_terminal();
@@ -78,12 +244,149 @@ pub fn init() -> LogGuard {
     }
 }
 
+/// Writes each event as one Lambda line, with the fields of the spans it happens in.
+struct LambdaLines<W> {
+    format: LambdaLogFormat,
+    writer: W,
+}
+
+/// A span's fields as JSON values, kept in the span's extensions.
+struct SpanFields(Map<String, Value>);
+
+impl<S, W> Layer<S> for LambdaLines<W>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + 'static,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let mut fields = Map::new();
+            attrs.record(&mut JsonValues(&mut fields));
+            span.extensions_mut().insert(SpanFields(fields));
+        }
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let mut extensions = span.extensions_mut();
+            if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
+                values.record(&mut JsonValues(fields));
+            }
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Map::new();
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(SpanFields(span_fields)) = span.extensions().get::<SpanFields>() {
+                    fields.extend(span_fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
+        }
+        event.record(&mut JsonValues(&mut fields));
+        let timestamp = rfc3339_millis(OffsetDateTime::now_utc());
+        let metadata = event.metadata();
+        let line = match self.format {
+            LambdaLogFormat::Json => json_line(timestamp, metadata, fields),
+            LambdaLogFormat::Text => text_line(timestamp, metadata, fields),
+        };
+        // Nowhere to report a failed log write; the line is lost either way.
+        drop(
+            self.writer
+                .make_writer_for(metadata)
+                .write_all(line.as_bytes()),
+        );
+    }
+}
+
+fn json_line(timestamp: String, metadata: &Metadata<'_>, mut fields: Map<String, Value>) -> String {
+    let mut line = Map::new();
+    line.insert("timestamp".to_owned(), timestamp.into());
+    line.insert("level".to_owned(), metadata.level().as_str().into());
+    let message = fields.shift_remove("message");
+    line.insert("message".to_owned(), message.unwrap_or_else(|| "".into()));
+    for (name, value) in fields {
+        line.entry(name).or_insert(value);
+    }
+    line.entry("target").or_insert(metadata.target().into());
+    let mut text = Value::Object(line).to_string();
+    text.push('\n');
+    text
+}
+
+fn text_line(timestamp: String, metadata: &Metadata<'_>, mut fields: Map<String, Value>) -> String {
+    let request_id = fields.shift_remove("requestId");
+    let message = fields.shift_remove("message");
+    let mut text = format!(
+        "{timestamp}\t{}\t{}\t{}",
+        request_id.as_ref().and_then(Value::as_str).unwrap_or("-"),
+        metadata.level(),
+        message
+            .as_ref()
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .replace('\n', "\\n"),
+    );
+    for (name, value) in &fields {
+        match value {
+            Value::String(s)
+                if !s.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') =>
+            {
+                write!(text, " {name}={s}")
+            }
+            _ => write!(text, " {name}={value}"),
+        }
+        .unwrap_or_default();
+    }
+    text.push('\n');
+    text
+}
+
+/// Records fields as JSON values: numbers and booleans as such, errors by their message,
+/// anything else by its `Debug` text.
+struct JsonValues<'a>(&'a mut Map<String, Value>);
+
+impl JsonValues<'_> {
+    fn put(&mut self, field: &Field, value: Value) {
+        self.0.insert(field.name().to_owned(), value);
+    }
+}
+
+impl Visit for JsonValues<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.put(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.put(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.put(field, value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.put(field, value.into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.put(field, value.into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.put(field, value.to_string().into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.put(field, format!("{value:?}").into());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
 
+    use lambda_runtime::layers::trace::request_span;
+    use time::format_description::well_known::Rfc3339;
+
     use super::*;
+    use crate::lambda::invocation_span;
 
     /// Collects what the subscriber writes.
     #[derive(Clone, Default)]
@@ -99,28 +402,249 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_lambda_log_line_is_one_json_object_carrying_the_spans_correlation_id() {
+    impl Captured {
+        fn lines(&self) -> Vec<String> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines().map(str::to_owned).collect()
+        }
+
+        fn json_lines(&self) -> Vec<Value> {
+            let lines = self.lines();
+            lines
+                .iter()
+                .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+                .collect()
+        }
+    }
+
+    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    /// The span lambda_runtime opens around each invocation, built by lambda_runtime itself.
+    fn invoke_span(request_id: &str) -> tracing::Span {
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = request_id.to_owned();
+        request_span(&context)
+    }
+
+    /// Runs `log` under the Lambda subscriber in `format` with `filter`, returning what it wrote.
+    fn logged(format: LambdaLogFormat, filter: EnvFilter, log: impl FnOnce()) -> Captured {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber = lambda_json_subscriber(EnvFilter::new("info"), move || writer.clone());
-        tracing::subscriber::with_default(subscriber, || {
-            let span = tracing::info_span!("submission", correlation_id = "req-7");
-            let _entered = span.enter();
-            tracing::info!(submission_id = "s-1", "submission stored as accepted");
-            tracing::debug!("below the level: not written");
+        let subscriber = lambda_subscriber(format, filter, move || writer.clone());
+        tracing::subscriber::with_default(subscriber, log);
+        captured
+    }
+
+    /// One invocation's submission: an info line and a warning, inside the runtime's span and
+    /// our correlation span.
+    fn an_invocation(request_id: &str) {
+        let _invocation = invoke_span(request_id).entered();
+        let _request = tracing::info_span!("submission", correlation_id = "req-7").entered();
+        tracing::debug!("below info");
+        tracing::info!(submission_id = "s-1", "submission stored as accepted");
+        tracing::warn!(attempt = 2_u64, "store slow; retrying");
+    }
+
+    #[test]
+    fn a_json_line_has_lambdas_keys_the_invocations_request_id_and_the_correlation_id() {
+        let before = OffsetDateTime::now_utc();
+        let captured = logged(LambdaLogFormat::Json, EnvFilter::new("info"), || {
+            an_invocation("8f5e0c1a-request")
         });
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 1, "{text}");
-        let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-        assert_eq!(line["message"], "submission stored as accepted");
-        assert_eq!(line["submission_id"], "s-1");
-        assert_eq!(line["span"]["correlation_id"], "req-7");
-        assert_eq!(line["level"], "INFO");
-        assert!(
-            line.get("timestamp").is_none(),
-            "CloudWatch stamps the line"
+        let after = OffsetDateTime::now_utc();
+        let lines = captured.json_lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        let line = &lines[0];
+        let keys: Vec<&str> = line
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "timestamp",
+                "level",
+                "message",
+                "requestId",
+                "correlation_id",
+                "submission_id",
+                "target"
+            ]
         );
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "submission stored as accepted");
+        assert_eq!(line["requestId"], "8f5e0c1a-request");
+        assert_eq!(line["correlation_id"], "req-7");
+        assert_eq!(line["submission_id"], "s-1");
+        assert_eq!(line["target"], module_path!());
+        let timestamp = line["timestamp"].as_str().unwrap();
+        let parsed = OffsetDateTime::parse(timestamp, &Rfc3339).unwrap();
+        let before_ms = before.replace_millisecond(before.millisecond()).unwrap();
+        assert!(before_ms <= parsed && parsed <= after, "{timestamp}");
+        assert_eq!(
+            timestamp.len(),
+            "2026-12-01T23:05:01.123Z".len(),
+            "{timestamp}"
+        );
+        assert!(
+            timestamp.ends_with('Z') && &timestamp[19..20] == ".",
+            "{timestamp}"
+        );
+        assert_eq!(lines[1]["level"], "WARN");
+        assert_eq!(lines[1]["attempt"], 2);
+        assert_eq!(lines[1]["requestId"], "8f5e0c1a-request");
+    }
+
+    #[test]
+    fn an_events_own_field_replaces_a_span_field_but_never_timestamp_level_or_message() {
+        let captured = logged(LambdaLogFormat::Json, EnvFilter::new("info"), || {
+            let _span = tracing::info_span!("batch", correlation_id = "outer").entered();
+            tracing::error!(correlation_id = "inner", level = "spoofed", "failed");
+        });
+        let line = &captured.json_lines()[0];
+        assert_eq!(line["correlation_id"], "inner");
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["message"], "failed");
+    }
+
+    #[test]
+    fn aws_lambda_log_level_warn_drops_info_lines_and_warnings_keep_the_span_fields() {
+        let filter = log_filter(&env(&[(AWS_LAMBDA_LOG_LEVEL, "warn")]));
+        let lines = logged(LambdaLogFormat::Json, filter, || an_invocation("r-2")).json_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["level"], "WARN");
+        assert_eq!(lines[0]["requestId"], "r-2");
+        assert_eq!(lines[0]["correlation_id"], "req-7");
+    }
+
+    #[test]
+    fn rust_log_overrides_aws_lambda_log_level() {
+        let filter = log_filter(&env(&[
+            (RUST_LOG, "debug"),
+            (AWS_LAMBDA_LOG_LEVEL, "ERROR"),
+        ]));
+        let lines = logged(LambdaLogFormat::Json, filter, || an_invocation("r-3")).json_lines();
+        let levels: Vec<&Value> = lines.iter().map(|l| &l["level"]).collect();
+        assert_eq!(levels, ["DEBUG", "INFO", "WARN"]);
+    }
+
+    #[test]
+    fn an_invalid_rust_log_leaves_the_level_to_aws_lambda_log_level() {
+        let filter = log_filter(&env(&[
+            (RUST_LOG, "score=loud"),
+            (AWS_LAMBDA_LOG_LEVEL, "Error"),
+        ]));
+        let lines = logged(LambdaLogFormat::Json, filter, || {
+            tracing::warn!("dropped");
+            tracing::error!("kept");
+        })
+        .json_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["message"], "kept");
+    }
+
+    #[test]
+    fn without_either_variable_the_level_is_info() {
+        let filter = log_filter(&env(&[(AWS_LAMBDA_LOG_LEVEL, "LOUD")]));
+        let lines = logged(LambdaLogFormat::Json, filter, || an_invocation("r-4")).json_lines();
+        let levels: Vec<&Value> = lines.iter().map(|l| &l["level"]).collect();
+        assert_eq!(levels, ["INFO", "WARN"]);
+    }
+
+    #[test]
+    fn aws_lambda_log_level_fatal_keeps_errors_only() {
+        let filter = log_filter(&env(&[(AWS_LAMBDA_LOG_LEVEL, "FATAL")]));
+        let lines = logged(LambdaLogFormat::Json, filter, || {
+            tracing::warn!("dropped");
+            tracing::error!("kept");
+        })
+        .json_lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0]["level"], "ERROR");
+    }
+
+    #[test]
+    fn a_text_line_is_timestamp_request_id_level_message_then_fields() {
+        let lines = logged(LambdaLogFormat::Text, EnvFilter::new("info"), || {
+            an_invocation("r-5");
+            tracing::info!(detail = "two words", "outside an invocation");
+        })
+        .lines();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let columns: Vec<&str> = lines[0].split('\t').collect();
+        assert_eq!(columns.len(), 4, "{}", lines[0]);
+        OffsetDateTime::parse(columns[0], &Rfc3339).unwrap();
+        assert_eq!(columns[0].len(), "2026-12-01T23:05:01.123Z".len());
+        assert_eq!(columns[1], "r-5");
+        assert_eq!(columns[2], "INFO");
+        assert_eq!(
+            columns[3],
+            "submission stored as accepted correlation_id=req-7 submission_id=s-1"
+        );
+        assert!(
+            lines[1].contains("\tWARN\tstore slow; retrying "),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].ends_with("\t-\tINFO\toutside an invocation detail=\"two words\""),
+            "{}",
+            lines[2]
+        );
+    }
+
+    #[test]
+    fn the_format_follows_aws_lambda_log_format_inside_lambda_only() {
+        let format = |vars: &[(&str, &str)]| LambdaLogFormat::from_env(&env(vars));
+        let lambda = (AWS_LAMBDA_FUNCTION_NAME, "ingest");
+        assert_eq!(format(&[]), None);
+        assert_eq!(format(&[(AWS_LAMBDA_LOG_FORMAT, "JSON")]), None);
+        assert_eq!(format(&[lambda]), Some(LambdaLogFormat::Text));
+        assert_eq!(
+            format(&[lambda, (AWS_LAMBDA_LOG_FORMAT, "Text")]),
+            Some(LambdaLogFormat::Text)
+        );
+        assert_eq!(
+            format(&[lambda, (AWS_LAMBDA_LOG_FORMAT, "JSON")]),
+            Some(LambdaLogFormat::Json)
+        );
+        assert_eq!(
+            format(&[lambda, (AWS_LAMBDA_LOG_FORMAT, "json")]),
+            Some(LambdaLogFormat::Json)
+        );
+    }
+
+    #[test]
+    fn only_the_cold_invocations_lines_carry_cold_start() {
+        let cold_start = crate::lambda::ColdStart::new();
+        let lines = logged(LambdaLogFormat::Json, EnvFilter::new("info"), || {
+            for request_id in ["first", "second"] {
+                let _invocation = invoke_span(request_id).entered();
+                let _cold = invocation_span(cold_start.take()).entered();
+                tracing::info!("handled");
+            }
+        })
+        .json_lines();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["requestId"], "first");
+        assert_eq!(lines[0]["cold_start"], true);
+        assert_eq!(lines[1]["requestId"], "second");
+        assert!(lines[1].get("cold_start").is_none(), "{}", lines[1]);
+    }
+
+    #[test]
+    fn timestamps_are_utc_with_three_decimals() {
+        let at = OffsetDateTime::parse("2026-12-02T00:05:01.123456+01:00", &Rfc3339).unwrap();
+        assert_eq!(rfc3339_millis(at), "2026-12-01T23:05:01.123Z");
+        let on_the_second = OffsetDateTime::parse("2026-01-09T08:07:06Z", &Rfc3339).unwrap();
+        assert_eq!(rfc3339_millis(on_the_second), "2026-01-09T08:07:06.000Z");
     }
 }

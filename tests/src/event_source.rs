@@ -26,6 +26,9 @@ const RECEIVE_ERROR_PAUSE: Duration = Duration::from_secs(1);
 pub struct PollSettings {
     pub batch_size: usize,
     pub wait: Duration,
+    /// After the first message, how long to keep gathering up to `batch_size` (the mapping's
+    /// MaximumBatchingWindowInSeconds); zero hands on what one receive returned.
+    pub batching_window: Duration,
 }
 
 impl Default for PollSettings {
@@ -33,12 +36,13 @@ impl Default for PollSettings {
         Self {
             batch_size: 10,
             wait: Duration::from_secs(1),
+            batching_window: Duration::ZERO,
         }
     }
 }
 
 /// Builds the event a Lambda function would receive for these messages.
-pub fn sqs_event(source_name: &str, messages: &[ReceivedMessage]) -> SqsEvent {
+pub fn sqs_event(source: &dyn MessageSource, messages: &[ReceivedMessage]) -> SqsEvent {
     let mut event = SqsEvent::default();
     event.records = messages
         .iter()
@@ -54,9 +58,14 @@ pub fn sqs_event(source_name: &str, messages: &[ReceivedMessage]) -> SqsEvent {
                 ),
                 ("SentTimestamp".to_owned(), m.sent_at_ms.to_string()),
             ]);
+            if let Some(trace) = &m.trace_header {
+                record
+                    .attributes
+                    .insert("AWSTraceHeader".to_owned(), trace.clone());
+            }
             record.event_source = Some("aws:sqs".to_owned());
-            record.event_source_arn = Some(format!("arn:aws:sqs:local:000000000000:{source_name}"));
-            record.aws_region = Some("local".to_owned());
+            record.event_source_arn = Some(source.arn());
+            record.aws_region = Some(source.region());
             record
         })
         .collect();
@@ -69,7 +78,7 @@ pub async fn poll_once(
     handler: &SqsHandler,
     settings: PollSettings,
 ) -> usize {
-    let messages = match source.receive(settings.batch_size, settings.wait).await {
+    let mut messages = match source.receive(settings.batch_size, settings.wait).await {
         Ok(messages) => messages,
         Err(error) => {
             tracing::warn!(%error, queue = source.name(), "receive failed; polling again shortly");
@@ -80,7 +89,28 @@ pub async fn poll_once(
     if messages.is_empty() {
         return 0;
     }
-    let event = sqs_event(source.name(), &messages);
+    // The batching window: keep receiving until the batch is full or the window has passed.
+    let window_ends = tokio::time::Instant::now() + settings.batching_window;
+    while messages.len() < settings.batch_size {
+        let left = window_ends.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match source
+            .receive(settings.batch_size - messages.len(), left)
+            .await
+        {
+            Ok(more) if more.is_empty() => {
+                tokio::time::sleep(left.min(Duration::from_millis(100))).await;
+            }
+            Ok(more) => messages.extend(more),
+            Err(error) => {
+                tracing::warn!(%error, queue = source.name(), "receive failed while batching; handing on what arrived");
+                break;
+            }
+        }
+    }
+    let event = sqs_event(source, &messages);
     // Run the handler as its own task so that a panic fails the batch instead of the poller,
     // as a crashed Lambda invocation would.
     let response = match tokio::spawn((handler)(event)).await {

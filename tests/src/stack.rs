@@ -110,6 +110,7 @@ impl StackOptions {
         let poll = PollSettings {
             batch_size: 10,
             wait: Duration::from_millis(50),
+            batching_window: Duration::ZERO,
         };
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -148,6 +149,22 @@ pub struct LocalStack {
     stop_consumers: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     consumers: Vec<JoinHandle<()>>,
+    /// What else runs for this stack (the emulation's function processes); dropped last.
+    held: Vec<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+/// The parts of a stack assembled elsewhere (the emulated deployment): its HTTP front, its
+/// event-source consumers, and whatever must live as long as the stack.
+pub struct AssembledParts {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub minter: TokenMinter,
+    pub backend: Backend,
+    pub stop_http: watch::Sender<bool>,
+    pub http: JoinHandle<std::io::Result<()>>,
+    pub stop_consumers: watch::Sender<bool>,
+    pub consumers: Vec<JoinHandle<()>>,
+    pub held: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 /// Why the stack could not start.
@@ -318,7 +335,33 @@ impl LocalStack {
             stop_consumers,
             http,
             consumers,
+            held: Vec::new(),
         })
+    }
+
+    /// A stack whose parts run elsewhere (real binaries, an emulated gateway): the fault plans
+    /// are idle and reach nothing, so scenarios that arm faults do not apply to it.
+    pub fn assembled(parts: AssembledParts) -> Self {
+        Self {
+            url: parts.url,
+            addr: parts.addr,
+            minter: parts.minter,
+            backend: parts.backend,
+            faults: StackFaults {
+                submissions_queue: FaultPlan::new(),
+                store: FaultPlan::new(),
+                directory: FaultPlan::new(),
+                rejections_queue: FaultPlan::new(),
+                notifier: FaultPlan::new(),
+                quota: FaultPlan::new(),
+            },
+            crashes: Arc::new(CrashDice::new(None)),
+            stop_http: parts.stop_http,
+            stop_consumers: parts.stop_consumers,
+            http: parts.http,
+            consumers: parts.consumers,
+            held: parts.held,
+        }
     }
 
     /// How many handler invocations were crashed on purpose.
@@ -402,6 +445,7 @@ impl LocalStack {
         for consumer in self.consumers {
             let _ = consumer.await;
         }
+        drop(self.held);
         drained
     }
 }

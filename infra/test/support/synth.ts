@@ -172,13 +172,20 @@ export function statementsOfRole(t: CfnTemplate, roleId: string): Statement[] {
       documents.push(policy.Properties.PolicyDocument);
     }
   }
-  return documents.flatMap((doc) =>
-    (doc.Statement as any[]).map((s) => ({
-      effect: s.Effect,
-      actions: ([] as string[]).concat(s.Action),
-      resources: ([] as unknown[]).concat(s.Resource).map((r) => refTarget(r) ?? resourceString(r)),
-    })),
-  );
+  return documents.flatMap(statementsOfDocument);
+}
+
+/** The statements of the one AWS::IAM::ManagedPolicy whose logical id starts with `prefix`. */
+export function statementsOfManagedPolicy(t: CfnTemplate, prefix: string): Statement[] {
+  return statementsOfDocument(resource(t, logicalId(t, 'AWS::IAM::ManagedPolicy', prefix)).Properties.PolicyDocument);
+}
+
+function statementsOfDocument(doc: any): Statement[] {
+  return (doc.Statement as any[]).map((s) => ({
+    effect: s.Effect,
+    actions: ([] as string[]).concat(s.Action),
+    resources: ([] as unknown[]).concat(s.Resource).map((r) => refTarget(r) ?? resourceString(r)),
+  }));
 }
 
 /** A resource as a string: see `indexArnString`, the literal string, or else its JSON. */

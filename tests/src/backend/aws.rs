@@ -132,6 +132,8 @@ pub struct SqsSource {
     client: aws_sdk_sqs::Client,
     queue_url: String,
     name: String,
+    /// The queue's ARN and region when known (event records name them).
+    identity: Option<(String, String)>,
 }
 
 impl SqsSource {
@@ -142,7 +144,14 @@ impl SqsSource {
             client,
             queue_url,
             name,
+            identity: None,
         }
+    }
+
+    /// The queue's ARN and region, for the event records.
+    pub fn with_arn(mut self, arn: impl Into<String>, region: impl Into<String>) -> Self {
+        self.identity = Some((arn.into(), region.into()));
+        self
     }
 }
 
@@ -150,6 +159,20 @@ impl SqsSource {
 impl MessageSource for SqsSource {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn arn(&self) -> String {
+        match &self.identity {
+            Some((arn, _)) => arn.clone(),
+            None => format!("arn:aws:sqs:local:000000000000:{}", self.name),
+        }
+    }
+
+    fn region(&self) -> String {
+        match &self.identity {
+            Some((_, region)) => region.clone(),
+            None => "local".to_owned(),
+        }
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedMessage>, PortError> {
@@ -161,6 +184,7 @@ impl MessageSource for SqsSource {
             .wait_time_seconds(wait.as_secs().min(SQS_MAX_WAIT_SECONDS) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+            .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
             .customize()
             .config_override(long_poll_timeouts(wait))
             .send()
@@ -182,6 +206,7 @@ impl MessageSource for SqsSource {
                     sent_at_ms: attribute(MessageSystemAttributeName::SentTimestamp)
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0),
+                    trace_header: attribute(MessageSystemAttributeName::AwsTraceHeader).cloned(),
                 }
             })
             .collect())

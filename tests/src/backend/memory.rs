@@ -31,6 +31,7 @@ impl MessageSource for MemoryQueue {
                 body: m.body,
                 receive_count: m.receive_count,
                 sent_at_ms: (m.sent_at.unix_timestamp_nanos() / 1_000_000) as i64,
+                trace_header: None,
             })
             .collect())
     }

@@ -27,12 +27,22 @@ pub struct ReceivedMessage {
     /// How many times it has been received, this delivery included.
     pub receive_count: u32,
     pub sent_at_ms: i64,
+    /// The X-Ray trace header the sender attached (SQS's AWSTraceHeader system attribute).
+    pub trace_header: Option<String>,
 }
 
 /// Receives and deletes queue messages (ReceiveMessage / DeleteMessageBatch).
 #[async_trait]
 pub trait MessageSource: Send + Sync {
     fn name(&self) -> &str;
+    /// The queue's ARN, as event records name their source.
+    fn arn(&self) -> String {
+        format!("arn:aws:sqs:{}:000000000000:{}", self.region(), self.name())
+    }
+    /// The queue's region, as event records carry it.
+    fn region(&self) -> String {
+        "local".to_owned()
+    }
     /// Up to `max` messages, waiting up to `wait` for the first one.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<ReceivedMessage>, PortError>;
     async fn delete(&self, messages: &[ReceivedMessage]) -> Result<(), PortError>;
@@ -85,4 +95,22 @@ pub struct Backend {
     /// The submissions queue's redrive limit, when known: the processor marks what it cannot
     /// finish on a message's last receive `failed` (the deployed processor's MAX_RECEIVE_COUNT).
     pub max_receive_count: Option<u32>,
+}
+
+/// Prints every notification the observer sees as one JSON line on stdout, as they arrive,
+/// until the task is aborted.
+pub async fn print_published(observe: Arc<dyn Observe>) {
+    let mut printed = 0;
+    loop {
+        match observe.published().await {
+            Ok(all) => {
+                for rejection in &all[printed.min(all.len())..] {
+                    println!("{}", shared::message::encode(rejection));
+                }
+                printed = all.len();
+            }
+            Err(error) => tracing::warn!(%error, "cannot read notifications"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -11,7 +11,8 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use pipeline_tests::backend::aws::{AwsResources, aws_backend};
 use pipeline_tests::backend::memory::memory_backend;
-use pipeline_tests::{Backend, LocalStack, StackOptions, TokenMinter};
+use pipeline_tests::backend::print_published;
+use pipeline_tests::{LocalStack, StackOptions, TokenMinter};
 use shared::aws::provision::QueueProvisioning;
 use shared::aws::{AwsClients, load_sdk_config};
 use shared::config::ProcessEnv;
@@ -186,7 +187,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{ready}");
     tracing::info!(url = %stack.url, backend = backend.label, "local stack ready; Ctrl-C to stop");
     let printer = (args.backend == BackendKind::Aws && args.provision)
-        .then(|| tokio::spawn(print_published(backend.clone())));
+        .then(|| tokio::spawn(print_published(backend.observe.clone())));
 
     pipeline_tests::signals::shutdown_signal().await;
     tracing::info!("stopping: no new requests; draining queued work");
@@ -207,21 +208,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
-}
-
-/// With provisioned AWS resources, prints the notifications that reach the tap queue.
-async fn print_published(backend: Backend) {
-    let mut printed = 0;
-    loop {
-        match backend.observe.published().await {
-            Ok(all) => {
-                for rejection in &all[printed.min(all.len())..] {
-                    println!("{}", encode(rejection));
-                }
-                printed = all.len();
-            }
-            Err(error) => tracing::warn!(%error, "cannot read notifications"),
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The deployed system on this machine (see tests/src/emulate/mod.rs):
+#
+#   scripts/emulate.sh prepare      synthesize the dev stack offline into target/emulate/cdk.out,
+#                                   with a fresh ES256 key pair for tokens (target/emulate/
+#                                   jwt-private.pem signs them) and dummy zips (the emulation runs
+#                                   host builds of the same source instead)
+#   scripts/emulate.sh run [ARGS]   prepare, build the three functions and the emulator for this
+#                                   machine, start moto, deploy and run (`make emulate`); ARGS go
+#                                   to the emulator (see: cargo run --bin emulate -- --help)
+#
+# The emulation's settings differ from the dev defaults in two places, so that the end-to-end
+# scenarios hold as they do on the other backends: suspensions take effect at once
+# (userCacheTtlSeconds=0) and the quota is 25 submissions per hour.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+infra_dir=$repo_root/infra
+out_dir=${EMULATE_DIR:-$repo_root/target/emulate}
+EMULATION_CONTEXT=(-c userCacheTtlSeconds=0 -c userQuotaLimit=25 -c userQuotaWindowSeconds=3600)
+
+fail() {
+    echo "emulate.sh: $*" >&2
+    exit 1
+}
+
+prepare() {
+    command -v node >/dev/null ||
+        fail "node is not installed; install Node.js >= 20.6 (Debian: apt-get install nodejs npm) and retry"
+    local installed=$infra_dir/node_modules/.package-lock.json
+    if [[ ! -f $installed || $infra_dir/package-lock.json -nt $installed ]]; then
+        echo "emulate.sh: npm ci in infra/" >&2
+        (cd "$infra_dir" && npm ci --no-audit --no-fund) ||
+            fail "npm ci failed; check that the npm registry is reachable"
+    fi
+    local started=$SECONDS
+    rm -rf "$out_dir"
+    mkdir -p "$out_dir"
+    (cd "$infra_dir" && node --import tsx scripts/emulation-assets.ts "$out_dir") ||
+        fail "could not write the emulation's assets into $out_dir"
+    local context=()
+    while IFS= read -r pair; do
+        context+=(-c "$pair")
+    done < <(node -e 'const c = require(process.argv[1]); for (const [k, v] of Object.entries(c)) console.log(`${k}=${v}`)' "$out_dir/context.json")
+    (cd "$infra_dir" &&
+        CDK_DISABLE_CLI_TELEMETRY=true AWS_EC2_METADATA_DISABLED=true \
+            node_modules/.bin/cdk synth --no-notices --quiet --output "$out_dir/cdk.out" \
+            "${context[@]}" "${EMULATION_CONTEXT[@]}") ||
+        fail "cdk synth failed (output above)"
+    echo "emulate.sh: synthesized the dev stack into $out_dir/cdk.out in $((SECONDS - started))s" >&2
+}
+
+run() {
+    prepare
+    echo "emulate.sh: building ingest, processor, notifier and the emulator for this machine" >&2
+    (cd "$repo_root" && cargo build --bin ingest --bin processor --bin notifier --bin emulate) ||
+        fail "cargo build failed (output above)"
+    local bin_dir=${CARGO_TARGET_DIR:-$repo_root/target}/debug
+    EMULATE_DIR=$out_dir exec "$repo_root/scripts/moto.sh" run -- "$bin_dir/emulate" --bin-dir "$bin_dir" "$@"
+}
+
+case ${1:-} in
+prepare) prepare ;;
+run)
+    shift
+    run "$@"
+    ;;
+*)
+    echo "usage: scripts/emulate.sh prepare | run [EMULATOR ARGS]" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,835 @@
+//! The deployed system on one machine: the synthesized CDK template deployed into moto's
+//! CloudFormation, the three real Lambda binaries (host builds) each running against a Lambda
+//! Runtime API with the environment the deployed function has, and the two parts moto cannot
+//! play, emulated from the deployed resources: API Gateway (the HTTP API's routes, stage and
+//! integration timeout, payload format 2.0) and the SQS event source mappings (batch size,
+//! batching window, ReportBatchItemFailures, the queue's visibility timeout and redrive).
+//!
+//! What is not as deployed, and why:
+//! - every function gets `AWS_ENDPOINT_URL` pointing at moto;
+//! - the logging configuration comes from the template (moto drops LoggingConfig);
+//! - moto skips the HTTP API, alarms, and queue and topic policies (CloudWatch and IAM are
+//!   checked offline in infra/ and by the least-privilege test);
+//! - a function invocation that times out is not stopped: its late answer is discarded.
+//!
+//! [`prepare_dir`] names the directory `scripts/emulate.sh prepare` fills: `cdk.out/` (the
+//! synthesized dev stack), `jwt-private.pem` (signs tokens the deployed ingest accepts) and
+//! `context.json` (the CDK context it was synthesized with).
+
+pub mod functions;
+pub mod gateway;
+pub mod moto;
+pub mod runtime_api;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use axum::body::Bytes;
+use serde_json::Value;
+use shared::auth::TokenAlgorithm;
+use shared::aws::AwsClients;
+use shared::aws::dynamodb::DynamoUserDirectory;
+use shared::aws::provision::{
+    QueueProvisioning, ensure_queue_with_dead_letters, subscribe_queue_to_topic,
+};
+use shared::users::User;
+use tokio::sync::watch;
+
+use crate::backend::aws::{AwsResources, SqsSource, aws_backend};
+use crate::event_source::{HandlerFuture, PollSettings, SqsHandler, spawn_consumer};
+use crate::stack::{AssembledParts, LocalStack};
+use crate::tokens::TokenMinter;
+use functions::{FunctionProcess, LogSink, Supervisor};
+use gateway::{GatewaySettings, Route};
+use moto::{Moto, MotoError, REGION, StackResources};
+use runtime_api::{InvokeOutcome, RuntimeApi};
+use template::{Template, TemplateError};
+
+/// moto's default account.
+pub const ACCOUNT_ID: &str = "123456789012";
+/// Where `scripts/emulate.sh prepare` writes, relative to the repository root.
+pub const PREPARE_DIR: &str = "target/emulate";
+/// The environment variable naming that directory.
+pub const EMULATE_DIR_VARIABLE: &str = "EMULATE_DIR";
+/// The CDK bootstrap version the template's rule checks.
+const BOOTSTRAP_VERSION_PARAMETER: &str = "/cdk-bootstrap/hnb659fds/version";
+const STACK_CREATE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The three functions: stack output naming each, and its binary.
+const FUNCTIONS: [(&str, &str); 3] = [
+    ("IngestFunctionName", "ingest"),
+    ("ProcessorFunctionName", "processor"),
+    ("NotifierFunctionName", "notifier"),
+];
+
+/// Why the emulated deployment could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulationError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Moto(#[from] MotoError),
+    #[error("{0}")]
+    Prepared(String),
+    #[error("the deployed stack lacks {0}")]
+    Deployed(String),
+    #[error("{what}: {detail}")]
+    Setup { what: String, detail: String },
+}
+
+fn setup(what: impl Into<String>) -> impl FnOnce(String) -> EmulationError {
+    let what = what.into();
+    move |detail| EmulationError::Setup { what, detail }
+}
+
+/// The directory `scripts/emulate.sh prepare` filled: `EMULATE_DIR`, else `target/emulate`
+/// under the workspace root.
+pub fn prepare_dir() -> PathBuf {
+    std::env::var_os(EMULATE_DIR_VARIABLE)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(PREPARE_DIR))
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Where the host builds of the three functions are: next to the running executable (a test
+/// runs from `target/debug/deps`, a binary from `target/debug`).
+pub fn default_bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.parent().map(Path::to_path_buf).unwrap_or(dir)
+    } else {
+        dir
+    }
+}
+
+/// How to run the emulation.
+#[derive(Clone, Debug)]
+pub struct EmulationOptions {
+    pub prepared: PathBuf,
+    pub moto_endpoint: String,
+    pub bin_dir: PathBuf,
+    /// The CloudFormation stack name; unique per emulation sharing one moto.
+    pub stack_name: String,
+    pub gateway_addr: SocketAddr,
+    pub users: Vec<User>,
+    /// Echo every function log line to stderr as it arrives.
+    pub echo_logs: bool,
+}
+
+/// One function as deployed.
+#[derive(Clone, Debug)]
+pub struct DeployedFunction {
+    pub binary: &'static str,
+    pub logical_id: String,
+    pub name: String,
+    pub arn: String,
+    pub timeout: Duration,
+    pub role_logical_id: Option<String>,
+    /// The environment the process runs with (AWS_ENDPOINT_URL included).
+    pub environment: BTreeMap<String, String>,
+    /// The access key id it signs with: one per function, so recorded calls name the caller.
+    pub access_key_id: String,
+}
+
+/// One event source mapping as deployed.
+#[derive(Clone, Debug)]
+pub struct DeployedMapping {
+    pub function: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub poll: PollSettings,
+    pub report_batch_item_failures: bool,
+    pub visibility_timeout: Duration,
+    pub max_receive_count: Option<u32>,
+}
+
+/// What was deployed and is running.
+pub struct Emulation {
+    pub stack: LocalStack,
+    pub template: Template,
+    pub resources: StackResources,
+    pub functions: Vec<DeployedFunction>,
+    pub mappings: Vec<DeployedMapping>,
+    pub logs: LogSink,
+    /// The queue subscribed to the topic that [`Emulation::stack`]'s observer reads.
+    pub notifications_tap_url: String,
+}
+
+/// The access key id a function's process signs with.
+pub fn access_key_for(binary: &str) -> String {
+    format!("AKIAEMULATED{}", binary.to_ascii_uppercase())
+}
+
+/// The token minter for the deployed ingest: ES256 with the prepared key, the synthesized
+/// issuer and audience.
+pub fn minter(prepared: &Path) -> Result<TokenMinter, EmulationError> {
+    let read = |name: &str| {
+        std::fs::read_to_string(prepared.join(name)).map_err(|e| {
+            EmulationError::Prepared(format!(
+                "cannot read {}: {e} (run `scripts/emulate.sh prepare`; make test does)",
+                prepared.join(name).display()
+            ))
+        })
+    };
+    let context: Value = serde_json::from_str(&read("context.json")?)
+        .map_err(|e| EmulationError::Prepared(format!("context.json: {e}")))?;
+    let field = |name: &str| {
+        context[name]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| EmulationError::Prepared(format!("context.json has no {name}")))
+    };
+    TokenMinter::asymmetric(
+        TokenAlgorithm::Es256,
+        &read("jwt-private.pem")?,
+        &read("jwt-public.pem")?,
+        field("jwtIssuer")?,
+        field("jwtAudience")?,
+    )
+    .map_err(|e| EmulationError::Prepared(e.to_string()))
+}
+
+/// The synthesized template and its asset manifest in `cdk.out/`.
+fn synthesized(prepared: &Path) -> Result<(PathBuf, PathBuf), EmulationError> {
+    let out = prepared.join("cdk.out");
+    let entries = std::fs::read_dir(&out).map_err(|e| {
+        EmulationError::Prepared(format!(
+            "cannot read {}: {e} (run `scripts/emulate.sh prepare`; make test does)",
+            out.display()
+        ))
+    })?;
+    let mut template = None;
+    let mut assets = None;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".template.json") {
+            template = Some(entry.path());
+        } else if name.ends_with(".assets.json") {
+            assets = Some(entry.path());
+        }
+    }
+    match (template, assets) {
+        (Some(t), Some(a)) => Ok((t, a)),
+        _ => Err(EmulationError::Prepared(format!(
+            "{} holds no synthesized stack (*.template.json and *.assets.json)",
+            out.display()
+        ))),
+    }
+}
+
+fn substitute(text: &str) -> String {
+    text.replace("${AWS::AccountId}", ACCOUNT_ID)
+        .replace("${AWS::Region}", REGION)
+        .replace("${AWS::Partition}", "aws")
+}
+
+/// Uploads the file assets where the template expects them; returns the template's URL.
+async fn upload_assets(
+    moto: &Moto,
+    template_path: &Path,
+    assets_path: &Path,
+) -> Result<String, EmulationError> {
+    let manifest: Value = serde_json::from_str(
+        &std::fs::read_to_string(assets_path)
+            .map_err(|e| EmulationError::Prepared(format!("{}: {e}", assets_path.display())))?,
+    )
+    .map_err(|e| EmulationError::Prepared(format!("{}: {e}", assets_path.display())))?;
+    let out_dir = assets_path.parent().unwrap_or(Path::new("."));
+    let template_file = template_path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut template_url = None;
+    let mut buckets = std::collections::BTreeSet::new();
+    for (id, asset) in manifest["files"].as_object().into_iter().flatten() {
+        let source = asset["source"]["path"].as_str().unwrap_or_default();
+        if asset["source"]["packaging"].as_str() == Some("zip") {
+            return Err(EmulationError::Prepared(format!(
+                "asset {id} is a directory to zip; the emulation uploads file assets only"
+            )));
+        }
+        let mut bytes = std::fs::read(out_dir.join(source))
+            .map_err(|e| EmulationError::Prepared(format!("asset {source}: {e}")))?;
+        if source == template_file {
+            bytes = moto_compatible(&bytes)?;
+        }
+        for destination in asset["destinations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(_, d)| d)
+        {
+            let bucket = substitute(destination["bucketName"].as_str().unwrap_or_default());
+            let key = substitute(destination["objectKey"].as_str().unwrap_or_default());
+            if buckets.insert(bucket.clone()) {
+                moto.create_bucket(&bucket).await?;
+            }
+            moto.put_object(&bucket, &key, bytes.clone()).await?;
+            if source == template_file {
+                template_url = Some(format!("https://{bucket}.s3.amazonaws.com/{key}"));
+            }
+        }
+    }
+    template_url.ok_or_else(|| {
+        EmulationError::Prepared(format!(
+            "{} does not list the template {template_file}",
+            assets_path.display()
+        ))
+    })
+}
+
+/// The template as moto 5.2 can create it: `AWS::KMS::Key` loses its `Tags` (moto fails on
+/// them with `KeyError: 'TagKey'`). Nothing else is changed; tags are asserted in infra/.
+fn moto_compatible(template: &[u8]) -> Result<Vec<u8>, EmulationError> {
+    let mut document: Value = serde_json::from_slice(template)
+        .map_err(|e| EmulationError::Prepared(format!("the template is not JSON: {e}")))?;
+    if let Some(resources) = document["Resources"].as_object_mut() {
+        for resource in resources.values_mut() {
+            if resource["Type"] == "AWS::KMS::Key"
+                && let Some(properties) = resource["Properties"].as_object_mut()
+            {
+                properties.remove("Tags");
+            }
+        }
+    }
+    Ok(document.to_string().into_bytes())
+}
+
+fn string_map(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The environment Lambda gives a function's process, on top of its configured variables.
+fn lambda_environment(
+    template: &Template,
+    function: &DeployedFunction,
+    configuration: &Value,
+    runtime_api: &str,
+    moto_endpoint: &str,
+) -> BTreeMap<String, String> {
+    let mut env = string_map(&configuration["Environment"]["Variables"]);
+    let logging = template.logging_config(&function.logical_id);
+    let memory = configuration["MemorySize"].as_u64().unwrap_or(128);
+    let mut set = |name: &str, value: String| {
+        env.insert(name.to_owned(), value);
+    };
+    set("AWS_LAMBDA_FUNCTION_NAME", function.name.clone());
+    set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned());
+    set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory.to_string());
+    set("AWS_LAMBDA_RUNTIME_API", runtime_api.to_owned());
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned());
+    set(
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        format!("/aws/lambda/{}", function.name),
+    );
+    set(
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        format!("emulated/[$LATEST]{}", uuid::Uuid::now_v7().simple()),
+    );
+    if let Some(format) = logging.log_format {
+        set("AWS_LAMBDA_LOG_FORMAT", format);
+    }
+    if let Some(level) = logging.application_log_level {
+        set("AWS_LAMBDA_LOG_LEVEL", level);
+    }
+    set("AWS_REGION", REGION.to_owned());
+    set("AWS_DEFAULT_REGION", REGION.to_owned());
+    set("AWS_ACCESS_KEY_ID", function.access_key_id.clone());
+    set("AWS_SECRET_ACCESS_KEY", "emulated-secret".to_owned());
+    set("AWS_SESSION_TOKEN", "emulated-session".to_owned());
+    set("AWS_EC2_METADATA_DISABLED", "true".to_owned());
+    set(
+        "_HANDLER",
+        configuration["Handler"]
+            .as_str()
+            .unwrap_or("bootstrap")
+            .to_owned(),
+    );
+    set("LAMBDA_TASK_ROOT", "/var/task".to_owned());
+    set("LAMBDA_RUNTIME_DIR", "/var/runtime".to_owned());
+    set("LANG", "en_US.UTF-8".to_owned());
+    set("TZ", ":UTC".to_owned());
+    set("PATH", "/usr/local/bin:/usr/bin/:/bin".to_owned());
+    // The one thing that is not as deployed: every AWS call goes to moto.
+    set("AWS_ENDPOINT_URL", moto_endpoint.to_owned());
+    if let Ok(backtrace) = std::env::var("RUST_BACKTRACE") {
+        set("RUST_BACKTRACE", backtrace);
+    }
+    env
+}
+
+/// The queue URL of a queue ARN on moto.
+fn queue_url(moto_endpoint: &str, arn: &str) -> String {
+    let mut parts = arn.rsplit(':');
+    let name = parts.next().unwrap_or_default();
+    let account = parts.next().unwrap_or(ACCOUNT_ID);
+    format!("{moto_endpoint}/{account}/{name}")
+}
+
+async fn queue_settings(
+    clients: &AwsClients,
+    url: &str,
+) -> Result<(Duration, Option<u32>), EmulationError> {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let attributes = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .map_err(|e| EmulationError::Setup {
+            what: format!("reading the attributes of {url}"),
+            detail: shared::aws::sdk_error("sqs", e).to_string(),
+        })?;
+    let attributes = attributes.attributes().cloned().unwrap_or_default();
+    let visibility = attributes
+        .get(&QueueAttributeName::VisibilityTimeout)
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_secs);
+    let max_receive_count = attributes
+        .get(&QueueAttributeName::RedrivePolicy)
+        .and_then(|p| serde_json::from_str::<Value>(p).ok())
+        .and_then(|p| match &p["maxReceiveCount"] {
+            Value::Number(n) => n.as_u64(),
+            Value::String(s) => s.parse().ok(),
+            _ => None,
+        })
+        .map(|n| n as u32);
+    Ok((visibility, max_receive_count))
+}
+
+/// The event source mapping's handler: invoke the function with the batch, and read its answer
+/// as Lambda does.
+fn mapping_handler(
+    runtime: Arc<RuntimeApi>,
+    function: DeployedFunction,
+    report_batch_item_failures: bool,
+) -> SqsHandler {
+    Arc::new(move |event: SqsEvent| -> HandlerFuture {
+        let runtime = runtime.clone();
+        let function = function.clone();
+        Box::pin(async move {
+            let ids: Vec<String> = event
+                .records
+                .iter()
+                .filter_map(|r| r.message_id.clone())
+                .collect();
+            let trace = event
+                .records
+                .first()
+                .and_then(|r| r.attributes.get("AWSTraceHeader").cloned())
+                .unwrap_or_else(gateway::new_trace_header);
+            let payload = match serde_json::to_vec(&event) {
+                Ok(payload) => Bytes::from(payload),
+                Err(_) => return crate::emulate::all_failed(&ids),
+            };
+            let outcome = runtime
+                .invoke(
+                    &function.name,
+                    &function.arn,
+                    payload,
+                    function.timeout,
+                    trace,
+                )
+                .await;
+            batch_outcome(outcome, &ids, report_batch_item_failures, &function.name)
+        })
+    })
+}
+
+fn all_failed(ids: &[String]) -> SqsBatchResponse {
+    shared::lambda::batch_response(ids.iter().cloned())
+}
+
+/// What Lambda makes of a function's answer to an SQS batch: with ReportBatchItemFailures, the
+/// named records are retried (an empty or unknown identifier fails the whole batch); without
+/// it, any answer deletes the batch. An error or a timeout retries the whole batch.
+pub fn batch_outcome(
+    outcome: InvokeOutcome,
+    ids: &[String],
+    report_batch_item_failures: bool,
+    function: &str,
+) -> SqsBatchResponse {
+    let payload = match outcome {
+        InvokeOutcome::Response(payload) => payload,
+        other => {
+            tracing::warn!(function, outcome = ?other, records = ids.len(), "the invocation failed; the whole batch will be retried");
+            return all_failed(ids);
+        }
+    };
+    if !report_batch_item_failures {
+        return SqsBatchResponse::default();
+    }
+    if payload.is_empty() || payload.as_ref() == b"null" {
+        return SqsBatchResponse::default();
+    }
+    let Ok(response) = serde_json::from_slice::<SqsBatchResponse>(&payload) else {
+        tracing::warn!(
+            function,
+            "the batch response is not a partial batch response; the whole batch will be retried"
+        );
+        return all_failed(ids);
+    };
+    let known = response
+        .batch_item_failures
+        .iter()
+        .all(|f| ids.contains(&f.item_identifier));
+    if known {
+        response
+    } else {
+        tracing::warn!(
+            function,
+            "the batch response names a record not in the batch; the whole batch will be retried"
+        );
+        all_failed(ids)
+    }
+}
+
+impl Emulation {
+    /// Deploys the prepared template into moto and starts everything.
+    pub async fn start(options: EmulationOptions) -> Result<Self, EmulationError> {
+        let (template_path, assets_path) = synthesized(&options.prepared)?;
+        let template = Template::read(&template_path)?;
+        let minter = minter(&options.prepared)?;
+        let moto = Moto::new(&options.moto_endpoint);
+
+        moto.put_parameter(BOOTSTRAP_VERSION_PARAMETER, "30")
+            .await?;
+        let template_url = upload_assets(&moto, &template_path, &assets_path).await?;
+        let resources = moto
+            .create_stack(&options.stack_name, &template_url, STACK_CREATE_TIMEOUT)
+            .await?;
+        let output = |name: &str| {
+            resources
+                .outputs
+                .get(name)
+                .cloned()
+                .ok_or_else(|| EmulationError::Deployed(format!("the output {name}")))
+        };
+
+        let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(moto.endpoint())
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "AKIAEMULATEDHARNESS",
+                "emulated-secret",
+                None,
+                None,
+                "emulation",
+            ))
+            .load()
+            .await;
+        let clients = AwsClients::new(&sdk_config);
+
+        let runtime = Arc::new(
+            RuntimeApi::start()
+                .await
+                .map_err(|e| setup("starting the Lambda Runtime API")(e.to_string()))?,
+        );
+        let logs = LogSink::new(options.echo_logs);
+        let mut functions = Vec::new();
+        let mut supervisors = Vec::new();
+        for (output_name, binary) in FUNCTIONS {
+            let name = output(output_name)?;
+            let logical_id = template.output_ref(output_name)?;
+            let configuration = moto.function_configuration(&name).await?;
+            let mut function = DeployedFunction {
+                binary,
+                logical_id: logical_id.clone(),
+                name: name.clone(),
+                arn: configuration["FunctionArn"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                timeout: Duration::from_secs(configuration["Timeout"].as_u64().unwrap_or(3)),
+                role_logical_id: template
+                    .resource(&logical_id)
+                    .and_then(|f| template::referenced_id(&f["Properties"]["Role"])),
+                environment: BTreeMap::new(),
+                access_key_id: access_key_for(binary),
+            };
+            let runtime_api = runtime.register(&name);
+            function.environment = lambda_environment(
+                &template,
+                &function,
+                &configuration,
+                &runtime_api,
+                moto.endpoint(),
+            );
+            let binary_path = options.bin_dir.join(binary);
+            if !binary_path.is_file() {
+                return Err(EmulationError::Prepared(format!(
+                    "{} is missing: build the functions for this machine first (cargo build --bin ingest --bin processor --bin notifier)",
+                    binary_path.display()
+                )));
+            }
+            supervisors.push(Supervisor::start(
+                FunctionProcess {
+                    name: name.clone(),
+                    binary: binary_path,
+                    environment: function.environment.clone(),
+                },
+                logs.clone(),
+            ));
+            functions.push(function);
+        }
+
+        // Event source mappings: read, disabled in moto, played here.
+        let mut mappings = Vec::new();
+        for function in &functions {
+            for mapping in moto.event_source_mappings(&function.name).await? {
+                let uuid = mapping["UUID"].as_str().unwrap_or_default();
+                moto.disable_event_source_mapping(uuid).await?;
+                let queue_arn = mapping["EventSourceArn"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let url = queue_url(moto.endpoint(), &queue_arn);
+                let (visibility_timeout, max_receive_count) =
+                    queue_settings(&clients, &url).await?;
+                let report_batch_item_failures = mapping["FunctionResponseTypes"]
+                    .as_array()
+                    .is_some_and(|t| t.iter().any(|t| t == "ReportBatchItemFailures"));
+                mappings.push(DeployedMapping {
+                    function: function.name.clone(),
+                    queue_url: url,
+                    queue_arn,
+                    poll: PollSettings {
+                        batch_size: mapping["BatchSize"].as_u64().unwrap_or(10) as usize,
+                        wait: Duration::from_secs(1),
+                        batching_window: Duration::from_secs(
+                            mapping["MaximumBatchingWindowInSeconds"]
+                                .as_u64()
+                                .unwrap_or(0),
+                        ),
+                    },
+                    report_batch_item_failures,
+                    visibility_timeout,
+                    max_receive_count,
+                });
+            }
+        }
+
+        // Seed the users, and tap the topic for the observer and the printed notifications.
+        let users_table = output("UsersTableName")?;
+        let directory = DynamoUserDirectory::new(clients.dynamodb.clone(), &users_table);
+        for user in &options.users {
+            directory
+                .put_user(user)
+                .await
+                .map_err(|e| setup(format!("seeding user {}", user.user_id))(e.to_string()))?;
+        }
+        let topic_arn = output("RejectionsTopicArn")?;
+        let tap = ensure_queue_with_dead_letters(
+            &clients.sqs,
+            &format!("{}-notifications-tap", options.stack_name),
+            QueueProvisioning {
+                visibility_timeout_seconds: 30,
+                max_receive_count: 5,
+            },
+        )
+        .await
+        .map_err(|e| setup("creating the notifications tap")(e.to_string()))?;
+        subscribe_queue_to_topic(&clients, &topic_arn, &tap.queue_url, &[])
+            .await
+            .map_err(|e| setup("subscribing the tap to the topic")(e.to_string()))?;
+
+        let submissions_queue_url = output("SubmissionsQueueUrl")?;
+        let submissions_mapping = mappings
+            .iter()
+            .find(|m| {
+                m.queue_url
+                    .ends_with(submissions_queue_url.rsplit('/').next().unwrap_or("?"))
+            })
+            .ok_or_else(|| {
+                EmulationError::Deployed(
+                    "an event source mapping on the submissions queue".to_owned(),
+                )
+            })?;
+        let aws_resources = AwsResources {
+            submissions_table: output("SubmissionsTableName")?,
+            users_table,
+            quotas_table: resources.outputs.get("QuotasTableName").cloned(),
+            submissions_queue_url,
+            submissions_dlq_url: Some(output("SubmissionsDeadLetterQueueUrl")?),
+            rejections_queue_url: output("RejectionsQueueUrl")?,
+            rejections_dlq_url: Some(output("RejectionsDeadLetterQueueUrl")?),
+            rejections_topic_arn: topic_arn,
+            notifications_tap_url: Some(tap.queue_url.clone()),
+        };
+        let mut backend = aws_backend(
+            &clients,
+            aws_resources,
+            submissions_mapping.visibility_timeout,
+        );
+        backend.label = "emulated";
+        backend.max_receive_count = submissions_mapping.max_receive_count;
+
+        // API Gateway.
+        let stage = template.stage_name()?;
+        let mut routes = Vec::new();
+        for route in template.routes()? {
+            let function = functions
+                .iter()
+                .find(|f| f.logical_id == route.function_logical_id)
+                .ok_or_else(|| {
+                    EmulationError::Deployed(format!("the function of route {}", route.route_key))
+                })?;
+            if route.payload_format_version != "2.0" {
+                return Err(EmulationError::Deployed(format!(
+                    "payload format 2.0 on route {} (it has {})",
+                    route.route_key, route.payload_format_version
+                )));
+            }
+            routes.push(Route {
+                route_key: route.route_key,
+                function_name: function.name.clone(),
+                function_arn: function.arn.clone(),
+                timeout: route.timeout,
+            });
+        }
+        let running = gateway::serve(
+            options.gateway_addr,
+            GatewaySettings {
+                api_id: format!("emu{}", &uuid::Uuid::now_v7().simple().to_string()[..7]),
+                stage,
+                routes,
+            },
+            runtime.clone(),
+        )
+        .await
+        .map_err(|e| setup(format!("listening on {}", options.gateway_addr))(e.to_string()))?;
+
+        // The event source mappings.
+        let (stop_consumers, consumers_stopped) = watch::channel(false);
+        let mut consumers = Vec::new();
+        for mapping in &mappings {
+            let function = functions
+                .iter()
+                .find(|f| f.name == mapping.function)
+                .cloned()
+                .ok_or_else(|| {
+                    EmulationError::Deployed(format!("function {}", mapping.function))
+                })?;
+            let source = SqsSource::new(clients.sqs.clone(), &mapping.queue_url)
+                .with_arn(&mapping.queue_arn, REGION);
+            consumers.push(spawn_consumer(
+                Arc::new(source),
+                mapping_handler(
+                    runtime.clone(),
+                    function,
+                    mapping.report_batch_item_failures,
+                ),
+                mapping.poll,
+                consumers_stopped.clone(),
+            ));
+        }
+
+        let held: Vec<Box<dyn std::any::Any + Send + Sync>> =
+            vec![Box::new(supervisors), Box::new(runtime)];
+        let stack = LocalStack::assembled(AssembledParts {
+            url: format!("http://{}", running.addr),
+            addr: running.addr,
+            minter,
+            backend,
+            stop_http: running.stop,
+            http: running.task,
+            stop_consumers,
+            consumers,
+            held,
+        });
+        Ok(Self {
+            stack,
+            template,
+            resources,
+            functions,
+            mappings,
+            logs,
+            notifications_tap_url: tap.queue_url,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_lambda_events::event::sqs::BatchItemFailure;
+
+    use super::*;
+
+    fn ids() -> Vec<String> {
+        vec!["a".to_owned(), "b".to_owned()]
+    }
+
+    fn failures(response: &SqsBatchResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_response_is_read_as_lambda_reads_it() {
+        let mut named = SqsBatchResponse::default();
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = "b".to_owned();
+        named.batch_item_failures.push(failure);
+        let payload = Bytes::from(serde_json::to_vec(&named).unwrap());
+
+        let response = batch_outcome(InvokeOutcome::Response(payload.clone()), &ids(), true, "f");
+        assert_eq!(failures(&response), ["b"]);
+        let ignored = batch_outcome(InvokeOutcome::Response(payload), &ids(), false, "f");
+        assert!(
+            failures(&ignored).is_empty(),
+            "without ReportBatchItemFailures the batch is done"
+        );
+        let unknown = batch_outcome(
+            InvokeOutcome::Response(Bytes::from_static(
+                br#"{"batchItemFailures":[{"itemIdentifier":"zz"}]}"#,
+            )),
+            &ids(),
+            true,
+            "f",
+        );
+        assert_eq!(failures(&unknown), ["a", "b"]);
+        let timed_out = batch_outcome(InvokeOutcome::TimedOut, &ids(), true, "f");
+        assert_eq!(failures(&timed_out), ["a", "b"]);
+        let null = batch_outcome(
+            InvokeOutcome::Response(Bytes::from_static(b"null")),
+            &ids(),
+            true,
+            "f",
+        );
+        assert!(failures(&null).is_empty());
+    }
+
+    #[test]
+    fn a_queue_arn_becomes_its_moto_url() {
+        assert_eq!(
+            queue_url(
+                "http://127.0.0.1:5000",
+                "arn:aws:sqs:us-east-1:123456789012:q-1"
+            ),
+            "http://127.0.0.1:5000/123456789012/q-1"
+        );
+    }
+}
