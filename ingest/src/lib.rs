@@ -108,12 +108,14 @@ pub fn router(app: Arc<App>) -> Router {
 /// Gives every request a correlation id (the caller's `X-Correlation-Id` if it is well-formed),
 /// runs the request inside a span that carries it, and echoes it in the response.
 async fn correlate(mut request: Request, next: Next) -> Response {
-    let correlation_id = request
-        .headers()
-        .get(CORRELATION_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(CorrelationId::parse)
-        .unwrap_or_else(CorrelationId::generate);
+    // A repeated header is ignored like a malformed one: API Gateway would join the values
+    // with a comma, which no correlation id contains, so both fronts generate a fresh id.
+    let mut sent = request.headers().get_all(CORRELATION_ID_HEADER).iter();
+    let correlation_id = match (sent.next(), sent.next()) {
+        (Some(value), None) => value.to_str().ok().and_then(CorrelationId::parse),
+        _ => None,
+    }
+    .unwrap_or_else(CorrelationId::generate);
     let span = tracing::info_span!(
         "request",
         correlation_id = %correlation_id,
@@ -394,13 +396,22 @@ fn require_json(headers: &HeaderMap) -> Result<(), IngestError> {
     }
 }
 
+/// The `Idempotency-Key`, sent once. A repeated header is refused, and so is a comma: API
+/// Gateway joins repeated headers into one value with commas, so a key that was sent twice
+/// must not become a third key behind the gateway when a local server would take the first.
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, IngestError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY_HEADER) else {
-        return Ok(None);
-    };
     let invalid = |detail: String| {
         IngestError::Validation(vec![FieldError::header("Idempotency-Key", detail)])
     };
+    let mut values = headers.get_all(IDEMPOTENCY_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() || value.as_bytes().contains(&b',') {
+        return Err(invalid(
+            "must be sent once, as one value without commas".to_owned(),
+        ));
+    }
     let key = value
         .to_str()
         .map_err(|_| invalid("may only contain visible ASCII characters".to_owned()))?;

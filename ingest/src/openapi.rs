@@ -267,7 +267,7 @@ pub fn document() -> Value {
                 "IdempotencyKey": {
                     "name": "Idempotency-Key", "in": "header", "required": false,
                     "description": "Retries with the same key map to the same submission id(s): item i of the request gets the id of (user, key, i) unless it carries a clientRef, whose id wins. Reusing a key for another payload is refused as `idempotency_conflict`.",
-                    "schema": { "type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_CHARS, "pattern": "^[!-~]+$" }
+                    "schema": { "type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_CHARS, "pattern": "^[!-+\\--~]+$" }
                 },
                 "CorrelationId": {
                     "name": "X-Correlation-Id", "in": "header", "required": false,

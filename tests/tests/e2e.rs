@@ -1,12 +1,17 @@
 //! End-to-end: real HTTP against the assembled pipeline (ingest -> queue -> processor -> store,
 //! rejections -> queue -> notifier), with fault injection on every port. Every scenario runs
-//! twice: on the in-memory backend, and on the AWS adapters against moto (which `make test`
-//! starts; without MOTO_ENDPOINT the aws variants fail and say so).
+//! on the in-memory backend and on the AWS adapters against moto (which `make test` starts;
+//! without MOTO_ENDPOINT the aws variants fail and say so). Every scenario that needs no fault
+//! injection and no redelivery also runs on the emulated deployment: the synthesized CDK stack
+//! deployed into moto, the real Lambda binaries, API Gateway and the event source mappings
+//! played from the deployed resources (`pipeline_tests::emulate`). Redelivery there waits for
+//! the deployed visibility timeout (three minutes), and the binaries cannot be given faults.
 
 use std::time::Duration;
 
 use pipeline_tests::backend::aws::{AwsResources, aws_backend};
 use pipeline_tests::backend::memory::memory_backend;
+use pipeline_tests::emulate::start_for_tests;
 use pipeline_tests::{Backend, LocalStack, StackOptions};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -55,12 +60,7 @@ async fn memory_stack() -> LocalStack {
 }
 
 async fn aws_stack() -> LocalStack {
-    if std::env::var("MOTO_ENDPOINT").map_or(true, |v| v.is_empty()) {
-        panic!(
-            "MOTO_ENDPOINT is not set: the aws-backend end-to-end tests run against moto; run them \
-             through `scripts/moto.sh run -- cargo test` (make test does this)"
-        );
-    }
+    moto_endpoint();
     let clients = AwsClients::new(&load_sdk_config().await);
     let prefix = format!("e2e-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]);
     let queues = QueueProvisioning {
@@ -76,6 +76,34 @@ async fn aws_stack() -> LocalStack {
     options.processor_poll.wait = Duration::from_secs(1);
     options.notifier_poll.wait = Duration::from_secs(1);
     LocalStack::start(options, backend).await.unwrap()
+}
+
+fn moto_endpoint() -> String {
+    match std::env::var("MOTO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ => panic!(
+            "MOTO_ENDPOINT is not set: the aws-backend and emulated end-to-end tests run against \
+             moto; run them through `scripts/moto.sh run -- cargo test` (make test does this)"
+        ),
+    }
+}
+
+async fn emulated_stack() -> LocalStack {
+    start_for_tests(users(), |_| {}).await.stack
+}
+
+/// Runs each scenario (an `async fn(LocalStack)`) on the emulated deployment.
+macro_rules! on_the_emulated_deployment {
+    ($($scenario:ident),* $(,)?) => {
+        mod emulated {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    super::$scenario(super::emulated_stack().await).await;
+                }
+            )*
+        }
+    };
 }
 
 /// Runs each scenario (an `async fn(LocalStack)`) on both backends.
@@ -110,6 +138,7 @@ on_both_backends!(
     invalid_json_is_a_400_invalid_json_problem,
     invalid_fields_are_a_400_with_errors_per_field,
     an_invalid_idempotency_key_is_a_400_naming_the_header,
+    a_repeated_idempotency_key_is_a_400_on_every_front,
     a_missing_or_bad_token_is_a_401_with_www_authenticate,
     unknown_routes_and_unknown_ids_are_a_404,
     another_users_submission_looks_like_one_not_yet_processed,
@@ -128,6 +157,32 @@ on_both_backends!(
     a_retry_after_the_user_was_suspended_leaves_the_accepted_verdict_standing,
     a_reused_key_with_another_score_leaves_the_first_stored_and_reports_the_conflict,
     a_parked_submission_shows_failed_and_after_a_redrive_its_outcome,
+);
+
+on_the_emulated_deployment!(
+    an_active_users_submission_is_stored_and_its_status_becomes_accepted,
+    a_suspended_users_submission_is_rejected_and_notified_exactly_once,
+    an_unknown_user_is_rejected_with_its_reason,
+    a_retry_with_the_same_idempotency_key_gets_the_same_id_and_is_stored_once,
+    a_batch_is_accepted_in_request_order_and_every_item_is_stored,
+    an_invalid_batch_item_refuses_the_whole_batch,
+    invalid_json_is_a_400_invalid_json_problem,
+    invalid_fields_are_a_400_with_errors_per_field,
+    an_invalid_idempotency_key_is_a_400_naming_the_header,
+    a_repeated_idempotency_key_is_a_400_on_every_front,
+    a_missing_or_bad_token_is_a_401_with_www_authenticate,
+    unknown_routes_and_unknown_ids_are_a_404,
+    another_users_submission_looks_like_one_not_yet_processed,
+    a_body_over_the_limit_is_a_413,
+    a_body_that_is_not_json_is_a_415,
+    shutdown_drains_queued_work_first,
+    the_correlation_id_is_echoed_and_travels_to_the_notification,
+    submissions_over_the_users_quota_are_rejected_as_rate_limited_and_notified,
+    the_leaderboard_ranks_a_heros_accepted_scores_and_leaves_out_rejected_ones,
+    a_leaderboard_read_needs_a_token_and_valid_parameters,
+    a_rejected_submission_retried_five_times_with_its_key_is_notified_once,
+    a_retry_after_the_user_was_suspended_leaves_the_accepted_verdict_standing,
+    a_reused_key_with_another_score_leaves_the_first_stored_and_reports_the_conflict,
 );
 
 struct Client {
@@ -417,6 +472,26 @@ async fn an_invalid_idempotency_key_is_a_400_naming_the_header(stack: LocalStack
         .unwrap();
     let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
     assert_eq!(problem["errors"][0]["header"], "Idempotency-Key");
+}
+
+/// Sent twice, the key reaches a local server as two headers and the deployed function as one
+/// value joined with a comma (API Gateway folds repeated headers): both refuse it, so no front
+/// derives an id from a key the client did not send.
+async fn a_repeated_idempotency_key_is_a_400_on_every_front(stack: LocalStack) {
+    let client = Client::new(&stack);
+    let response = client
+        .post("/v1/scores", Some(&stack.token("alice")))
+        .header("content-type", "application/json")
+        .header("idempotency-key", "first")
+        .header("idempotency-key", "second")
+        .body(score("a", 1).to_string())
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
+    assert_eq!(problem["errors"][0]["header"], "Idempotency-Key");
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert_eq!(stack.stored_count().await, 0, "nothing was queued");
 }
 
 async fn a_missing_or_bad_token_is_a_401_with_www_authenticate(stack: LocalStack) {

@@ -77,6 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             User::suspended(UserId::parse(SEEDED_SUSPENDED)?),
         ],
         echo_logs: true,
+        encode_every_body: false,
     };
     tracing::info!(stack = %options.stack_name, moto = %options.moto_endpoint, "deploying the synthesized template into moto");
     let emulation = Emulation::start(options)

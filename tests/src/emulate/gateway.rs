@@ -51,6 +51,8 @@ pub struct GatewaySettings {
     pub api_id: String,
     pub stage: String,
     pub routes: Vec<Route>,
+    /// Base64-encode text bodies too.
+    pub encode_every_body: bool,
 }
 
 struct Gateway {
@@ -326,7 +328,7 @@ fn request_event(settings: &GatewaySettings, route: &Route, parts: &EventParts<'
         }
     }
     let content_type = headers.get("content-type").and_then(Value::as_str);
-    let base64 = !parts.body.is_empty() && !is_text(content_type);
+    let base64 = !parts.body.is_empty() && (settings.encode_every_body || !is_text(content_type));
     let now = time::OffsetDateTime::now_utc();
     let mut event = json!({
         "version": "2.0",
@@ -478,6 +480,7 @@ mod tests {
             api_id: "api".to_owned(),
             stage: "$default".to_owned(),
             routes: vec![route("$default")],
+            encode_every_body: false,
         };
         let mut headers = HeaderMap::new();
         headers.append("X-Thing", HeaderValue::from_static("a"));

@@ -125,6 +125,9 @@ pub struct EmulationOptions {
     pub users: Vec<User>,
     /// Echo every function log line to stderr as it arrives.
     pub echo_logs: bool,
+    /// Base64-encode every request body, text ones too (API Gateway may; the function must
+    /// decode them all).
+    pub encode_every_body: bool,
 }
 
 /// One function as deployed.
@@ -504,6 +507,37 @@ pub fn batch_outcome(
     }
 }
 
+/// For tests: an emulation in the moto that `MOTO_ENDPOINT` names, as its own stack, on an
+/// ephemeral port, with `users` seeded. Panics saying what to do when it cannot start.
+pub async fn start_for_tests(
+    users: Vec<User>,
+    configure: impl FnOnce(&mut EmulationOptions),
+) -> Emulation {
+    let moto_endpoint = match std::env::var("MOTO_ENDPOINT") {
+        Ok(endpoint) if !endpoint.is_empty() => endpoint,
+        _ => panic!(
+            "MOTO_ENDPOINT is not set: the emulated deployment runs in moto; run the tests \
+             through `scripts/moto.sh run -- cargo test` after `scripts/emulate.sh prepare` \
+             (make test does both)"
+        ),
+    };
+    let mut options = EmulationOptions {
+        prepared: prepare_dir(),
+        moto_endpoint,
+        bin_dir: default_bin_dir(),
+        stack_name: format!("emu-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
+        gateway_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        users,
+        echo_logs: false,
+        encode_every_body: false,
+    };
+    configure(&mut options);
+    match Emulation::start(options).await {
+        Ok(emulation) => emulation,
+        Err(error) => panic!("the emulated deployment did not start: {error}"),
+    }
+}
+
 impl Emulation {
     /// Deploys the prepared template into moto and starts everything.
     pub async fn start(options: EmulationOptions) -> Result<Self, EmulationError> {
@@ -713,6 +747,7 @@ impl Emulation {
                 api_id: format!("emu{}", &uuid::Uuid::now_v7().simple().to_string()[..7]),
                 stage,
                 routes,
+                encode_every_body: options.encode_every_body,
             },
             runtime.clone(),
         )
