@@ -3,11 +3,17 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: run test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare fuzz soak
+.PHONY: run emulate test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare fuzz soak
 
 ## run: the whole pipeline in one process on 127.0.0.1:3000, in-memory (prints a token)
 run:
 	$(CARGO) run --bin local
+
+## emulate: the deployed system on this machine: the CDK stack synthesized and deployed into moto,
+## the real Lambda binaries (host builds), API Gateway and the event source mappings emulated
+## (prints a URL and tokens, then notifications; Ctrl-C stops everything)
+emulate:
+	scripts/emulate.sh run
 
 ## test: everything CI checks: formatting, clippy, unit, emulator (moto), end-to-end and infra
 ## tests, and the Lambda packaging (three arm64 zips, checked)
@@ -24,8 +30,10 @@ clippy:
 	$(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --target-dir target --bins -- -D warnings
 
 # moto (the AWS API emulator) is installed into .venv/ if missing, started on a free loopback
-# port for the duration of the tests, and stopped afterwards, also when tests fail.
+# port for the duration of the tests, and stopped afterwards, also when tests fail. The emulated
+# deployment's template is synthesized first; its tests run the binaries this build makes.
 unit-and-e2e:
+	scripts/emulate.sh prepare
 	scripts/moto.sh run -- $(CARGO) test --workspace --no-fail-fast
 
 ## infra-test: the CDK app offline: tsc --noEmit, template tests, cdk synth (dev+prod), cfn-lint

@@ -73,7 +73,9 @@ start_server() {
     port=$(free_port) || fail "could not find a free port on 127.0.0.1"
     moto_endpoint=http://127.0.0.1:$port
     moto_log=$state_dir/moto-$port.log
-    "$venv_dir/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
+    # The request recorder (off until a test starts it) writes here, never into the cwd.
+    MOTO_RECORDER_FILEPATH=$state_dir/recording-$port.jsonl \
+        "$venv_dir/bin/moto_server" -H 127.0.0.1 -p "$port" >"$moto_log" 2>&1 &
     moto_pid=$!
     local waited_tenths=0
     until answers "$moto_endpoint"; do

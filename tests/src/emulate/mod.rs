@@ -18,6 +18,7 @@
 
 pub mod functions;
 pub mod gateway;
+pub mod iam;
 pub mod moto;
 pub mod runtime_api;
 pub mod template;
@@ -159,6 +160,7 @@ pub struct DeployedMapping {
 
 /// What was deployed and is running.
 pub struct Emulation {
+    pub stack_name: String,
     pub stack: LocalStack,
     pub template: Template,
     pub resources: StackResources,
@@ -169,9 +171,28 @@ pub struct Emulation {
     pub notifications_tap_url: String,
 }
 
-/// The access key id a function's process signs with.
-pub fn access_key_for(binary: &str) -> String {
-    format!("AKIAEMULATED{}", binary.to_ascii_uppercase())
+/// The access key id `caller` (a function's binary, or an operator tool) signs with in the
+/// emulation `stack_name`: distinct per caller and per emulation, so moto's request recorder
+/// tells whose call each request was even when emulations share one moto.
+pub fn access_key_for(stack_name: &str, caller: &str) -> String {
+    let stack: String = stack_name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let stack = &stack[stack.len().saturating_sub(10)..];
+    format!("AKIA{stack}{}", caller.to_ascii_uppercase())
+}
+
+/// Credentials for one caller of the emulation.
+pub fn credentials_for(access_key_id: &str) -> aws_sdk_sqs::config::Credentials {
+    aws_sdk_sqs::config::Credentials::new(
+        access_key_id,
+        "emulated-secret",
+        Some("emulated-session".to_owned()),
+        None,
+        "emulation",
+    )
 }
 
 /// The token minter for the deployed ingest: ES256 with the prepared key, the synthesized
@@ -563,13 +584,10 @@ impl Emulation {
         let sdk_config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(REGION))
             .endpoint_url(moto.endpoint())
-            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-                "AKIAEMULATEDHARNESS",
-                "emulated-secret",
-                None,
-                None,
-                "emulation",
-            ))
+            .credentials_provider(credentials_for(&access_key_for(
+                &options.stack_name,
+                "harness",
+            )))
             .load()
             .await;
         let clients = AwsClients::new(&sdk_config);
@@ -599,7 +617,7 @@ impl Emulation {
                     .resource(&logical_id)
                     .and_then(|f| template::referenced_id(&f["Properties"]["Role"])),
                 environment: BTreeMap::new(),
-                access_key_id: access_key_for(binary),
+                access_key_id: access_key_for(&options.stack_name, binary),
             };
             let runtime_api = runtime.register(&name);
             function.environment = lambda_environment(
@@ -765,8 +783,14 @@ impl Emulation {
                 .ok_or_else(|| {
                     EmulationError::Deployed(format!("function {}", mapping.function))
                 })?;
-            let source = SqsSource::new(clients.sqs.clone(), &mapping.queue_url)
-                .with_arn(&mapping.queue_arn, REGION);
+            // Lambda's poller receives and deletes with the function's role: so does this one.
+            let poller = aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&sdk_config)
+                    .credentials_provider(credentials_for(&function.access_key_id))
+                    .build(),
+            );
+            let source =
+                SqsSource::new(poller, &mapping.queue_url).with_arn(&mapping.queue_arn, REGION);
             consumers.push(spawn_consumer(
                 Arc::new(source),
                 mapping_handler(
@@ -793,6 +817,7 @@ impl Emulation {
             held,
         });
         Ok(Self {
+            stack_name: options.stack_name,
             stack,
             template,
             resources,
