@@ -437,11 +437,11 @@ mod tests {
         let allow = statement(true, &["dynamodb:GetItem", "dynamodb:PutItem"], &["arn:t"]);
         let deny = statement(false, &["dynamodb:PutItem"], &["*"]);
         assert!(allowed(
-            &[allow.clone()],
+            std::slice::from_ref(&allow),
             &call("dynamodb:GetItem", "arn:t")
         ));
         assert!(!allowed(
-            &[allow.clone()],
+            std::slice::from_ref(&allow),
             &call("dynamodb:GetItem", "arn:other")
         ));
         assert!(!allowed(
