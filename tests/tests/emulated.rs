@@ -130,8 +130,8 @@ async fn percent_encoded_paths_reach_the_function_decoded_on_the_default_stage()
 }
 
 /// Every line a function writes is one JSON object with Lambda's keys; every line written
-/// during an invocation names it; one submission's correlation id is in all three functions'
-/// lines; each function reports its cold start once.
+/// during an invocation names it; one submission's correlation id and X-Ray trace are in all
+/// three functions' lines; each function reports its cold start once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_functions_log_lambda_json_lines_that_tie_the_three_stages_together() {
     let emulation = start_for_tests(users(), |_| {}).await;
@@ -150,6 +150,7 @@ async fn the_functions_log_lambda_json_lines_that_tie_the_three_stages_together(
 
     let lines = emulation.logs.lines();
     let mut correlated = BTreeSet::new();
+    let mut trace_roots = BTreeSet::new();
     for function in &emulation.functions {
         let own: Vec<Value> = lines
             .iter()
@@ -197,6 +198,12 @@ async fn the_functions_log_lambda_json_lines_that_tie_the_three_stages_together(
                     function.binary
                 );
                 correlated.insert(function.binary);
+                let root = line["xrayTraceId"]
+                    .as_str()
+                    .and_then(|t| t.split(';').next())
+                    .unwrap_or_else(|| panic!("{}: no X-Ray trace id: {line}", function.binary))
+                    .to_owned();
+                trace_roots.insert((function.binary, root));
             }
         }
         assert_eq!(
@@ -209,5 +216,20 @@ async fn the_functions_log_lambda_json_lines_that_tie_the_three_stages_together(
         correlated,
         BTreeSet::from(["ingest", "notifier", "processor"]),
         "the correlation id is in every stage's lines"
+    );
+    // One X-Ray trace from ingest through the submissions queue to the processor. The hop to
+    // the notifier goes through SendMessageBatch, whose entries' system attributes moto drops
+    // (moto/sqs/models.py, send_message_batch); shared/src/aws/sqs.rs tests what they carry.
+    let root_of = |binary: &str| {
+        trace_roots
+            .iter()
+            .find(|(b, _)| *b == binary)
+            .map(|(_, root)| root.clone())
+    };
+    assert!(root_of("ingest").is_some());
+    assert_eq!(
+        root_of("ingest"),
+        root_of("processor"),
+        "the processor continues ingest's trace: {trace_roots:?}"
     );
 }

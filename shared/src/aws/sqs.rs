@@ -1,8 +1,16 @@
 //! SQS adapter: the submissions queue (ingest's [`SubmissionQueue`], one SendMessage per request)
 //! and the rejections queue (the processor's [`RejectionSink`], SendMessageBatch).
+//!
+//! Every message carries the sending invocation's X-Ray trace header (`_X_AMZN_TRACE_ID`, which
+//! the Lambda runtime sets per invocation) as SQS's `AWSTraceHeader` system attribute, so the
+//! Lambda functions the queue triggers continue the same trace: ingest, processor and notifier
+//! show up as one trace in X-Ray.
 
 use async_trait::async_trait;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+    SendMessageBatchRequestEntry,
+};
 use futures::future::join_all;
 use tokio::time::Instant;
 
@@ -21,6 +29,32 @@ const SERVICE: &str = "sqs";
 /// The message attribute that repeats the message's correlation id, so consumers and operators
 /// can trace a message without parsing its body.
 pub const CORRELATION_ID_ATTRIBUTE: &str = "correlationId";
+
+/// The environment variable the Lambda runtime sets to the invocation's X-Ray trace header.
+pub const TRACE_HEADER_VARIABLE: &str = "_X_AMZN_TRACE_ID";
+/// SQS refuses longer system attribute values; a real trace header is about 100 characters.
+const MAX_TRACE_HEADER_CHARS: usize = 1024;
+
+/// The current invocation's trace header, when it is one SQS can carry.
+fn current_trace_header() -> Option<String> {
+    trace_header_from(std::env::var(TRACE_HEADER_VARIABLE).ok())
+}
+
+fn trace_header_from(value: Option<String>) -> Option<String> {
+    value.filter(|v| v.starts_with("Root=") && v.len() <= MAX_TRACE_HEADER_CHARS && v.is_ascii())
+}
+
+fn trace_attribute() -> Result<Option<MessageSystemAttributeValue>, PortError> {
+    current_trace_header()
+        .map(|header| {
+            MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(header)
+                .build()
+                .map_err(|e| build_error(SERVICE, e))
+        })
+        .transpose()
+}
 
 /// One SQS queue. Sends a request as one message; sends rejections in SendMessageBatch chunks of
 /// [`QUEUE_SEND_BATCH`], concurrently, and retries failed entries that were not the sender's fault.
@@ -104,11 +138,12 @@ impl SqsQueue {
         chunk: &[OutgoingMessage<'_>],
         round: EntryRound,
     ) -> Result<EntryRound, PortError> {
+        let trace = trace_attribute()?;
         let entries = chunk
             .iter()
             .enumerate()
             .filter(|(index, _)| round.pending.contains(index))
-            .map(|(index, message)| batch_entry(index, message))
+            .map(|(index, message)| batch_entry(index, message, trace.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         let output = self
             .client
@@ -135,6 +170,7 @@ impl SqsQueue {
 fn batch_entry(
     index: usize,
     message: &OutgoingMessage<'_>,
+    trace: Option<&MessageSystemAttributeValue>,
 ) -> Result<SendMessageBatchRequestEntry, PortError> {
     let correlation_id = MessageAttributeValue::builder()
         .data_type("String")
@@ -145,6 +181,13 @@ fn batch_entry(
         .id(index.to_string())
         .message_body(&message.body)
         .message_attributes(CORRELATION_ID_ATTRIBUTE, correlation_id)
+        .set_message_system_attributes(trace.map(|trace| {
+            [(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                trace.clone(),
+            )]
+            .into()
+        }))
         .build()
         .map_err(|e| build_error(SERVICE, e))
 }
@@ -172,6 +215,11 @@ impl SqsQueue {
             .queue_url(&self.queue_url)
             .message_body(body)
             .message_attributes(CORRELATION_ID_ATTRIBUTE, correlation_id)
+            .set_message_system_attributes(
+                trace_attribute()?.map(|trace| {
+                    [(MessageSystemAttributeNameForSends::AwsTraceHeader, trace)].into()
+                }),
+            )
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, e))?;
@@ -288,4 +336,51 @@ pub async fn move_messages(
         }
     }
     Ok(redriven)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_trace_header_sqs_can_carry_is_passed_on() {
+        let header = "Root=1-6b0f5ad2-e1a482b02347e42caa13fbd9;Parent=e6e7863db213ea5f;Sampled=1";
+        assert_eq!(
+            trace_header_from(Some(header.to_owned())).as_deref(),
+            Some(header)
+        );
+        assert_eq!(trace_header_from(None), None);
+        assert_eq!(trace_header_from(Some(String::new())), None);
+        assert_eq!(trace_header_from(Some("garbage".to_owned())), None);
+        assert_eq!(
+            trace_header_from(Some(format!("Root={}", "1".repeat(2000)))),
+            None
+        );
+    }
+
+    /// moto drops the system attributes of SendMessageBatch entries, so the emulated run cannot
+    /// show the processor-to-notifier hop of a trace; this shows what the entry carries.
+    #[test]
+    fn a_batch_entry_carries_the_trace_header_as_aws_trace_header() {
+        let message = OutgoingMessage {
+            submission_id: SubmissionId::new_unique(),
+            correlation_id: "c-1",
+            body: "{}".to_owned(),
+        };
+        let trace = MessageSystemAttributeValue::builder()
+            .data_type("String")
+            .string_value("Root=1-6b0f5ad2-e1a482b02347e42caa13fbd9")
+            .build()
+            .unwrap();
+        let entry = batch_entry(3, &message, Some(&trace)).unwrap();
+        let carried = &entry.message_system_attributes().unwrap()
+            [&MessageSystemAttributeNameForSends::AwsTraceHeader];
+        assert_eq!(carried.string_value(), trace.string_value());
+        assert!(
+            batch_entry(3, &message, None)
+                .unwrap()
+                .message_system_attributes()
+                .is_none()
+        );
+    }
 }
