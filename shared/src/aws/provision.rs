@@ -1,6 +1,7 @@
 //! Idempotent creation of the pipeline's AWS resources, for tests and the local stack's
 //! `--provision` flag against an emulator. Production resources come from the CDK app; these
-//! functions mirror its table keys, indexes and queue settings.
+//! functions mirror its table keys, indexes and queue settings, and tests/tests/resources_agree.rs
+//! checks that they agree with the synthesized template.
 
 use std::collections::HashMap;
 use std::time::Duration;

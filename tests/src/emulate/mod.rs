@@ -224,6 +224,12 @@ pub fn minter(prepared: &Path) -> Result<TokenMinter, EmulationError> {
     .map_err(|e| EmulationError::Prepared(e.to_string()))
 }
 
+/// The synthesized template `scripts/emulate.sh prepare` wrote.
+pub fn prepared_template() -> Result<Template, EmulationError> {
+    let (template, _) = synthesized(&prepare_dir())?;
+    Ok(Template::read(&template)?)
+}
+
 /// The synthesized template and its asset manifest in `cdk.out/`.
 fn synthesized(prepared: &Path) -> Result<(PathBuf, PathBuf), EmulationError> {
     let out = prepared.join("cdk.out");
