@@ -86,11 +86,14 @@ export const ENV = {
 } as const;
 
 /**
- * The processor's and notifier's metrics (shared/src/metrics.rs): Embedded Metric Format lines on
- * stdout, one per SQS batch, under this namespace with the one dimension set [Stage, Function].
- * Counts unless noted; `BatchDurationMs` is in milliseconds.
+ * The functions' metrics (shared/src/metrics.rs), in the order each writes them: Embedded Metric
+ * Format lines on stdout under this namespace with the one dimension set [Stage, Function]. The
+ * processor and notifier write one line per SQS batch; ingest writes one line only, on the first
+ * request of an execution environment. `ColdStart` (Count 1) is in the first line of each
+ * execution environment only, `BatchDurationMs` is in milliseconds, the rest are counts.
  */
 export const METRICS_NAMESPACE = 'ScorePipeline';
+export const INGEST_METRICS = ['ColdStart'] as const;
 export const PROCESSOR_METRICS = [
   'Records',
   'Submissions',
@@ -103,11 +106,25 @@ export const PROCESSOR_METRICS = [
   'UnreadableUserEntries',
   'MarkedFailed',
   'FailedRecords',
+  'ColdStart',
   'BatchDurationMs',
 ] as const;
-export const NOTIFIER_METRICS = ['Records', 'Published', 'AlreadyNotified', 'UnmarkedNotifications', 'Malformed', 'FailedRecords', 'BatchDurationMs'] as const;
-type MetricsFunction = 'processor' | 'notifier';
-type EmfMetricName<F extends MetricsFunction> = (F extends 'processor' ? typeof PROCESSOR_METRICS : typeof NOTIFIER_METRICS)[number];
+export const NOTIFIER_METRICS = [
+  'Records',
+  'Published',
+  'AlreadyNotified',
+  'UnmarkedNotifications',
+  'Malformed',
+  'FailedRecords',
+  'ColdStart',
+  'BatchDurationMs',
+] as const;
+export const EMF_METRICS = { ingest: INGEST_METRICS, processor: PROCESSOR_METRICS, notifier: NOTIFIER_METRICS } as const;
+type EmfMetricName<F extends Binary> = (typeof EMF_METRICS)[F][number];
+/** A batch's outcome counts: what the processor or notifier did with its records (not ColdStart, not BatchDurationMs). */
+function batchOutcomes<F extends 'processor' | 'notifier'>(fn: F): EmfMetricName<F>[] {
+  return (EMF_METRICS[fn] as readonly EmfMetricName<F>[]).filter((name) => name !== 'ColdStart' && name !== 'BatchDurationMs');
+}
 
 /** The binaries `scripts/package.sh` builds; each is `<zip dir>/<bin>/bootstrap.zip`. */
 export type Binary = 'ingest' | 'processor' | 'notifier';
@@ -152,10 +169,14 @@ const ACCESS_LOG_FORMAT = JSON.stringify({
 /**
  * Lambda's application log level for a RUST_LOG value. With the JSON log format Lambda filters
  * application lines again, on their `level` field, and counts a line without one (or without a
- * timestamp, as the Rust JSON lines are) as INFO. So the level is the most verbose one RUST_LOG
- * lets through (a directive naming only a target, or a level it does not know, counts as TRACE),
- * so that Lambda never drops a line the Rust filter kept, and at least INFO, so that the EMF
- * metric lines (no level) always pass.
+ * valid RFC 3339 `timestamp`) as INFO. The Rust JSON log lines carry both, so Lambda filters them
+ * at the level they were logged at; the EMF metric lines carry a `timestamp` and, as `level`, this
+ * application log level itself, never below INFO (shared/src/metrics.rs), so they pass at any
+ * setting. So the level is the most verbose one RUST_LOG lets through (a directive naming only a
+ * target, or a level it does not know, counts as TRACE), so that Lambda never drops a line the
+ * Rust filter kept, and at least INFO: a stricter level would drop nothing RUST_LOG had not held
+ * back already, and would only make the metric lines, which take it as their level, read as
+ * warnings or errors.
  */
 export function applicationLogLevelFor(rustLog: string): lambda.ApplicationLogLevel {
   const byVerbosity = [
@@ -286,6 +307,8 @@ export class ScorePipelineStack extends Stack {
       ...this.tokenEnvironment(),
       [ENV.submissionsQueueUrl]: submissions.queue.queueUrl,
       [ENV.submissionsTable]: submissionsTable.tableName,
+      // Its ColdStart metric, on the first request of each execution environment.
+      ...this.metricsEnvironment(),
     });
     // Enqueue (SendMessageBatch is authorized as SendMessage), read one status by id, and read
     // a hero's leaderboard (Query on the leaderboard index only: not the table, not byUser).
@@ -534,7 +557,10 @@ export class ScorePipelineStack extends Stack {
     return env;
   }
 
-  /** Where the processor and notifier put their EMF metrics (not ingest: it writes none). */
+  /**
+   * Where every function puts its EMF metrics: this stack's namespace and stage. Without them a
+   * function's metrics land under the Rust default, Stage=default.
+   */
   private metricsEnvironment(): Record<string, string> {
     return { [ENV.metricsNamespace]: METRICS_NAMESPACE, [ENV.metricsStage]: this.settings.stage };
   }
@@ -645,7 +671,7 @@ export class ScorePipelineStack extends Stack {
   }
 
   /** One of this stage's EMF metrics of `fn` (summed unless `options` say otherwise). */
-  private emfMetric<F extends MetricsFunction>(fn: F, metricName: EmfMetricName<F>, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+  private emfMetric<F extends Binary>(fn: F, metricName: EmfMetricName<F>, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
       metricName,
@@ -657,8 +683,8 @@ export class ScorePipelineStack extends Stack {
 
   /**
    * The operator's view, `ScorePipeline-<stage>`, one row per part of the pipeline: the HTTP API,
-   * the queues, what the processor and notifier did with their batches (their EMF metrics), and
-   * the functions' health.
+   * the queues, what the processor and notifier did with their batches (their EMF metrics), the
+   * functions' health, and the functions' cold starts (each one's ColdStart EMF metric).
    */
   private dashboard(parts: {
     api: apigw.HttpApi;
@@ -684,7 +710,7 @@ export class ScorePipelineStack extends Stack {
         markdown:
           `# Score pipeline (${this.settings.stage})\n` +
           `Managed by the CloudFormation stack ${this.stackName} (infra/ in the repository): edit the CDK app, not this dashboard. ` +
-          `Processor and notifier figures are their EMF metrics (namespace ${METRICS_NAMESPACE}, Stage=${this.settings.stage}).`,
+          `Processor and notifier batch figures and the cold starts are the functions' EMF metrics (namespace ${METRICS_NAMESPACE}, Stage=${this.settings.stage}).`,
         width: 3 * DASHBOARD_WIDGET_WIDTH,
         height: 2,
       }),
@@ -721,12 +747,12 @@ export class ScorePipelineStack extends Stack {
     dashboard.addWidgets(
       graph(
         'Processor: records per batch outcome',
-        PROCESSOR_METRICS.filter((name) => name !== 'BatchDurationMs').map((name) => this.emfMetric('processor', name, { ...sum, label: name })),
+        batchOutcomes('processor').map((name) => this.emfMetric('processor', name, { ...sum, label: name })),
         zero,
       ),
       graph(
         'Notifier: records per batch outcome',
-        NOTIFIER_METRICS.filter((name) => name !== 'BatchDurationMs').map((name) => this.emfMetric('notifier', name, { ...sum, label: name })),
+        batchOutcomes('notifier').map((name) => this.emfMetric('notifier', name, { ...sum, label: name })),
         zero,
       ),
       graph(
@@ -739,6 +765,11 @@ export class ScorePipelineStack extends Stack {
       graph('Function errors', functions.map(([name, fn]) => fn.metricErrors({ ...sum, label: name })), zero),
       graph('Function throttles', functions.map(([name, fn]) => fn.metricThrottles({ ...sum, label: name })), zero),
       graph('Function duration p99 (ms)', functions.map(([name, fn]) => fn.metricDuration({ ...p99, label: name })), zero),
+    );
+    // New execution environments per function: scaling out, or an environment replaced after a
+    // crash or a deploy. A graph only; a cold start is normal, so no alarm.
+    dashboard.addWidgets(
+      graph('Cold starts (new execution environments)', functions.map(([name]) => this.emfMetric(name, 'ColdStart', { ...sum, label: name })), zero),
     );
     return dashboard;
   }

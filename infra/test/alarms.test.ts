@@ -105,6 +105,10 @@ describe('alarms', () => {
     assert.throws(() => synth({ processorFailedRecordsAlarmThreshold: 0 }), /processorFailedRecordsAlarmThreshold.*outside 1\.\.1000000/);
   });
 
+  it('leave cold starts to the dashboard: no alarm on ColdStart', () => {
+    assert.deepEqual(alarms(json).filter((a) => a.MetricName === 'ColdStart'), []);
+  });
+
   it('all notify the alarm topic on alarm and on recovery, and treat no data as fine', () => {
     const all = alarms(json);
     assert.equal(all.length, 2 + 2 + 3 * 2 + 1 + 1);

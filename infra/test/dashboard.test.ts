@@ -1,9 +1,9 @@
 // The CloudWatch dashboard: its name, and that its widgets show the API, the queues, the
-// processor's and notifier's EMF metrics, and the functions.
+// processor's and notifier's EMF metrics, the functions, and every function's cold starts.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { METRICS_NAMESPACE, NOTIFIER_METRICS, PROCESSOR_METRICS } from '../lib/score-pipeline-stack.ts';
+import { EMF_METRICS, INGEST_METRICS, METRICS_NAMESPACE, NOTIFIER_METRICS, PROCESSOR_METRICS } from '../lib/score-pipeline-stack.ts';
 import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
 
 interface Dashboard {
@@ -68,13 +68,19 @@ describe('dashboard', () => {
   const r = ids(json);
   const d = dashboard(json);
   const lines = metricLines(d);
+  /** The lines of `fn`'s EMF metric `name`, with exactly the dimensions the function writes. */
+  const emf = (fn: FunctionName, name: string) =>
+    lines.filter(
+      (l) => l.namespace === METRICS_NAMESPACE && l.name === name && JSON.stringify(l.dimensions) === JSON.stringify({ Function: fn, Stage: 'dev' }),
+    );
 
   it('is named after the stage, like the stack', () => {
     assert.equal(d.name, 'ScorePipeline-dev');
     assert.equal(dashboard(synth({ stage: 'staging' }).json).name, 'ScorePipeline-staging');
   });
 
-  it("lists the metric names the processor and notifier write (shared/src/metrics.rs), in the functions' order", () => {
+  it("lists the metric names the functions write (shared/src/metrics.rs), in the functions' order", () => {
+    assert.deepEqual(INGEST_METRICS, ['ColdStart']);
     assert.deepEqual(PROCESSOR_METRICS, [
       'Records',
       'Submissions',
@@ -87,16 +93,26 @@ describe('dashboard', () => {
       'UnreadableUserEntries',
       'MarkedFailed',
       'FailedRecords',
+      'ColdStart',
       'BatchDurationMs',
     ]);
-    assert.deepEqual(NOTIFIER_METRICS, ['Records', 'Published', 'AlreadyNotified', 'UnmarkedNotifications', 'Malformed', 'FailedRecords', 'BatchDurationMs']);
+    assert.deepEqual(NOTIFIER_METRICS, [
+      'Records',
+      'Published',
+      'AlreadyNotified',
+      'UnmarkedNotifications',
+      'Malformed',
+      'FailedRecords',
+      'ColdStart',
+      'BatchDurationMs',
+    ]);
+    assert.deepEqual(EMF_METRICS, { ingest: INGEST_METRICS, processor: PROCESSOR_METRICS, notifier: NOTIFIER_METRICS });
   });
 
-  it('mentions the namespace and every processor metric name', () => {
+  it('mentions the namespace and every metric name of every function', () => {
     // The plain text search the body must pass, whatever its layout.
     assert.ok(d.text.includes(`"${METRICS_NAMESPACE}"`));
-    for (const name of PROCESSOR_METRICS) assert.ok(d.text.includes(`"${name}"`), name);
-    for (const name of NOTIFIER_METRICS) assert.ok(d.text.includes(`"${name}"`), name);
+    for (const name of [...INGEST_METRICS, ...PROCESSOR_METRICS, ...NOTIFIER_METRICS]) assert.ok(d.text.includes(`"${name}"`), name);
   });
 
   it('shows HTTP API requests, 4xx, 5xx and latency', () => {
@@ -121,24 +137,17 @@ describe('dashboard', () => {
   });
 
   it("graphs the processor's and notifier's EMF metrics with the dimensions they are written with", () => {
-    const emf = (fn: 'processor' | 'notifier', name: string) =>
-      lines.filter(
-        (l) =>
-          l.namespace === METRICS_NAMESPACE &&
-          l.name === name &&
-          JSON.stringify(l.dimensions) === JSON.stringify({ Function: fn, Stage: 'dev' }),
-      );
-    for (const name of PROCESSOR_METRICS.filter((name) => name !== 'BatchDurationMs')) {
-      const found = emf('processor', name);
-      assert.equal(found.length, 1, `processor ${name}`);
-      assert.equal(found[0]!.stat, 'Sum', `processor ${name}`);
-    }
-    for (const name of NOTIFIER_METRICS.filter((name) => name !== 'BatchDurationMs')) {
-      const found = emf('notifier', name);
-      assert.equal(found.length, 1, `notifier ${name}`);
-      assert.equal(found[0]!.stat, 'Sum', `notifier ${name}`);
-    }
+    const notOutcomes = ['ColdStart', 'BatchDurationMs'];
     for (const fn of ['processor', 'notifier'] as const) {
+      const outcomes = EMF_METRICS[fn].filter((name) => !notOutcomes.includes(name));
+      for (const name of outcomes) {
+        const found = emf(fn, name);
+        assert.equal(found.length, 1, `${fn} ${name}`);
+        assert.equal(found[0]!.stat, 'Sum', `${fn} ${name}`);
+      }
+      // The outcome graph holds the outcome counts only, in the function's order.
+      const title = `${fn === 'processor' ? 'Processor' : 'Notifier'}: records per batch outcome`;
+      assert.deepEqual(lines.filter((l) => l.widget === title).map((l) => l.name), outcomes, title);
       assert.deepEqual(emf(fn, 'BatchDurationMs').map((l) => l.stat), ['p99'], fn);
     }
     // Every EMF line carries exactly the dimension set the functions write, for this stage.
@@ -148,6 +157,18 @@ describe('dashboard', () => {
     }
     const prod = metricLines(dashboard(synth({ stage: 'prod' }).json));
     assert.ok(prod.filter((l) => l.namespace === METRICS_NAMESPACE).every((l) => l.dimensions.Stage === 'prod'));
+  });
+
+  it('shows the cold starts of all three functions, summed, in one graph', () => {
+    for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
+      const found = emf(fn, 'ColdStart');
+      assert.equal(found.length, 1, fn);
+      assert.equal(found[0]!.stat, 'Sum', fn);
+      assert.equal(found[0]!.period, 60, fn);
+    }
+    const coldStarts = linesOf(lines, METRICS_NAMESPACE, 'ColdStart');
+    assert.equal(new Set(coldStarts.map((l) => l.widget)).size, 1, 'one graph');
+    assert.deepEqual(lines.filter((l) => l.widget === coldStarts[0]!.widget).map((l) => l.dimensions.Function), ['ingest', 'processor', 'notifier']);
   });
 
   it('shows errors, throttles and duration of all three functions', () => {
@@ -161,7 +182,7 @@ describe('dashboard', () => {
 
   it('lays its graphs out on the 24-column grid', () => {
     const metricWidgets = d.widgets.filter((w) => w.type === 'metric');
-    assert.equal(metricWidgets.length, 12);
+    assert.equal(metricWidgets.length, 13);
     for (const w of d.widgets as (Widget & { x: number; width: number })[]) {
       assert.ok(w.x + w.width <= 24, w.properties.title);
     }

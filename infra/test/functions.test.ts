@@ -105,7 +105,7 @@ describe('functions', () => {
     assert.equal(groups.size, 3);
   });
 
-  it('log JSON: application lines at INFO by default (EMF lines carry no level), Lambda platform lines at WARN', () => {
+  it('log JSON: application lines at INFO by default, Lambda platform lines at WARN', () => {
     const { json } = synthDefault();
     for (const name of NAMES) {
       const logging = functionProps(json, name).LoggingConfig;
@@ -130,7 +130,7 @@ describe('functions', () => {
     const cases: [string, string][] = [
       ['info', 'INFO'],
       ['INFO', 'INFO'],
-      ['warn', 'INFO'], // the EMF metric lines (no level, so INFO to Lambda) must pass
+      ['warn', 'INFO'], // never stricter: the EMF metric lines take this level as theirs and stay INFO
       ['error', 'INFO'],
       ['off', 'INFO'],
       ['debug', 'DEBUG'],
@@ -166,7 +166,7 @@ describe('environment', () => {
     assert.throws(() => synth({ jwtJwksUrl: 'https://idp.example/jwks.json' }), /one of/);
   });
 
-  it('gives ingest exactly its token, queue and table settings', () => {
+  it('gives ingest exactly its token, queue, table and metrics settings', () => {
     const { json } = synth({ rustLog: 'debug,hyper=info', jwtLeewaySeconds: 10, jwtKeyId: 'key-2026' });
     const r = ids(json);
     const env = functionProps(json, 'ingest').Environment.Variables;
@@ -177,6 +177,8 @@ describe('environment', () => {
       'JWT_KEY_ID',
       'JWT_LEEWAY_SECONDS',
       'JWT_PUBLIC_KEY_PEM',
+      'METRICS_NAMESPACE',
+      'METRICS_STAGE',
       'RUST_LOG',
       'SUBMISSIONS_QUEUE_URL',
       'SUBMISSIONS_TABLE',
@@ -188,6 +190,8 @@ describe('environment', () => {
     assert.equal(env.JWT_LEEWAY_SECONDS, '10');
     assert.equal(env.JWT_KEY_ID, 'key-2026');
     assert.equal(env.RUST_LOG, 'debug,hyper=info');
+    assert.equal(env.METRICS_NAMESPACE, METRICS_NAMESPACE);
+    assert.equal(env.METRICS_STAGE, 'dev');
     assert.deepEqual(env.SUBMISSIONS_QUEUE_URL, { Ref: r.submissionsQueue }, 'a queue Ref is its URL');
     assert.deepEqual(env.SUBMISSIONS_TABLE, { Ref: r.submissionsTable }, 'a table Ref is its name');
   });
@@ -268,18 +272,15 @@ describe('environment', () => {
     });
   });
 
-  it('tells the processor and notifier where to put their metrics: the namespace and the stage', () => {
+  it('tells every function where to put its metrics (ingest its ColdStart): the namespace and the stage', () => {
     assert.equal(METRICS_NAMESPACE, 'ScorePipeline');
     const { json } = synth({ stage: 'staging' });
-    for (const name of ['processor', 'notifier'] as const) {
+    for (const name of NAMES) {
       const env = functionProps(json, name).Environment.Variables;
       assert.equal(env[ENV.metricsNamespace], METRICS_NAMESPACE, name);
+      // Not left to the Rust default (Stage=default), which the dashboard does not show.
       assert.equal(env[ENV.metricsStage], 'staging', name);
     }
-    // Ingest writes no metrics.
-    const ingest = functionProps(json, 'ingest').Environment.Variables;
-    assert.equal(ingest[ENV.metricsNamespace], undefined);
-    assert.equal(ingest[ENV.metricsStage], undefined);
   });
 
   it('accepts the public key inline instead of from a file', () => {

@@ -38,6 +38,8 @@ pub enum IngestError {
     QueueUnavailable(PortError),
     #[error("the submissions store could not be read: {0}")]
     StoreUnavailable(PortError),
+    #[error("the token signing keys could not be fetched: {0}")]
+    KeysUnavailable(String),
 }
 
 impl From<InvalidInput> for IngestError {
@@ -52,6 +54,17 @@ impl From<InvalidInput> for IngestError {
 impl From<TokenError> for IngestError {
     fn from(value: TokenError) -> Self {
         IngestError::Unauthorized(value)
+    }
+}
+
+impl From<crate::keys::VerifyError> for IngestError {
+    fn from(value: crate::keys::VerifyError) -> Self {
+        match value {
+            crate::keys::VerifyError::Token(reason) => IngestError::Unauthorized(reason),
+            crate::keys::VerifyError::KeysUnavailable(detail) => {
+                IngestError::KeysUnavailable(detail)
+            }
+        }
     }
 }
 
@@ -118,6 +131,11 @@ impl IngestError {
                 "store-unavailable",
                 "Stored submissions cannot be read right now",
             ),
+            IngestError::KeysUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "keys-unavailable",
+                "Tokens cannot be checked right now",
+            ),
         };
         let detail = match self {
             IngestError::Unauthorized(e) => {
@@ -156,6 +174,10 @@ impl IngestError {
             IngestError::StoreUnavailable(_) => {
                 format!("retry after {RETRY_AFTER_SECONDS} seconds")
             }
+            IngestError::KeysUnavailable(_) => format!(
+                "the identity provider's signing keys could not be fetched, so the token could \
+                 not be checked and nothing was accepted; retry after {RETRY_AFTER_SECONDS} seconds"
+            ),
         };
         let extra = match self {
             IngestError::Validation(errors) => Some(("errors", json!(errors))),
@@ -194,7 +216,9 @@ impl IntoResponse for IngestError {
             IngestError::Unauthorized(reason) => {
                 headers.insert(header::WWW_AUTHENTICATE, www_authenticate(reason));
             }
-            IngestError::QueueUnavailable(_) | IngestError::StoreUnavailable(_) => {
+            IngestError::QueueUnavailable(_)
+            | IngestError::StoreUnavailable(_)
+            | IngestError::KeysUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
             IngestError::RateLimited {
@@ -239,7 +263,8 @@ mod tests {
             | IngestError::MethodNotAllowed
             | IngestError::RateLimited { .. }
             | IngestError::QueueUnavailable(_)
-            | IngestError::StoreUnavailable(_) => {}
+            | IngestError::StoreUnavailable(_)
+            | IngestError::KeysUnavailable(_) => {}
         }
     }
 
@@ -262,6 +287,7 @@ mod tests {
             },
             IngestError::QueueUnavailable(port()),
             IngestError::StoreUnavailable(port()),
+            IngestError::KeysUnavailable("connection refused".to_owned()),
         ]
     }
 
@@ -270,7 +296,7 @@ mod tests {
         let errors = every_error();
         assert_eq!(
             errors.len(),
-            11,
+            12,
             "one of each variant, as `listed` names them"
         );
         for error in &errors {

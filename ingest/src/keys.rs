@@ -1,7 +1,13 @@
 //! Token verification keys at ingest: a fixed key, or an identity provider's JWKS document
-//! fetched at cold start and fetched again when a token names a `kid` this instance does not
-//! know (key rotation), at most once per refresh interval so unknown kids cannot make ingest
-//! hammer the provider.
+//! fetched when the first token arrives and fetched again when a token names a `kid` this
+//! instance does not know (key rotation), at most once per refresh interval so unknown kids
+//! cannot make ingest hammer the provider.
+//!
+//! The first fetch waits for the first token rather than running at cold start: the first
+//! request waits for it either way, but a provider that cannot be reached then costs one 503
+//! with `Retry-After` (`keys-unavailable`) instead of a failed init, which API Gateway would
+//! answer with a bare 500 and Lambda would retry on every request. Until keys were fetched
+//! once, a failed fetch is tried again after [`JWKS_FIRST_FETCH_RETRY`].
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -16,6 +22,8 @@ use tokio::time::Instant;
 pub const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest a JWKS fetch may take.
 const JWKS_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Until the keys were fetched once, the least time between two attempts.
+pub const JWKS_FIRST_FETCH_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
@@ -25,9 +33,20 @@ pub enum KeysError {
     Config(#[from] AuthConfigError),
 }
 
+/// Why a token could not be accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// No keys were ever fetched, and fetching them failed now.
+    #[error("{0}")]
+    KeysUnavailable(String),
+}
+
 /// Verifies bearer tokens with the current keys.
 pub struct Authenticator {
-    current: RwLock<Arc<TokenVerifier>>,
+    /// `None` until the JWKS document was first fetched.
+    current: RwLock<Option<Arc<TokenVerifier>>>,
     refresh: Option<JwksRefresh>,
 }
 
@@ -36,25 +55,26 @@ struct JwksRefresh {
     config: AuthConfig,
     client: reqwest::Client,
     interval: Duration,
-    last_fetch: Mutex<Instant>,
+    /// When the document was last fetched (or, before the first success, last tried).
+    last_fetch: Mutex<Option<Instant>>,
 }
 
 impl From<TokenVerifier> for Authenticator {
     fn from(verifier: TokenVerifier) -> Self {
         Self {
-            current: RwLock::new(Arc::new(verifier)),
+            current: RwLock::new(Some(Arc::new(verifier))),
             refresh: None,
         }
     }
 }
 
 impl Authenticator {
-    /// Builds the verifier; with a JWKS URL, fetches the document first.
-    pub async fn from_config(config: &AuthConfig) -> Result<Self, KeysError> {
-        Self::with_refresh_interval(config, JWKS_REFRESH_INTERVAL).await
+    /// Builds the verifier. With a JWKS URL nothing is fetched yet (see the module doc).
+    pub fn from_config(config: &AuthConfig) -> Result<Self, KeysError> {
+        Self::with_refresh_interval(config, JWKS_REFRESH_INTERVAL)
     }
 
-    pub async fn with_refresh_interval(
+    pub fn with_refresh_interval(
         config: &AuthConfig,
         interval: Duration,
     ) -> Result<Self, KeysError> {
@@ -68,62 +88,84 @@ impl Authenticator {
                 url: url.clone(),
                 reason: e.to_string(),
             })?;
-        let set = fetch_jwks(&client, url).await?;
-        let verifier = verifier_for(config, set)?;
         Ok(Self {
-            current: RwLock::new(Arc::new(verifier)),
+            current: RwLock::new(None),
             refresh: Some(JwksRefresh {
                 url: url.clone(),
                 config: config.clone(),
                 client,
                 interval,
-                last_fetch: Mutex::new(Instant::now()),
+                last_fetch: Mutex::new(None),
             }),
         })
     }
 
-    fn verifier(&self) -> Arc<TokenVerifier> {
+    fn verifier(&self) -> Option<Arc<TokenVerifier>> {
         self.current
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
-    /// Verifies a token; an unknown `kid` triggers one JWKS refresh (rate limited).
-    pub async fn verify(&self, token: &str) -> Result<Principal, TokenError> {
-        let result = self.verifier().verify(token);
-        match (&result, &self.refresh) {
-            (Err(TokenError::UnknownKey), Some(refresh)) => {
-                let before = self.verifier();
-                let mut last_fetch = refresh.last_fetch.lock().await;
-                // Another request may have refreshed while this one waited for the lock.
-                if !Arc::ptr_eq(&before, &self.verifier()) {
-                    return self.verifier().verify(token);
-                }
-                if last_fetch.elapsed() < refresh.interval {
-                    return result;
-                }
-                *last_fetch = Instant::now();
-                match fetch_jwks(&refresh.client, &refresh.url)
-                    .await
-                    .and_then(|set| verifier_for(&refresh.config, set))
-                {
-                    Ok(verifier) => {
-                        tracing::info!(url = %refresh.url, "JWKS refreshed for an unknown key id");
-                        *self
-                            .current
-                            .write()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                            Arc::new(verifier);
-                        self.verifier().verify(token)
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "JWKS refresh failed; keeping the current keys");
-                        result
-                    }
-                }
+    /// Verifies a token; the first token fetches the keys, and an unknown `kid` triggers one
+    /// JWKS refresh (rate limited).
+    pub async fn verify(&self, token: &str) -> Result<Principal, VerifyError> {
+        let before = self.verifier();
+        let result = before.as_ref().map(|v| v.verify(token));
+        let Some(refresh) = &self.refresh else {
+            return Ok(result.expect("a fixed key is always there")?);
+        };
+        match result {
+            Some(Err(TokenError::UnknownKey)) | None => {}
+            Some(other) => return Ok(other?),
+        }
+        let mut last_fetch = refresh.last_fetch.lock().await;
+        // Another request may have fetched while this one waited for the lock.
+        let now_current = self.verifier();
+        let changed = match (&before, &now_current) {
+            (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if let (true, Some(verifier)) = (changed, &now_current) {
+            return Ok(verifier.verify(token)?);
+        }
+        let wait = if now_current.is_some() {
+            refresh.interval
+        } else {
+            JWKS_FIRST_FETCH_RETRY
+        };
+        if last_fetch.is_some_and(|at| at.elapsed() < wait) {
+            return match now_current {
+                Some(_) => Err(TokenError::UnknownKey.into()),
+                None => Err(VerifyError::KeysUnavailable(format!(
+                    "the JWKS document at {} could not be fetched; the next attempt is due shortly",
+                    refresh.url
+                ))),
+            };
+        }
+        *last_fetch = Some(Instant::now());
+        match fetch_jwks(&refresh.client, &refresh.url)
+            .await
+            .and_then(|set| verifier_for(&refresh.config, set))
+        {
+            Ok(verifier) => {
+                let verifier = Arc::new(verifier);
+                tracing::info!(url = %refresh.url, first = now_current.is_none(), "JWKS fetched");
+                *self
+                    .current
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(verifier.clone());
+                Ok(verifier.verify(token)?)
             }
-            _ => result,
+            Err(error) if now_current.is_some() => {
+                tracing::warn!(%error, "JWKS refresh failed; keeping the current keys");
+                Err(TokenError::UnknownKey.into())
+            }
+            Err(error) => {
+                tracing::error!(%error, "JWKS fetch failed; tokens cannot be checked until it succeeds");
+                Err(VerifyError::KeysUnavailable(error.to_string()))
+            }
         }
     }
 }

@@ -41,7 +41,7 @@ use time::format_description::well_known::Rfc3339;
 use tracing::Instrument;
 
 pub use error::IngestError;
-pub use keys::Authenticator;
+pub use keys::{Authenticator, VerifyError};
 pub use limiter::{BurstLimit, BurstLimiter};
 
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";

@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Configuration and clients are built once per cold start; a bad setting stops the cold
     // start with a message naming the variable.
     let config = IngestConfig::from_env(&ProcessEnv)?;
-    let verifier = Authenticator::from_config(&config.auth).await?;
+    let verifier = Authenticator::from_config(&config.auth)?;
     let clients = AwsClients::new(&load_sdk_config().await);
     let queue = Arc::new(SqsQueue::new(clients.sqs, config.submissions_queue_url));
     let store = Arc::new(DynamoSubmissionStore::new(

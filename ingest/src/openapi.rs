@@ -15,7 +15,7 @@ use shared::record::FailureReason;
 use shared::rejection::RejectionReason;
 
 /// Every problem `type` the API answers with, and when.
-pub const PROBLEM_TYPES: [(&str, u16, &str); 11] = [
+pub const PROBLEM_TYPES: [(&str, u16, &str); 12] = [
     (
         "invalid-json",
         400,
@@ -70,6 +70,11 @@ pub const PROBLEM_TYPES: [(&str, u16, &str); 11] = [
         "store-unavailable",
         503,
         "a read of stored submissions (a status or a leaderboard) failed",
+    ),
+    (
+        "keys-unavailable",
+        503,
+        "the identity provider's signing keys (JWKS) could not be fetched; nothing was accepted",
     ),
 ];
 

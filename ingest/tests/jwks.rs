@@ -1,14 +1,15 @@
-//! Keys from an identity provider's JWKS document, served over HTTP on loopback: fetched at cold
-//! start, chosen by `kid`, fetched again (at most once per interval) when a token names a new key.
+//! Keys from an identity provider's JWKS document, served over HTTP on loopback: fetched when the
+//! first token arrives (not at cold start), chosen by `kid`, fetched again (at most once per
+//! interval) when a token names a new key; an unreachable provider is a retryable 503.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use ingest::Authenticator;
+use ingest::{Authenticator, IngestError, VerifyError};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -20,6 +21,8 @@ const EC_PRIVATE: &str = include_str!("../../shared/testdata/ec-private.pem");
 struct Provider {
     keys: Mutex<Vec<&'static str>>,
     fetches: AtomicUsize,
+    /// Answer 500 instead of the document.
+    failing: AtomicBool,
 }
 
 fn jwk(kid: &str) -> Jwk {
@@ -29,8 +32,13 @@ fn jwk(kid: &str) -> Jwk {
     jwk
 }
 
-async fn jwks(State(provider): State<Arc<Provider>>) -> axum::Json<JwkSet> {
+async fn jwks(
+    State(provider): State<Arc<Provider>>,
+) -> Result<axum::Json<JwkSet>, axum::http::StatusCode> {
     provider.fetches.fetch_add(1, Ordering::SeqCst);
+    if provider.failing.load(Ordering::SeqCst) {
+        return Err(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    }
     let keys = provider
         .keys
         .lock()
@@ -38,7 +46,7 @@ async fn jwks(State(provider): State<Arc<Provider>>) -> axum::Json<JwkSet> {
         .iter()
         .map(|kid| jwk(kid))
         .collect();
-    axum::Json(JwkSet { keys })
+    Ok(axum::Json(JwkSet { keys }))
 }
 
 async fn serve(provider: Arc<Provider>) -> String {
@@ -76,22 +84,26 @@ fn config(url: String) -> AuthConfig {
 }
 
 #[tokio::test]
-async fn keys_are_fetched_at_start_and_again_when_a_new_kid_arrives() {
+async fn keys_are_fetched_with_the_first_token_and_again_when_a_new_kid_arrives() {
     let provider = Arc::new(Provider::default());
     provider.keys.lock().unwrap().push("k1");
     let url = serve(provider.clone()).await;
-    let auth = Authenticator::with_refresh_interval(&config(url), Duration::ZERO)
-        .await
-        .unwrap();
+    let auth = Authenticator::with_refresh_interval(&config(url), Duration::ZERO).unwrap();
     assert_eq!(
         provider.fetches.load(Ordering::SeqCst),
-        1,
-        "fetched at cold start"
+        0,
+        "nothing is fetched at cold start"
     );
     assert_eq!(
         auth.verify(&token("k1")).await.unwrap().subject.as_str(),
         "alice"
     );
+    assert_eq!(
+        provider.fetches.load(Ordering::SeqCst),
+        1,
+        "the first token fetched the keys"
+    );
+    assert!(auth.verify(&token("k1")).await.is_ok());
     assert_eq!(
         provider.fetches.load(Ordering::SeqCst),
         1,
@@ -106,7 +118,7 @@ async fn keys_are_fetched_at_start_and_again_when_a_new_kid_arrives() {
     // A kid the provider does not have stays refused.
     assert_eq!(
         auth.verify(&token("forged")).await,
-        Err(TokenError::UnknownKey)
+        Err(VerifyError::Token(TokenError::UnknownKey))
     );
 }
 
@@ -115,27 +127,52 @@ async fn unknown_kids_refetch_at_most_once_per_interval() {
     let provider = Arc::new(Provider::default());
     provider.keys.lock().unwrap().push("k1");
     let url = serve(provider.clone()).await;
-    let auth = Authenticator::with_refresh_interval(&config(url), Duration::from_secs(3600))
-        .await
-        .unwrap();
+    let auth =
+        Authenticator::with_refresh_interval(&config(url), Duration::from_secs(3600)).unwrap();
     for i in 0..20 {
         assert_eq!(
             auth.verify(&token(&format!("junk-{i}"))).await,
-            Err(TokenError::UnknownKey)
+            Err(VerifyError::Token(TokenError::UnknownKey))
         );
     }
     assert_eq!(
         provider.fetches.load(Ordering::SeqCst),
         1,
-        "a flood of unknown kids fetches nothing"
+        "the first token fetched; the flood of unknown kids after it fetches nothing"
     );
 }
 
 #[tokio::test]
-async fn an_unreachable_jwks_fails_the_cold_start_with_its_url() {
-    let error = Authenticator::from_config(&config("http://127.0.0.1:9/jwks.json".into()))
-        .await
-        .err()
-        .expect("no keys, no start");
-    assert!(error.to_string().contains("127.0.0.1:9"), "{error}");
+async fn an_unreachable_jwks_is_a_retryable_503_naming_its_url_and_the_cold_start_succeeds() {
+    let auth = Authenticator::from_config(&config("http://127.0.0.1:9/jwks.json".into()))
+        .expect("no network at cold start, so nothing to fail");
+    let error = auth.verify(&token("k1")).await.unwrap_err();
+    assert!(
+        matches!(&error, VerifyError::KeysUnavailable(detail) if detail.contains("127.0.0.1:9")),
+        "{error}"
+    );
+    let response = axum::response::IntoResponse::into_response(IngestError::from(error));
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    // Within the retry pause the next token is answered at once, without a fetch.
+    let again = auth.verify(&token("k1")).await.unwrap_err();
+    assert!(matches!(again, VerifyError::KeysUnavailable(_)), "{again}");
+}
+
+#[tokio::test]
+async fn a_provider_that_comes_back_is_used_after_the_retry_pause() {
+    let provider = Arc::new(Provider::default());
+    provider.keys.lock().unwrap().push("k1");
+    provider.failing.store(true, Ordering::SeqCst);
+    let url = serve(provider.clone()).await;
+    let auth = Authenticator::from_config(&config(url)).unwrap();
+    let error = auth.verify(&token("k1")).await.unwrap_err();
+    assert!(matches!(error, VerifyError::KeysUnavailable(_)), "{error}");
+    provider.failing.store(false, Ordering::SeqCst);
+    tokio::time::sleep(ingest::keys::JWKS_FIRST_FETCH_RETRY).await;
+    assert_eq!(
+        auth.verify(&token("k1")).await.unwrap().subject.as_str(),
+        "alice"
+    );
+    assert_eq!(provider.fetches.load(Ordering::SeqCst), 2);
 }
