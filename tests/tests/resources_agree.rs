@@ -15,12 +15,16 @@ use serde_json::Value;
 use shared::aws::provision::{QueueProvisioning, ensure_queue_with_dead_letters, ensure_stack};
 use shared::aws::{AwsClients, load_sdk_config};
 
+/// `(attribute, key type)` pairs of a key schema, in order.
+type Keys = Vec<(String, String)>;
+
 /// A table's shape in the template's terms, to compare across both sources.
 #[derive(Debug, PartialEq, Eq)]
 struct TableShape {
     keys: BTreeSet<(String, String)>,
     attributes: BTreeSet<(String, String)>,
-    indexes: BTreeSet<(String, Vec<(String, String)>, String)>,
+    /// `(name, keys, projection type)`.
+    indexes: BTreeSet<(String, Keys, String)>,
     billing: String,
     ttl: Option<String>,
 }
