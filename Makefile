@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: run emulate test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare fuzz soak
+.PHONY: run emulate coldstart test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare fuzz soak
 
 ## run: the whole pipeline in one process on 127.0.0.1:3000, in-memory (prints a token)
 run:
@@ -50,7 +50,7 @@ fmt:
 
 ## release: the three Lambda binaries, optimised
 release:
-	$(CARGO) build --release --bin ingest --bin processor --bin notifier
+	$(CARGO) build --release -p score-ingest -p score-processor -p score-notifier
 
 ## load: a bounded load (10 s) against the local stack, then its summary
 load:
@@ -60,6 +60,11 @@ load:
 bench:
 	$(CARGO) bench -p score-ingest --bench ingest_path
 	$(CARGO) bench -p score-processor --bench batch
+
+## coldstart: cold starts of the three functions (release builds) against a hello-world
+## lambda_runtime function, under the emulated Runtime API with the deployed environment
+coldstart:
+	scripts/emulate.sh coldstart
 
 ## compare: local stack vs a bare axum ceiling, pinned, on loopback (Markdown on stdout)
 compare:

@@ -8,6 +8,11 @@
 #   scripts/emulate.sh run [ARGS]   prepare, build the three functions and the emulator for this
 #                                   machine, start moto, deploy and run (`make emulate`); ARGS go
 #                                   to the emulator (see: cargo run --bin emulate -- --help)
+#   scripts/emulate.sh coldstart [RUNS]
+#                                   the cold-start benchmark (`make coldstart`): release builds of
+#                                   the three functions and of a hello-world lambda_runtime
+#                                   function, RUNS (20) cold starts of each against the deployed
+#                                   environment; a Markdown table on stdout
 #
 # The emulation's settings differ from the dev defaults in two places, so that the end-to-end
 # scenarios hold as they do on the other backends: suspensions take effect at once
@@ -59,14 +64,32 @@ run() {
     EMULATE_DIR=$out_dir exec "$repo_root/scripts/moto.sh" run -- "$bin_dir/emulate" --bin-dir "$bin_dir" "$@"
 }
 
+coldstart() {
+    local runs=${1:-20}
+    prepare
+    echo "emulate.sh: release builds of the functions and the hello-world baseline" >&2
+    (cd "$repo_root" &&
+        cargo build --release -p score-ingest -p score-processor -p score-notifier --bins --example hello_lambda &&
+        cargo build --bin emulate) ||
+        fail "cargo build failed (output above)"
+    local target=${CARGO_TARGET_DIR:-$repo_root/target}
+    EMULATE_DIR=$out_dir "$repo_root/scripts/moto.sh" run -- "$target/debug/emulate" \
+        --bin-dir "$target/release" --addr 127.0.0.1:0 --stack-name ScorePipeline-coldstart \
+        --cold-starts "$runs" --hello "$target/release/examples/hello_lambda"
+}
+
 case ${1:-} in
 prepare) prepare ;;
+coldstart)
+    shift
+    coldstart "$@"
+    ;;
 run)
     shift
     run "$@"
     ;;
 *)
-    echo "usage: scripts/emulate.sh prepare | run [EMULATOR ARGS]" >&2
+    echo "usage: scripts/emulate.sh prepare | run [EMULATOR ARGS] | coldstart [RUNS]" >&2
     exit 2
     ;;
 esac

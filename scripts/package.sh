@@ -68,10 +68,14 @@ ensure_tools() {
         fail "cargo-lambda is still missing from $venv_dir/bin after installing; remove $venv_dir and retry"
 }
 
+# The function packages, built alone: features are unified across the packages of one build,
+# and the operator tools' credential providers (SSO, credential_process) stay out of Lambda.
+PACKAGES=(score-ingest score-processor score-notifier)
+
 build() {
     local bin_args=()
-    for bin in "${BINARIES[@]}"; do
-        bin_args+=(--bin "$bin")
+    for package in "${PACKAGES[@]}"; do
+        bin_args+=(-p "$package")
     done
     echo "package.sh: cargo lambda build --release $arch_flag --output-format zip ${bin_args[*]}" >&2
     # .venv/bin first: cargo finds the `lambda` subcommand there, and cargo-lambda finds Zig through
@@ -128,9 +132,20 @@ print_sizes() {
     done
 }
 
+# The functions must not link what only the operator tools need.
+check_lean() {
+    local tree
+    tree=$(cd "$repo_root" && cargo tree -e normal --prefix none "${PACKAGES[@]/#/-p}" 2>/dev/null) ||
+        fail "cargo tree failed for ${PACKAGES[*]}"
+    if grep -qE '^aws-sdk-sso(oidc)? ' <<<"$tree"; then
+        fail "the Lambda functions would link the SSO credential provider (aws-sdk-sso): enable aws-config's sso feature only in the tools' crate (tests/)"
+    fi
+}
+
 main() {
     ensure_tools
     local started=$SECONDS
+    check_lean
     build
     verify || fail "the zips in $lambda_dir are not deployable for $arch (see above)"
     print_sizes

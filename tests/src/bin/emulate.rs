@@ -14,8 +14,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::body::Bytes;
 use clap::Parser;
 use pipeline_tests::backend::print_published;
+use pipeline_tests::emulate::coldstart::{measure_once, median_and_p90};
+use pipeline_tests::emulate::runtime_api::RuntimeApi;
 use pipeline_tests::emulate::{Emulation, EmulationOptions, default_bin_dir, prepare_dir};
 use shared::ids::UserId;
 use shared::users::User;
@@ -57,6 +60,15 @@ struct Args {
     /// How long Ctrl-C waits for queued work to finish, in seconds.
     #[arg(long, default_value_t = 30)]
     drain_timeout_seconds: u64,
+
+    /// Instead of serving: measure this many cold starts of each function (and of --hello),
+    /// print a Markdown table on stdout, and stop (`make coldstart`).
+    #[arg(long, requires = "hello")]
+    cold_starts: Option<usize>,
+
+    /// A hello-world lambda_runtime function built the same way, the cold-start baseline.
+    #[arg(long)]
+    hello: Option<PathBuf>,
 }
 
 const SEEDED_ACTIVE: &str = "alice";
@@ -66,11 +78,12 @@ const SEEDED_SUSPENDED: &str = "mallory";
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _logs = shared::telemetry::init();
     let args = Args::parse();
+    let options_bin_dir = args.bin_dir.clone().unwrap_or_else(default_bin_dir);
     let options = EmulationOptions {
-        prepared: args.prepared.unwrap_or_else(prepare_dir),
-        moto_endpoint: args.moto_endpoint,
-        bin_dir: args.bin_dir.unwrap_or_else(default_bin_dir),
-        stack_name: args.stack_name,
+        prepared: args.prepared.clone().unwrap_or_else(prepare_dir),
+        moto_endpoint: args.moto_endpoint.clone(),
+        bin_dir: options_bin_dir.clone(),
+        stack_name: args.stack_name.clone(),
         gateway_addr: args.addr,
         users: vec![
             User::active(UserId::parse(SEEDED_ACTIVE)?),
@@ -83,6 +96,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let emulation = Emulation::start(options)
         .await
         .map_err(|e| format!("the emulation could not start: {e}"))?;
+    if let (Some(runs), Some(hello)) = (args.cold_starts, &args.hello) {
+        let table = cold_start_table(&emulation, &options_bin_dir, hello, runs).await?;
+        println!("{table}");
+        emulation.stack.shutdown(Duration::from_secs(5)).await;
+        return Ok(());
+    }
     let stack = emulation.stack;
     let tokens: BTreeMap<&str, String> = [SEEDED_ACTIVE, SEEDED_SUSPENDED]
         .into_iter()
@@ -110,4 +129,79 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("stopped before the queues drained");
     }
     Ok(())
+}
+
+/// The event each function gets for its first invocation: one that needs no AWS call.
+fn first_event(binary: &str) -> Bytes {
+    let event = match binary {
+        "ingest" => serde_json::json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/openapi.json",
+            "rawQueryString": "", "headers": {"host": "localhost"}, "isBase64Encoded": false,
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "coldstart", "domainName": "localhost",
+                "http": {"method": "GET", "path": "/openapi.json", "protocol": "HTTP/1.1",
+                         "sourceIp": "127.0.0.1", "userAgent": "coldstart"},
+                "requestId": "coldstart", "routeKey": "$default", "stage": "$default",
+                "time": "01/Dec/2026:00:00:00 +0000", "timeEpoch": 0
+            }
+        }),
+        "processor" | "notifier" => serde_json::json!({ "Records": [] }),
+        _ => serde_json::json!({ "hello": "world" }),
+    };
+    Bytes::from(event.to_string())
+}
+
+/// Cold starts of each deployed function and of the hello-world baseline, as Markdown.
+async fn cold_start_table(
+    emulation: &Emulation,
+    bin_dir: &std::path::Path,
+    hello: &std::path::Path,
+    runs: usize,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let runtime = RuntimeApi::start().await?;
+    let hello_environment: BTreeMap<String, String> = [
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("AWS_REGION", "us-east-1"),
+        ("PATH", "/usr/local/bin:/usr/bin/:/bin"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let mut subjects: Vec<(String, std::path::PathBuf, BTreeMap<String, String>)> =
+        vec![("hello".to_owned(), hello.to_owned(), hello_environment)];
+    for function in &emulation.functions {
+        subjects.push((
+            function.binary.to_owned(),
+            bin_dir.join(function.binary),
+            function.environment.clone(),
+        ));
+    }
+    let mut rows = Vec::new();
+    let mut hello_median = None;
+    for (label, binary, environment) in subjects {
+        let mut times = Vec::new();
+        let mut rss = Vec::new();
+        for run in 0..runs {
+            let name = format!("coldstart-{label}-{run}");
+            let measured =
+                measure_once(&runtime, &name, &binary, &environment, first_event(&label)).await?;
+            times.push(measured.first_response.as_secs_f64() * 1000.0);
+            rss.push(measured.peak_rss_kib as f64 / 1024.0);
+        }
+        let (median, p90) = median_and_p90(times);
+        let (rss_median, _) = median_and_p90(rss);
+        let baseline = *hello_median.get_or_insert(median);
+        rows.push(format!(
+            "| {label} | {median:.1} | {p90:.1} | {:.2}x | {rss_median:.1} |",
+            median / baseline
+        ));
+    }
+    Ok(format!(
+        "| function | first response, median (ms) | p90 (ms) | vs hello | peak RSS, median (MiB) |\n\
+         | --- | ---: | ---: | ---: | ---: |\n{}\n\n{runs} cold starts each: process start to the \
+         first invocation's response under the emulated Runtime API, with the deployed \
+         environment.",
+        rows.join("\n")
+    ))
 }

@@ -16,6 +16,7 @@
 //! synthesized dev stack), `jwt-private.pem` (signs tokens the deployed ingest accepts) and
 //! `context.json` (the CDK context it was synthesized with).
 
+pub mod coldstart;
 pub mod functions;
 pub mod gateway;
 pub mod iam;

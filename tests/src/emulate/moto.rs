@@ -301,6 +301,14 @@ impl Moto {
             .await
     }
 
+    /// Stops moto's request recorder (what it recorded stays downloadable).
+    pub async fn stop_recording(&self) -> Result<(), MotoError> {
+        let url = format!("{}/moto-api/recorder/stop-recording", self.endpoint);
+        self.send("moto", "stop-recording", self.http.post(url))
+            .await?;
+        Ok(())
+    }
+
     /// Starts moto's request recorder.
     pub async fn start_recording(&self) -> Result<(), MotoError> {
         let url = format!("{}/moto-api/recorder/start-recording", self.endpoint);
