@@ -7,13 +7,13 @@ CARGO ?= cargo
 
 ## run: the whole pipeline in one process on 127.0.0.1:3000, in-memory (prints a token)
 run:
-	$(CARGO) run --bin local
+	@$(CARGO) run --bin local
 
 ## emulate: the deployed system on this machine: the CDK stack synthesized and deployed into moto,
 ## the real Lambda binaries (host builds), API Gateway and the event source mappings emulated
 ## (prints a URL and tokens, then notifications; Ctrl-C stops everything)
 emulate:
-	scripts/emulate.sh run
+	@scripts/emulate.sh run
 
 ## test: everything CI checks: formatting, clippy, unit, emulator (moto), end-to-end and infra
 ## tests, and the Lambda packaging (three arm64 zips, checked)

@@ -137,6 +137,20 @@ pub struct StackFaults {
     pub quota: Arc<FaultPlan>,
 }
 
+impl StackFaults {
+    /// Plans that inject nothing until a test arms them.
+    pub fn idle() -> Self {
+        Self {
+            submissions_queue: FaultPlan::new(),
+            store: FaultPlan::new(),
+            directory: FaultPlan::new(),
+            rejections_queue: FaultPlan::new(),
+            notifier: FaultPlan::new(),
+            quota: FaultPlan::new(),
+        }
+    }
+}
+
 pub struct LocalStack {
     pub url: String,
     pub addr: SocketAddr,
@@ -197,14 +211,7 @@ impl LocalStack {
                     source,
                 })?;
         }
-        let faults = StackFaults {
-            submissions_queue: FaultPlan::new(),
-            store: FaultPlan::new(),
-            directory: FaultPlan::new(),
-            rejections_queue: FaultPlan::new(),
-            notifier: FaultPlan::new(),
-            quota: FaultPlan::new(),
-        };
+        let faults = StackFaults::idle();
         let quota = match (options.quota, &backend.quota_counter) {
             (None, _) => None,
             (Some(_), None) => return Err(StackError::NoQuotaTable),
@@ -347,14 +354,7 @@ impl LocalStack {
             addr: parts.addr,
             minter: parts.minter,
             backend: parts.backend,
-            faults: StackFaults {
-                submissions_queue: FaultPlan::new(),
-                store: FaultPlan::new(),
-                directory: FaultPlan::new(),
-                rejections_queue: FaultPlan::new(),
-                notifier: FaultPlan::new(),
-                quota: FaultPlan::new(),
-            },
+            faults: StackFaults::idle(),
             crashes: Arc::new(CrashDice::new(None)),
             stop_http: parts.stop_http,
             stop_consumers: parts.stop_consumers,

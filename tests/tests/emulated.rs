@@ -148,7 +148,24 @@ async fn the_functions_log_lambda_json_lines_that_tie_the_three_stages_together(
     assert!(emulation.stack.wait_until_drained(DRAIN).await);
     assert_eq!(emulation.stack.published().await.len(), 1);
 
-    let lines = emulation.logs.lines();
+    // The lines reach the sink through pipes read by other tasks: wait until each function's
+    // metrics line (the last line an invocation writes) and the notifier's line of this
+    // submission are in, rather than racing the readers.
+    let complete = |lines: &[pipeline_tests::emulate::functions::LogLine]| {
+        emulation.functions.iter().all(|f| {
+            lines
+                .iter()
+                .any(|l| l.function == f.name && l.line.contains("\"ColdStart\""))
+        }) && lines.iter().any(|l| {
+            l.line.contains("emulated-trail-1") && l.line.contains("\"target\":\"notifier\"")
+        })
+    };
+    let waited_until = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut lines = emulation.logs.lines();
+    while !complete(&lines) && tokio::time::Instant::now() < waited_until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        lines = emulation.logs.lines();
+    }
     let mut correlated = BTreeSet::new();
     let mut trace_roots = BTreeSet::new();
     for function in &emulation.functions {

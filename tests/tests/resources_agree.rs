@@ -8,9 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_sqs::types::QueueAttributeName;
-use pipeline_tests::emulate::prepared_template;
+use std::time::Duration;
+
 use pipeline_tests::emulate::template::Template;
+use pipeline_tests::emulate::{QueueSettings, prepared_template, queue_settings};
 use serde_json::Value;
 use shared::aws::provision::{QueueProvisioning, ensure_queue_with_dead_letters, ensure_stack};
 use shared::aws::{AwsClients, load_sdk_config};
@@ -151,33 +152,6 @@ async fn provisioned_table(clients: &AwsClients, name: &str) -> TableShape {
     }
 }
 
-async fn queue_attributes(clients: &AwsClients, url: &str) -> (u64, u64, Option<u64>) {
-    let attributes = clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap()
-        .attributes
-        .unwrap_or_default();
-    let number = |name: QueueAttributeName| attributes.get(&name).and_then(|v| v.parse().ok());
-    let max_receive = attributes
-        .get(&QueueAttributeName::RedrivePolicy)
-        .and_then(|p| serde_json::from_str::<Value>(p).ok())
-        .and_then(|p| {
-            p["maxReceiveCount"]
-                .as_u64()
-                .or_else(|| p["maxReceiveCount"].as_str()?.parse().ok())
-        });
-    (
-        number(QueueAttributeName::VisibilityTimeout).unwrap(),
-        number(QueueAttributeName::MessageRetentionPeriod).unwrap(),
-        max_receive,
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_local_provisioning_creates_what_the_template_defines() {
     assert!(
@@ -232,20 +206,24 @@ async fn the_local_provisioning_creates_what_the_template_defines() {
         )
         .await
         .unwrap();
-        let (v, retention, redrive) = queue_attributes(&clients, &provisioned.queue_url).await;
+        let queue = queue_settings(&clients.sqs, &provisioned.queue_url)
+            .await
+            .unwrap();
         assert_eq!(
-            (v, retention, redrive),
-            (
-                visibility,
-                p["MessageRetentionPeriod"].as_u64().unwrap(),
-                Some(max_receive)
-            ),
+            queue,
+            QueueSettings {
+                visibility_timeout: Duration::from_secs(visibility),
+                retention: Duration::from_secs(p["MessageRetentionPeriod"].as_u64().unwrap()),
+                max_receive_count: Some(max_receive as u32),
+            },
             "{logical}: visibility, retention and redrive"
         );
-        let (_, dead_retention, _) =
-            queue_attributes(&clients, &provisioned.dead_letter_queue_url).await;
+        let dead_letters = queue_settings(&clients.sqs, &provisioned.dead_letter_queue_url)
+            .await
+            .unwrap();
         assert_eq!(
-            dead_retention, dead_letter_retention,
+            dead_letters.retention,
+            Duration::from_secs(dead_letter_retention),
             "{logical}'s dead-letter queue retention"
         );
     }

@@ -415,13 +415,22 @@ fn queue_url(moto_endpoint: &str, arn: &str) -> String {
     format!("{moto_endpoint}/{account}/{name}")
 }
 
-async fn queue_settings(
-    clients: &AwsClients,
+/// A queue's deployed settings, as SQS reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub visibility_timeout: Duration,
+    pub retention: Duration,
+    /// The redrive policy's `maxReceiveCount`, when the queue has one.
+    pub max_receive_count: Option<u32>,
+}
+
+/// Reads a queue's visibility timeout, retention and redrive limit.
+pub async fn queue_settings(
+    sqs: &aws_sdk_sqs::Client,
     url: &str,
-) -> Result<(Duration, Option<u32>), EmulationError> {
+) -> Result<QueueSettings, EmulationError> {
     use aws_sdk_sqs::types::QueueAttributeName;
-    let attributes = clients
-        .sqs
+    let attributes = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::All)
@@ -432,10 +441,14 @@ async fn queue_settings(
             detail: shared::aws::sdk_error("sqs", e).to_string(),
         })?;
     let attributes = attributes.attributes().cloned().unwrap_or_default();
-    let visibility = attributes
-        .get(&QueueAttributeName::VisibilityTimeout)
-        .and_then(|v| v.parse().ok())
-        .map_or(Duration::from_secs(30), Duration::from_secs);
+    let seconds = |name: QueueAttributeName, default: u64| {
+        Duration::from_secs(
+            attributes
+                .get(&name)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default),
+        )
+    };
     let max_receive_count = attributes
         .get(&QueueAttributeName::RedrivePolicy)
         .and_then(|p| serde_json::from_str::<Value>(p).ok())
@@ -445,7 +458,11 @@ async fn queue_settings(
             _ => None,
         })
         .map(|n| n as u32);
-    Ok((visibility, max_receive_count))
+    Ok(QueueSettings {
+        visibility_timeout: seconds(QueueAttributeName::VisibilityTimeout, 30),
+        retention: seconds(QueueAttributeName::MessageRetentionPeriod, 345_600),
+        max_receive_count,
+    })
 }
 
 /// The event source mapping's handler: invoke the function with the batch, and read its answer
@@ -663,8 +680,11 @@ impl Emulation {
                     .unwrap_or_default()
                     .to_owned();
                 let url = queue_url(moto.endpoint(), &queue_arn);
-                let (visibility_timeout, max_receive_count) =
-                    queue_settings(&clients, &url).await?;
+                let QueueSettings {
+                    visibility_timeout,
+                    max_receive_count,
+                    ..
+                } = queue_settings(&clients.sqs, &url).await?;
                 let report_batch_item_failures = mapping["FunctionResponseTypes"]
                     .as_array()
                     .is_some_and(|t| t.iter().any(|t| t == "ReportBatchItemFailures"));
