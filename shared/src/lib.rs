@@ -14,6 +14,7 @@ pub mod limits;
 pub mod memory;
 pub mod message;
 pub mod metrics;
+pub mod period;
 pub mod ports;
 pub mod quota;
 pub mod record;
