@@ -7,6 +7,30 @@ use shared::limits::DEFAULT_TOKEN_LEEWAY_SECONDS;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+/// The users the `local` and `emulate` binaries seed, and print a token for.
+pub const SEEDED_ACTIVE: &str = "alice";
+pub const SEEDED_SUSPENDED: &str = "mallory";
+
+/// The seeded users: `alice` active, `mallory` suspended.
+pub fn seeded_users() -> Vec<shared::users::User> {
+    let id = |raw: &str| shared::ids::UserId::parse(raw).expect("a seeded user id is valid");
+    vec![
+        shared::users::User::active(id(SEEDED_ACTIVE)),
+        shared::users::User::suspended(id(SEEDED_SUSPENDED)),
+    ]
+}
+
+/// A token for each seeded user, valid for `ttl_seconds`: the ready line's `tokens`.
+pub fn seeded_tokens(
+    minter: &TokenMinter,
+    ttl_seconds: i64,
+) -> std::collections::BTreeMap<&'static str, String> {
+    [SEEDED_ACTIVE, SEEDED_SUSPENDED]
+        .into_iter()
+        .map(|user| (user, minter.mint(user, ttl_seconds)))
+        .collect()
+}
+
 /// Issuer and audience of locally minted tokens.
 pub const LOCAL_ISSUER: &str = "score-pipeline-local";
 pub const LOCAL_AUDIENCE: &str = "scores-api";

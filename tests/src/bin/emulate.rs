@@ -20,8 +20,7 @@ use pipeline_tests::backend::print_published;
 use pipeline_tests::emulate::coldstart::{measure_once, median_and_p90};
 use pipeline_tests::emulate::runtime_api::RuntimeApi;
 use pipeline_tests::emulate::{Emulation, EmulationOptions, default_bin_dir, prepare_dir};
-use shared::ids::UserId;
-use shared::users::User;
+use pipeline_tests::tokens::{seeded_tokens, seeded_users};
 
 /// Run the deployed score pipeline locally: the CDK stack in moto, the real Lambda binaries,
 /// API Gateway and the event source mappings emulated from the deployed template.
@@ -71,9 +70,6 @@ struct Args {
     hello: Option<PathBuf>,
 }
 
-const SEEDED_ACTIVE: &str = "alice";
-const SEEDED_SUSPENDED: &str = "mallory";
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _logs = shared::telemetry::init();
@@ -85,10 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         bin_dir: options_bin_dir.clone(),
         stack_name: args.stack_name.clone(),
         gateway_addr: args.addr,
-        users: vec![
-            User::active(UserId::parse(SEEDED_ACTIVE)?),
-            User::suspended(UserId::parse(SEEDED_SUSPENDED)?),
-        ],
+        users: seeded_users(),
         echo_logs: true,
         encode_every_body: false,
     };
@@ -103,10 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
     let stack = emulation.stack;
-    let tokens: BTreeMap<&str, String> = [SEEDED_ACTIVE, SEEDED_SUSPENDED]
-        .into_iter()
-        .map(|user| (user, stack.minter.mint(user, args.token_ttl_seconds)))
-        .collect();
+    let tokens = seeded_tokens(&stack.minter, args.token_ttl_seconds);
     let functions: BTreeMap<&str, &str> = emulation
         .functions
         .iter()

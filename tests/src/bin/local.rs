@@ -4,7 +4,6 @@
 //! Prints one JSON line to stdout when ready (`{"url": ..., "tokens": {...}}`), then one JSON
 //! line per notification it publishes. Logs go to stderr. Ctrl-C drains in-flight work first.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,15 +11,14 @@ use clap::{Parser, ValueEnum};
 use pipeline_tests::backend::aws::{AwsResources, aws_backend};
 use pipeline_tests::backend::memory::memory_backend;
 use pipeline_tests::backend::print_published;
+use pipeline_tests::tokens::{seeded_tokens, seeded_users};
 use pipeline_tests::{LocalStack, StackOptions, TokenMinter};
 use shared::aws::provision::QueueProvisioning;
 use shared::aws::{AwsClients, load_sdk_config};
 use shared::config::ProcessEnv;
-use shared::ids::UserId;
 use shared::memory::QueueSettings;
 use shared::message::encode;
 use shared::quota::QuotaPolicy;
-use shared::users::User;
 
 /// Run the score ingest pipeline locally: the ingest API on ADDR, with the processor and the
 /// notifier fed by SQS-like queues. By default everything is in memory; with `--backend aws` the
@@ -100,9 +98,6 @@ enum BackendKind {
     Aws,
 }
 
-const SEEDED_ACTIVE: &str = "alice";
-const SEEDED_SUSPENDED: &str = "mallory";
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let _logs = shared::telemetry::init();
@@ -118,10 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ),
         None => TokenMinter::random_local(),
     };
-    let seeded = vec![
-        User::active(UserId::parse(SEEDED_ACTIVE)?),
-        User::suspended(UserId::parse(SEEDED_SUSPENDED)?),
-    ];
+    let seeded = seeded_users();
     let print_notification =
         |rejection: &shared::message::Rejection| println!("{}", encode(rejection));
     let (backend, users, resources) = match args.backend {
@@ -175,10 +167,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let stack = LocalStack::start(options, backend.clone()).await?;
-    let tokens: BTreeMap<&str, String> = [SEEDED_ACTIVE, SEEDED_SUSPENDED]
-        .into_iter()
-        .map(|user| (user, stack.minter.mint(user, args.token_ttl_seconds)))
-        .collect();
+    let tokens = seeded_tokens(&stack.minter, args.token_ttl_seconds);
     let mut ready =
         serde_json::json!({ "url": stack.url, "tokens": tokens, "backend": backend.label });
     if let Some(resources) = &resources {
