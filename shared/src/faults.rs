@@ -13,13 +13,13 @@ use tokio::time::Instant;
 
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedRequest, Rejection};
+use crate::board::{BoardChange, BoardPage, BoardRef, RankKey, Standing};
 use crate::ports::{
-    BatchReport, Notifier, PortError, PutReport, QuotaCounter, RejectionSink, SubmissionQueue,
-    SubmissionStore, UserDirectory,
+    BatchReport, Notifier, PortError, PutReport, QuotaCounter, RankIndex, RejectionSink,
+    SubmissionQueue, SubmissionStore, UserDirectory,
 };
 use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
-use crate::submission::HeroId;
 use crate::users::DirectoryEntry;
 
 /// How often a planned item fault fires.
@@ -315,17 +315,6 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
             None => self.inner.get_many(ids, deadline).await,
         }
     }
-
-    async fn leaderboard(
-        &self,
-        hero_id: &HeroId,
-        limit: usize,
-    ) -> Result<Vec<SubmissionRecord>, PortError> {
-        match self.plan.call_fault().await {
-            Some(error) => Err(error),
-            None => self.inner.leaderboard(hero_id, limit).await,
-        }
-    }
 }
 
 #[async_trait]
@@ -334,6 +323,42 @@ impl<P: UserDirectory + ?Sized> UserDirectory for Faulty<P> {
         match self.plan.call_fault().await {
             Some(error) => Err(error),
             None => self.inner.lookup(ids).await,
+        }
+    }
+}
+
+/// A failed call of the rank index applies nothing (the Redis adapter's calls are per board, so
+/// a real failure may apply some changes; applying them again is what the port promises works).
+#[async_trait]
+impl<P: RankIndex + ?Sized> RankIndex for Faulty<P> {
+    async fn apply(&self, changes: &[BoardChange]) -> Result<Vec<bool>, PortError> {
+        match self.plan.call_fault().await {
+            Some(error) => Err(error),
+            None => self.inner.apply(changes).await,
+        }
+    }
+
+    async fn page(
+        &self,
+        board: &BoardRef,
+        after: Option<&RankKey>,
+        limit: usize,
+    ) -> Result<BoardPage, PortError> {
+        match self.plan.call_fault().await {
+            Some(error) => Err(error),
+            None => self.inner.page(board, after, limit).await,
+        }
+    }
+
+    async fn standing(
+        &self,
+        board: &BoardRef,
+        user_id: &UserId,
+        around: usize,
+    ) -> Result<Option<Standing>, PortError> {
+        match self.plan.call_fault().await {
+            Some(error) => Err(error),
+            None => self.inner.standing(board, user_id, around).await,
         }
     }
 }

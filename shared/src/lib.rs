@@ -4,12 +4,12 @@
 
 pub mod auth;
 pub mod aws;
+pub mod board;
 pub mod config;
 #[cfg(feature = "faults")]
 pub mod faults;
 pub mod ids;
 pub mod lambda;
-pub mod leaderboard;
 pub mod limits;
 pub mod memory;
 pub mod message;
@@ -18,6 +18,7 @@ pub mod period;
 pub mod ports;
 pub mod quota;
 pub mod record;
+pub mod redis_index;
 pub mod rejection;
 pub mod retry;
 pub mod submission;

@@ -24,11 +24,16 @@ pub const CLIENT_REF_MAX_CHARS: usize = 64;
 pub const IDEMPOTENCY_KEY_MAX_CHARS: usize = 255;
 /// `X-Correlation-Id` header: 1 to this many characters of `[A-Za-z0-9._:-]`; otherwise one is generated.
 pub const CORRELATION_ID_MAX_CHARS: usize = 128;
-/// `GET /v1/leaderboard/{heroId}`: entries returned when `limit` is not given.
+/// `GET /v1/leaderboards/{heroId}`: entries returned when `limit` is not given.
 pub const LEADERBOARD_DEFAULT_ENTRIES: usize = 10;
-/// `GET /v1/leaderboard/{heroId}`: most entries one read may ask for (`limit`).
+/// `GET /v1/leaderboards/{heroId}`: most entries one page may ask for (`limit`).
 pub const LEADERBOARD_MAX_ENTRIES: usize = 100;
-/// `GET /v1/leaderboard/{heroId}`: how long a client may reuse a board (`Cache-Control: private,
+/// `GET /v1/leaderboards/{heroId}/players/{userId}`: entries above and below the player when
+/// `around` is not given.
+pub const LEADERBOARD_AROUND_DEFAULT: usize = 5;
+/// `GET /v1/leaderboards/{heroId}/players/{userId}`: most entries above and below (`around`).
+pub const LEADERBOARD_AROUND_MAX: usize = 25;
+/// Leaderboard reads: how long a client may reuse an answer (`Cache-Control: private,
 /// max-age`). A board is already a moment behind the processor; polling clients need not ask
 /// more often than this.
 pub const LEADERBOARD_MAX_AGE_SECONDS: u32 = 5;
@@ -53,6 +58,11 @@ pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(8);
 /// invocation's deadline less [`crate::lambda::DEADLINE_MARGIN`]. The function timeout is 10 s,
 /// so a stalled queue gets the client a 503 with Retry-After, not API Gateway's bare 5xx.
 pub const INGEST_WORK_BUDGET: Duration = Duration::from_secs(5);
+
+/// The rank index (Redis): the longest wait for a connection to open.
+pub const RANK_INDEX_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The rank index (Redis): the longest wait for the answer to one command.
+pub const RANK_INDEX_RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// DynamoDB BatchWriteItem takes at most 25 items a call.
 pub const STORE_WRITE_BATCH: usize = 25;

@@ -5,7 +5,6 @@
 //! timeout ends, and a message received more than `max_receive_count` times moves to a
 //! dead-letter list instead of being delivered again.
 
-use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
@@ -18,13 +17,13 @@ use tokio::time::Instant;
 
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedRequest, Rejection, encode};
+use crate::board::{BoardChange, BoardPage, BoardRef, RankKey, RankedEntry, Standing, StoredChange};
 use crate::ports::{
-    BatchReport, Notifier, PortError, PutReport, QuotaCounter, RejectionSink, SubmissionQueue,
-    SubmissionStore, UserDirectory,
+    BatchReport, Notifier, PortError, PutReport, QuotaCounter, RankIndex, RejectionSink,
+    SubmissionQueue, SubmissionStore, UserDirectory,
 };
 use crate::quota::{QuotaWindow, admit_into};
-use crate::record::{Outcome, SubmissionRecord};
-use crate::submission::HeroId;
+use crate::record::SubmissionRecord;
 use crate::users::{DirectoryEntry, UnreadableUser, User};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -256,44 +255,35 @@ pub struct MemoryStore {
     item_writes: AtomicU64,
 }
 
-/// Where an accepted record stands on its hero's board: best score first, then who was
-/// received first, then by id, so reads are repeatable.
-type BoardKey = (Reverse<u32>, OffsetDateTime, SubmissionId);
-
 #[derive(Default)]
 struct Table {
     records: HashMap<SubmissionId, SubmissionRecord>,
-    /// The sparse leaderboard index, as on DynamoDB: accepted records only, per hero, in order.
-    boards: HashMap<HeroId, BTreeSet<BoardKey>>,
     /// Writes that replaced a stored record with one of another outcome.
     verdict_changes: u64,
+    /// Where each change goes, as a DynamoDB stream carries it (old and new image).
+    subscribers: Vec<tokio::sync::mpsc::UnboundedSender<StoredChange>>,
 }
 
 impl Table {
-    /// Puts a whole record, as PutItem does, keeping the boards in step with it.
+    /// Puts a whole record, as PutItem does, and hands the change to the subscribers.
     fn put(&mut self, record: SubmissionRecord) {
-        let key = |r: &SubmissionRecord| (Reverse(r.score.get()), r.received_at, r.submission_id);
-        if let Some(old) = self.records.get(&record.submission_id)
+        let old = self.records.insert(record.submission_id, record.clone());
+        if let Some(old) = &old
             && old.outcome.is_verdict()
             && old.outcome != record.outcome
         {
             self.verdict_changes += 1;
         }
-        if let Some(old) = self.records.get(&record.submission_id)
-            && old.outcome == Outcome::Accepted
-        {
-            let old_key = key(old);
-            if let Some(board) = self.boards.get_mut(&old.hero_id) {
-                board.remove(&old_key);
-            }
-        }
-        if record.outcome == Outcome::Accepted {
-            self.boards
-                .entry(record.hero_id.clone())
-                .or_default()
-                .insert(key(&record));
-        }
-        self.records.insert(record.submission_id, record);
+        self.publish(StoredChange {
+            old,
+            new: Some(record),
+        });
+    }
+
+    fn publish(&mut self, change: StoredChange) {
+        // Sent under the table's lock, so each subscriber sees one item's changes in order.
+        self.subscribers
+            .retain(|subscriber| subscriber.send(change.clone()).is_ok());
     }
 }
 
@@ -322,6 +312,18 @@ impl MemoryStore {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Every change from now on, in the order it was made: the in-memory stand-in for the
+    /// table's stream. A dropped receiver unsubscribes.
+    pub fn subscribe(&self) -> tokio::sync::mpsc::UnboundedReceiver<StoredChange> {
+        let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.table
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .subscribers
+            .push(sender);
+        receiver
     }
 
     /// How many writes replaced a stored verdict with another outcome (a changed verdict).
@@ -379,7 +381,13 @@ impl SubmissionStore for MemoryStore {
             if let Some(record) = table.records.get_mut(id)
                 && record.notified_at.is_none()
             {
+                let old = record.clone();
                 record.notified_at = Some(at);
+                let change = StoredChange {
+                    old: Some(old),
+                    new: Some(record.clone()),
+                };
+                table.publish(change);
             }
         }
         Ok(BatchReport::default())
@@ -430,20 +438,140 @@ impl SubmissionStore for MemoryStore {
             .collect())
     }
 
-    async fn leaderboard(
-        &self,
-        hero_id: &HeroId,
-        limit: usize,
-    ) -> Result<Vec<SubmissionRecord>, PortError> {
-        let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
-        let Some(board) = table.boards.get(hero_id) else {
-            return Ok(Vec::new());
-        };
-        Ok(board
+}
+
+/// The rank index in memory: per board, the entries in rank-key order. The reference the Redis
+/// adapter is tested against; ranks are counted by walking the order, which is fine for the
+/// local stack and tests but linear in the rank (the Redis index is logarithmic).
+#[derive(Default)]
+pub struct MemoryRankIndex {
+    boards: Mutex<HashMap<String, MemoryBoard>>,
+}
+
+#[derive(Default)]
+struct MemoryBoard {
+    order: BTreeSet<RankKey>,
+    players: HashMap<UserId, RankKey>,
+    /// Per revoked player: no entry received at or before this enters again.
+    revoked_through: HashMap<UserId, OffsetDateTime>,
+}
+
+impl MemoryBoard {
+    fn apply(&mut self, change: &BoardChange) -> bool {
+        match change {
+            BoardChange::Offer { entry, .. } => {
+                if self
+                    .revoked_through
+                    .get(&entry.user_id)
+                    .is_some_and(|through| entry.received_at <= *through)
+                {
+                    return false;
+                }
+                let key = entry.rank_key();
+                match self.players.get(&entry.user_id) {
+                    Some(current) if *current <= key => false,
+                    current => {
+                        if let Some(current) = current {
+                            self.order.remove(current);
+                        }
+                        self.order.insert(key.clone());
+                        self.players.insert(entry.user_id.clone(), key);
+                        true
+                    }
+                }
+            }
+            BoardChange::Revoke {
+                user_id, through, ..
+            } => {
+                let mut changed = false;
+                let kept = self.revoked_through.entry(user_id.clone()).or_insert(*through);
+                if *kept < *through {
+                    *kept = *through;
+                }
+                let through = *kept;
+                if let Some(current) = self.players.get(user_id)
+                    && current.entry().received_at <= through
+                {
+                    self.order.remove(current);
+                    self.players.remove(user_id);
+                    changed = true;
+                }
+                changed
+            }
+        }
+    }
+
+    fn ranked(&self, skip: usize, take: usize) -> Vec<RankedEntry> {
+        self.order
             .iter()
-            .take(limit)
-            .filter_map(|(_, _, id)| table.records.get(id).cloned())
+            .enumerate()
+            .skip(skip)
+            .take(take)
+            .map(|(place, key)| RankedEntry {
+                rank: place as u64 + 1,
+                entry: key.entry(),
+            })
+            .collect()
+    }
+}
+
+impl MemoryRankIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn boards(&self) -> MutexGuard<'_, HashMap<String, MemoryBoard>> {
+        self.boards.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl RankIndex for MemoryRankIndex {
+    async fn apply(&self, changes: &[BoardChange]) -> Result<Vec<bool>, PortError> {
+        let mut boards = self.boards();
+        Ok(changes
+            .iter()
+            .map(|change| boards.entry(change.board().key()).or_default().apply(change))
             .collect())
+    }
+
+    async fn page(
+        &self,
+        board: &BoardRef,
+        after: Option<&RankKey>,
+        limit: usize,
+    ) -> Result<BoardPage, PortError> {
+        let boards = self.boards();
+        let (Some(stored), 1..) = (boards.get(&board.key()), limit) else {
+            return Ok(BoardPage::default());
+        };
+        let skip = after.map_or(0, |after| stored.order.range(..=after.clone()).count());
+        let mut entries = stored.ranked(skip, limit + 1);
+        let next = (entries.len() > limit).then(|| {
+            entries.truncate(limit);
+            entries[limit - 1].entry.rank_key()
+        });
+        Ok(BoardPage { entries, next })
+    }
+
+    async fn standing(
+        &self,
+        board: &BoardRef,
+        user_id: &UserId,
+        around: usize,
+    ) -> Result<Option<Standing>, PortError> {
+        let boards = self.boards();
+        let Some(stored) = boards.get(&board.key()) else {
+            return Ok(None);
+        };
+        let Some(key) = stored.players.get(user_id) else {
+            return Ok(None);
+        };
+        let place = stored.order.range(..key.clone()).count();
+        let first = place.saturating_sub(around);
+        let entries = stored.ranked(first, place - first + around + 1);
+        let player = entries[place - first].clone();
+        Ok(Some(Standing { player, entries }))
     }
 }
 
@@ -595,6 +723,7 @@ impl Notifier for MemoryNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::Outcome;
 
     fn queue(max_receive_count: u32) -> MemoryQueue {
         MemoryQueue::new(
@@ -687,49 +816,45 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_leaderboard_holds_a_heros_accepted_scores_best_first_earliest_first_on_ties() {
+    async fn every_change_reaches_the_subscribers_with_its_old_and_new_image_in_order() {
         let store = MemoryStore::new();
-        let rejected = Outcome::Rejected(crate::rejection::RejectionReason::SuspendedUser);
-        let records = [
-            stored("storm", 70, 3, Outcome::Accepted),
-            stored("storm", 90, 1, Outcome::Accepted),
-            stored("storm", 70, 2, Outcome::Accepted),
-            stored("storm", 999, 0, rejected),
-            stored("blade", 500, 0, Outcome::Accepted),
-            stored("storm", 10, 0, Outcome::Accepted),
-        ];
-        store.write(&records, Instant::now()).await.unwrap();
-        let hero = HeroId::parse("storm").unwrap();
-
-        let board = store.leaderboard(&hero, 10).await.unwrap();
-        let seen: Vec<(u32, u8)> = board
-            .iter()
-            .map(|r| (r.score.get(), r.received_at.second()))
-            .collect();
-        assert_eq!(seen, [(90, 1), (70, 2), (70, 3), (10, 0)]);
-
-        let top_two = store.leaderboard(&hero, 2).await.unwrap();
-        assert_eq!(top_two, board[..2].to_vec());
-    }
-
-    #[tokio::test]
-    async fn a_rewritten_record_holds_one_place_and_leaves_the_board_when_rejected() {
-        let store = MemoryStore::new();
-        let hero = HeroId::parse("storm").unwrap();
-        let first = stored("storm", 50, 0, Outcome::Accepted);
-        let once = std::slice::from_ref(&first);
-        store.write(once, Instant::now()).await.unwrap();
-        // A redelivery writes the same item again: still one entry.
-        store.write(once, Instant::now()).await.unwrap();
-        assert_eq!(store.leaderboard(&hero, 10).await.unwrap(), once);
-
-        // The last verdict wins, and a rejected record is not on the board.
-        let rejected = SubmissionRecord {
-            outcome: Outcome::Rejected(crate::rejection::RejectionReason::SuspendedUser),
-            ..first
+        let mut changes = store.subscribe();
+        let rejected = stored(
+            "storm",
+            5,
+            0,
+            Outcome::Rejected(crate::rejection::RejectionReason::SuspendedUser),
+        );
+        let accepted = stored("storm", 50, 1, Outcome::Accepted);
+        store
+            .put_new(&[rejected.clone(), accepted.clone()], Instant::now())
+            .await
+            .unwrap();
+        // A put that meets a verdict changes nothing, so nothing is published.
+        store.put_new(&[accepted.clone()], Instant::now()).await.unwrap();
+        let at = OffsetDateTime::now_utc();
+        store
+            .mark_notified(&[rejected.submission_id], at, Instant::now())
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        while let Ok(change) = changes.try_recv() {
+            seen.push(change);
+        }
+        let notified = SubmissionRecord {
+            notified_at: Some(at),
+            ..rejected.clone()
         };
-        store.write(&[rejected], Instant::now()).await.unwrap();
-        assert!(store.leaderboard(&hero, 10).await.unwrap().is_empty());
-        assert_eq!(store.len(), 1);
+        assert_eq!(
+            seen,
+            [
+                StoredChange { old: None, new: Some(rejected.clone()) },
+                StoredChange { old: None, new: Some(accepted) },
+                StoredChange { old: Some(rejected), new: Some(notified) },
+            ]
+        );
+        drop(changes);
+        store.write(&[stored("storm", 1, 2, Outcome::Accepted)], Instant::now()).await.unwrap();
+        assert!(store.table.read().unwrap().subscribers.is_empty(), "a dropped receiver unsubscribes");
     }
 }

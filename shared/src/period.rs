@@ -97,6 +97,24 @@ impl Board {
         let last_day = start + length - Duration::days(1);
         today - last_day <= kept
     }
+
+    /// The first instant the board is no longer retained (midnight UTC after its last retained
+    /// day), when its entries may be dropped; `None` for the all-time board, which is kept.
+    pub fn expires_at(self) -> Option<OffsetDateTime> {
+        let start = self.start?;
+        let (length, kept) = match self.period {
+            Period::AllTime => return None,
+            Period::Daily => (Duration::days(1), Duration::days(DAILY_RETENTION_DAYS)),
+            Period::Weekly => (Duration::weeks(1), Duration::weeks(WEEKLY_RETENTION_WEEKS)),
+        };
+        let first_gone_day = start + length + kept;
+        Some(first_gone_day.midnight().assume_utc())
+    }
+
+    /// The first day of the board, `None` for the all-time board (`periodStart` in the API).
+    pub fn start_text(self) -> Option<String> {
+        self.start.map(iso_date)
+    }
 }
 
 fn iso_date(date: Date) -> String {
@@ -180,6 +198,20 @@ mod tests {
                 .is_retained_on(today)
         );
         assert!(Period::AllTime.board_of(today).is_retained_on(today));
+    }
+
+    #[test]
+    fn a_board_expires_the_midnight_after_its_last_retained_day() {
+        let day = Period::Daily.board_of(date!(2026 - 12 - 02));
+        let expires = day.expires_at().unwrap();
+        let last_kept = (expires - Duration::nanoseconds(1)).date();
+        assert!(day.is_retained_on(last_kept));
+        assert!(!day.is_retained_on(expires.date()));
+        let week = Period::Weekly.board_of(date!(2026 - 12 - 02));
+        let expires = week.expires_at().unwrap();
+        assert!(week.is_retained_on((expires - Duration::nanoseconds(1)).date()));
+        assert!(!week.is_retained_on(expires.date()));
+        assert_eq!(Period::AllTime.board_of(date!(2026 - 12 - 02)).expires_at(), None);
     }
 
     #[test]

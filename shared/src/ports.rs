@@ -6,11 +6,11 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use tokio::time::Instant;
 
+use crate::board::{BoardChange, BoardPage, BoardRef, RankKey, Standing};
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedRequest, Rejection};
 use crate::quota::QuotaWindow;
 use crate::record::SubmissionRecord;
-use crate::submission::HeroId;
 use crate::users::DirectoryEntry;
 
 /// How a port call failed. Adapters retry transient failures themselves; what reaches a handler
@@ -118,13 +118,35 @@ pub trait SubmissionStore: Send + Sync {
         deadline: Instant,
     ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError>;
 
-    /// Reads up to `limit` accepted submissions of a hero, highest score first (ties in no
-    /// promised order). Eventually consistent: a just-stored score may appear a moment later.
-    async fn leaderboard(
+}
+
+/// The rank index: every board's entries in board order (see [`crate::board`]), fed with the
+/// changes of the submissions table and read by the leaderboard API. Every operation costs a
+/// bounded number of index steps, logarithmic in the board's size, whatever the rank.
+#[async_trait]
+pub trait RankIndex: Send + Sync {
+    /// Applies the changes in order and says of each whether it changed its board. Applying a
+    /// change again changes nothing, so a change delivered twice is harmless. An error means
+    /// some changes may have been applied and others not: apply them all again.
+    async fn apply(&self, changes: &[BoardChange]) -> Result<Vec<bool>, PortError>;
+
+    /// Up to `limit` entries of `board` in rank order, starting after `after` (or at the top),
+    /// with where the next page starts if more follow.
+    async fn page(
         &self,
-        hero_id: &HeroId,
+        board: &BoardRef,
+        after: Option<&RankKey>,
         limit: usize,
-    ) -> Result<Vec<SubmissionRecord>, PortError>;
+    ) -> Result<BoardPage, PortError>;
+
+    /// The player's entry and rank with up to `around` entries above and below; `None` if the
+    /// player has no entry on the board.
+    async fn standing(
+        &self,
+        board: &BoardRef,
+        user_id: &UserId,
+        around: usize,
+    ) -> Result<Option<Standing>, PortError>;
 }
 
 /// The users directory, read by the processor to authorize submissions.

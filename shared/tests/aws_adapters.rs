@@ -529,98 +529,6 @@ async fn more_than_25_records_in_one_write_are_refused() {
 }
 
 #[tokio::test]
-async fn the_leaderboard_lists_only_accepted_scores_best_first() {
-    // GIVEN accepted and (higher) rejected scores for one hero, and a score for another hero
-    let dynamodb = dynamodb_client_with(PLAIN);
-    let store =
-        DynamoSubmissionStore::new(dynamodb.clone(), new_submissions_table(&dynamodb).await);
-    let hero = HeroId::parse("storm").expect("a valid hero");
-    let other_hero = HeroId::parse("cyclops").expect("a valid hero");
-    let alice = user("alice");
-    let batch = vec![
-        record(&alice, &hero, 300, Outcome::Accepted),
-        record(
-            &alice,
-            &hero,
-            900,
-            Outcome::Rejected(RejectionReason::SuspendedUser),
-        ),
-        record(&alice, &hero, 500, Outcome::Accepted),
-        record(&alice, &hero, 100, Outcome::Accepted),
-        record(
-            &alice,
-            &hero,
-            800,
-            Outcome::Rejected(RejectionReason::UnknownUser),
-        ),
-        record(&alice, &other_hero, 1000, Outcome::Accepted),
-    ];
-    store
-        .write(&batch, far_deadline())
-        .await
-        .expect("the write succeeds");
-
-    // WHEN the hero's leaderboard is read
-    let top = store
-        .leaderboard(&hero, 10)
-        .await
-        .expect("the query succeeds");
-    let top_two = store
-        .leaderboard(&hero, 2)
-        .await
-        .expect("the query succeeds");
-
-    // THEN only the accepted scores appear, highest first
-    let scores =
-        |records: &[SubmissionRecord]| records.iter().map(|r| r.score.get()).collect::<Vec<_>>();
-    assert_eq!(scores(&top), [500, 300, 100]);
-    assert!(
-        top.iter()
-            .all(|r| r.outcome == Outcome::Accepted && r.hero_id == hero)
-    );
-    assert_eq!(scores(&top_two), [500, 300]);
-}
-
-#[tokio::test]
-async fn a_malformed_item_in_the_leaderboard_index_is_left_out_not_fatal() {
-    // GIVEN an accepted score, and beside it an item with leaderboard keys that is no submission
-    let dynamodb = dynamodb_client_with(PLAIN);
-    let table = new_submissions_table(&dynamodb).await;
-    let store = DynamoSubmissionStore::new(dynamodb.clone(), table.clone());
-    let hero = HeroId::parse("storm").expect("a valid hero");
-    let good = record(&user("alice"), &hero, 10, Outcome::Accepted);
-    store
-        .write(std::slice::from_ref(&good), far_deadline())
-        .await
-        .expect("the write succeeds");
-    dynamodb
-        .put_item()
-        .table_name(&table)
-        .item(
-            attribute::SUBMISSION_ID,
-            AttributeValue::S("written-by-hand".into()),
-        )
-        .item(
-            attribute::LEADERBOARD_HERO_ID,
-            AttributeValue::S("storm".into()),
-        )
-        .item(
-            attribute::LEADERBOARD_SCORE,
-            AttributeValue::N("999".into()),
-        )
-        .send()
-        .await
-        .expect("the hand-written item is stored");
-
-    // WHEN the board is read THEN the valid entry comes back and the broken one is skipped
-    let board = store
-        .leaderboard(&hero, 10)
-        .await
-        .expect("one bad item does not fail the read");
-    assert_eq!(board, [good]);
-}
-
-#[tokio::test]
 async fn a_users_history_lists_their_submissions_newest_first() {
     let dynamodb = dynamodb_client_with(PLAIN);
     let store =
@@ -1038,7 +946,17 @@ async fn provisioning_the_stack_twice_gives_the_same_resources() {
         .filter_map(|i| i.index_name())
         .collect();
     indexes.sort_unstable();
-    assert_eq!(indexes, ["byUser", "leaderboard"]);
+    assert_eq!(indexes, ["byUser"]);
+    let stream = table
+        .table()
+        .and_then(|t| t.stream_specification())
+        .expect("the submissions table has a stream");
+    assert!(stream.stream_enabled());
+    assert_eq!(
+        stream.stream_view_type(),
+        Some(&aws_sdk_dynamodb::types::StreamViewType::NewAndOldImages),
+        "the rank index needs both images: a revocation is an accepted item turned rejected"
+    );
 
     // AND changed queue settings are applied to the existing queue
     let changed = QueueProvisioning {

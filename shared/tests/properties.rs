@@ -1,14 +1,14 @@
-//! Property tests: validation, submission-id derivation and leaderboard reads hold for generated
+//! Property tests: validation, submission-id derivation and leaderboard queries hold for generated
 //! inputs, not just the examples in the unit tests.
 
 use proptest::prelude::*;
 use serde_json::json;
 use shared::aws::dynamodb::{item_to_record, record_to_item};
 use shared::ids::{SubmissionId, UserId};
-use shared::leaderboard::{LeaderboardQuery, MAX_REPORTED_ERRORS, rank};
+use shared::board::{BoardQuery, MAX_REPORTED_ERRORS, StandingQuery};
 use shared::limits::{
     ACHIEVED_AT_EARLIEST, ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS, HERO_ID_MAX_CHARS,
-    LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS, SCORE_MAX,
+    LEADERBOARD_AROUND_MAX, LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS, SCORE_MAX,
 };
 use shared::record::{Outcome, SubmissionRecord};
 use shared::submission::{InvalidInput, parse_batch, parse_submission};
@@ -186,41 +186,28 @@ proptest! {
     }
 
     #[test]
-    fn a_leaderboard_query_never_panics_and_reports_a_bounded_list(
+    fn a_board_or_standing_query_never_panics_and_reports_a_bounded_list(
         hero in ".{0,80}",
+        user in ".{0,40}",
         query in ".{0,400}",
     ) {
-        match LeaderboardQuery::parse(&hero, Some(&query)) {
+        let today = time::macros::date!(2026 - 12 - 02);
+        match BoardQuery::parse(&hero, Some(&query), today) {
             Ok(parsed) => prop_assert!((1..=LEADERBOARD_MAX_ENTRIES).contains(&parsed.limit)),
-            Err(errors) => prop_assert!(!errors.is_empty() && errors.len() <= MAX_REPORTED_ERRORS),
+            Err(errors) => prop_assert!(!errors.is_empty() && errors.len() <= MAX_REPORTED_ERRORS + 2),
+        }
+        match StandingQuery::parse(&hero, &user, Some(&query), today) {
+            Ok(parsed) => prop_assert!(parsed.around <= LEADERBOARD_AROUND_MAX),
+            Err(errors) => prop_assert!(!errors.is_empty() && errors.len() <= MAX_REPORTED_ERRORS + 3),
         }
     }
 
     #[test]
     fn every_limit_in_range_is_taken(hero in hero_id(), limit in 1..=LEADERBOARD_MAX_ENTRIES) {
-        let parsed = LeaderboardQuery::parse(&hero, Some(&format!("limit={limit}"))).unwrap();
+        let today = time::macros::date!(2026 - 12 - 02);
+        let parsed = BoardQuery::parse(&hero, Some(&format!("limit={limit}")), today).unwrap();
         prop_assert_eq!(parsed.limit, limit);
-        prop_assert_eq!(parsed.hero_id.as_str(), hero.as_str());
-    }
-
-    #[test]
-    fn a_ranked_board_is_sorted_bounded_and_ranks_by_strictly_better_scores(
-        scores in proptest::collection::vec(0..20u32, 0..60),
-        limit in 1..=LEADERBOARD_MAX_ENTRIES,
-    ) {
-        let query = LeaderboardQuery::parse("storm", Some(&format!("limit={limit}"))).unwrap();
-        let records: Vec<SubmissionRecord> = scores.iter().map(|&score| accepted(score)).collect();
-        let entries = rank(&query, records);
-        prop_assert_eq!(entries.len(), scores.len().min(limit));
-        for (place, entry) in entries.iter().enumerate() {
-            let score = entry.record.score.get();
-            // Competition ranking: one more than the number of strictly better scores.
-            let better = scores.iter().filter(|&&s| s > score).count();
-            prop_assert_eq!(entry.rank, better + 1);
-            if place > 0 {
-                prop_assert!(entries[place - 1].record.score.get() >= score);
-            }
-        }
+        prop_assert_eq!(parsed.board.hero_id.as_str(), hero.as_str());
     }
 }
 

@@ -18,7 +18,7 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 pub use self::items::{
-    BY_USER_INDEX, Item, ItemError, LEADERBOARD_INDEX, STATUS_FAILED, attribute, item_to_record,
+    BY_USER_INDEX, Item, ItemError, STATUS_FAILED, attribute, item_to_record,
     item_to_user, record_to_item, user_to_item,
 };
 use self::items::{text, user_status_text};
@@ -31,7 +31,6 @@ use crate::limits::{DIRECTORY_LOOKUP_BATCH, STORE_PUT_CONCURRENCY, STORE_WRITE_B
 use crate::ports::{BatchReport, PortError, PutReport, SubmissionStore, UserDirectory};
 use crate::record::SubmissionRecord;
 use crate::retry::Backoff;
-use crate::submission::HeroId;
 use crate::users::{DirectoryEntry, UnreadableUser, User, UserStatus};
 
 const SERVICE: &str = "dynamodb";
@@ -524,22 +523,6 @@ impl SubmissionStore for DynamoSubmissionStore {
         }
         Ok(records)
     }
-
-    /// One Query on the sparse `leaderboard` index, highest `lbScore` first: it holds accepted
-    /// items only, so no filter is needed and every item read is an entry.
-    async fn leaderboard(
-        &self,
-        hero_id: &HeroId,
-        limit: usize,
-    ) -> Result<Vec<SubmissionRecord>, PortError> {
-        self.query_index(
-            LEADERBOARD_INDEX,
-            attribute::LEADERBOARD_HERO_ID,
-            hero_id.as_str(),
-            limit,
-        )
-        .await
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -772,6 +755,7 @@ impl UserDirectory for DynamoUserDirectory {
 mod tests {
     use super::*;
     use crate::ids::CorrelationId;
+    use crate::submission::HeroId;
     use crate::record::Outcome;
     use crate::rejection::RejectionReason;
     use crate::submission::{ClientRef, Score};

@@ -9,12 +9,13 @@ use std::time::Duration;
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TableStatus, TimeToLiveSpecification,
+    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
+    TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
-use super::dynamodb::{BY_USER_INDEX, LEADERBOARD_INDEX, attribute, quota_attribute};
+use super::dynamodb::{BY_USER_INDEX, attribute, quota_attribute};
 use super::{AwsClients, build_error, sdk_error};
 use crate::ids::UserId;
 use crate::ports::PortError;
@@ -149,8 +150,8 @@ fn index(name: &str, partition: &str, sort: &str) -> Result<GlobalSecondaryIndex
         .map_err(|e| build_error(DYNAMODB, e))
 }
 
-/// The submissions table: key `submissionId`, the sparse `leaderboard` index
-/// (`lbHeroId`, `lbScore`) and the `byUser` index (`userId`, `receivedAt`).
+/// The submissions table: key `submissionId`, the `byUser` index (`userId`, `receivedAt`) and a
+/// stream of new and old images, which feeds the rank index.
 pub async fn ensure_submissions_table(
     client: &aws_sdk_dynamodb::Client,
     table_name: &str,
@@ -163,17 +164,17 @@ pub async fn ensure_submissions_table(
             .table_name(table_name)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(definition(SUBMISSION_ID, ScalarAttributeType::S)?)
-            .attribute_definitions(definition(LEADERBOARD_HERO_ID, ScalarAttributeType::S)?)
-            .attribute_definitions(definition(LEADERBOARD_SCORE, ScalarAttributeType::N)?)
             .attribute_definitions(definition(USER_ID, ScalarAttributeType::S)?)
             .attribute_definitions(definition(RECEIVED_AT, ScalarAttributeType::S)?)
             .key_schema(key(SUBMISSION_ID, KeyType::Hash)?)
-            .global_secondary_indexes(index(
-                LEADERBOARD_INDEX,
-                LEADERBOARD_HERO_ID,
-                LEADERBOARD_SCORE,
-            )?)
             .global_secondary_indexes(index(BY_USER_INDEX, USER_ID, RECEIVED_AT)?)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .map_err(|e| build_error(DYNAMODB, e))?,
+            )
             .send()
             .await
             .map(|_| ())
@@ -182,7 +183,7 @@ pub async fn ensure_submissions_table(
     ensure_table(
         client,
         table_name,
-        &[LEADERBOARD_INDEX, BY_USER_INDEX],
+        &[BY_USER_INDEX],
         create,
     )
     .await

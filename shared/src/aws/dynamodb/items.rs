@@ -35,16 +35,10 @@ pub mod attribute {
     pub const NOTIFIED_AT: &str = "notifiedAt";
     /// Why a `failed` marker's submission could not be decided.
     pub const FAILURE: &str = "failure";
-    /// Leaderboard index partition key: the hero id, written on accepted items only.
-    pub const LEADERBOARD_HERO_ID: &str = "lbHeroId";
-    /// Leaderboard index sort key: the score, written on accepted items only.
-    pub const LEADERBOARD_SCORE: &str = "lbScore";
     pub const PERMISSIONS: &str = "permissions";
     pub const DISPLAY_NAME: &str = "displayName";
 }
 
-/// Sparse index over accepted submissions: partition `lbHeroId`, sort `lbScore`.
-pub const LEADERBOARD_INDEX: &str = "leaderboard";
 /// A user's submissions by time: partition `userId`, sort `receivedAt`.
 pub const BY_USER_INDEX: &str = "byUser";
 
@@ -98,7 +92,7 @@ pub(super) fn text(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-/// The item that stores one submission. Accepted items also carry the leaderboard index keys.
+/// The item that stores one submission.
 pub fn record_to_item(record: &SubmissionRecord) -> Result<Item, ItemError> {
     use attribute::*;
     let mut item = Item::from([
@@ -143,14 +137,6 @@ pub fn record_to_item(record: &SubmissionRecord) -> Result<Item, ItemError> {
     match record.outcome {
         Outcome::Accepted => {
             item.insert(STATUS.to_owned(), text(STATUS_ACCEPTED));
-            item.insert(
-                LEADERBOARD_HERO_ID.to_owned(),
-                text(record.hero_id.as_str()),
-            );
-            item.insert(
-                LEADERBOARD_SCORE.to_owned(),
-                AttributeValue::N(record.score.get().to_string()),
-            );
         }
         Outcome::Rejected(reason) => {
             item.insert(STATUS.to_owned(), text(STATUS_REJECTED));
@@ -356,24 +342,21 @@ mod tests {
     }
 
     #[test]
-    fn an_accepted_record_round_trips_and_carries_the_leaderboard_keys() {
+    fn an_accepted_record_round_trips() {
         let record = record(Outcome::Accepted);
         let item = record_to_item(&record).unwrap();
         assert_eq!(s(&item, "status"), "accepted");
-        assert_eq!(s(&item, "lbHeroId"), "storm");
-        assert_eq!(item["lbScore"].as_n().unwrap(), "4200");
         assert_eq!(item["score"].as_n().unwrap(), "4200");
         assert!(!item.contains_key("reason"));
         assert_eq!(item_to_record(&item).unwrap(), record);
     }
 
     #[test]
-    fn a_rejected_record_round_trips_without_leaderboard_keys() {
+    fn a_rejected_record_round_trips_with_its_reason() {
         let record = record(Outcome::Rejected(RejectionReason::SuspendedUser));
         let item = record_to_item(&record).unwrap();
         assert_eq!(s(&item, "status"), "rejected");
         assert_eq!(s(&item, "reason"), "suspended_user");
-        assert!(!item.contains_key("lbHeroId") && !item.contains_key("lbScore"));
         assert_eq!(item_to_record(&item).unwrap(), record);
     }
 
@@ -389,7 +372,7 @@ mod tests {
         let item = record_to_item(&failed).unwrap();
         assert_eq!(s(&item, "status"), "failed");
         assert_eq!(s(&item, "failure"), "store_unavailable");
-        assert!(!item.contains_key("lbHeroId") && !item.contains_key("reason"));
+        assert!(!item.contains_key("reason"));
         assert_eq!(item_to_record(&item).unwrap(), failed);
     }
 
