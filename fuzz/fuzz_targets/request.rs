@@ -1,7 +1,7 @@
 //! Coverage-guided fuzzing of the whole ingest request path, in process: the router with an
 //! HS256 verifier and in-memory queue and store. The first byte of the input picks the route
 //! and how the Authorization header is built; the rest is the body (and, for a forged token,
-//! the token too), or for a leaderboard read the hero id and query string. No input may panic
+//! the token too), or for a board read the hero id and query string. No input may panic
 //! or produce a 5xx.
 
 #![no_main]
@@ -14,11 +14,12 @@ use std::sync::{Arc, OnceLock};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Request};
-use ingest::{App, router};
+use ingest::boards::Boards;
+use ingest::{App, full_router};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use libfuzzer_sys::fuzz_target;
 use shared::auth::{AuthConfig, TokenAlgorithm, TokenVerifier, VerificationKey};
-use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
+use shared::memory::{MemoryQueue, MemoryRankIndex, MemoryStore, QueueSettings};
 use tower::ServiceExt;
 
 use fuzz_input::leaderboard_path;
@@ -49,6 +50,10 @@ fn harness() -> &'static Harness {
             Arc::new(MemoryQueue::new("fuzz", QueueSettings::default())),
             Arc::new(MemoryStore::new()),
         ));
+        let boards = Arc::new(Boards::new(
+            TokenVerifier::new(&config).expect("valid settings"),
+            Arc::new(MemoryRankIndex::new()),
+        ));
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let claims = serde_json::json!({
             "sub": "alice", "iss": "fuzz", "aud": "scores", "exp": now + 24 * 3600
@@ -63,7 +68,7 @@ fn harness() -> &'static Harness {
             runtime: tokio::runtime::Builder::new_current_thread()
                 .build()
                 .expect("a runtime"),
-            router: router(app),
+            router: full_router(app, boards),
             token,
         }
     })

@@ -38,13 +38,6 @@ import { type ConsumerSettings, type FunctionSettings, readSettings, type Settin
 // docs/DYNAMODB.md; environment variable names mirror shared/src/config.rs.
 
 export const SUBMISSIONS_TABLE_KEY = 'submissionId';
-/** Sparse: only accepted items carry lbHeroId/lbScore. lbScore is a number so it sorts numerically. */
-export const LEADERBOARD_INDEX = {
-  name: 'leaderboard',
-  partitionKey: 'lbHeroId',
-  sortKey: 'lbScore',
-  sortKeyType: dynamodb.AttributeType.NUMBER,
-} as const;
 /** receivedAt is fixed-width RFC 3339, so string order is time order. */
 export const BY_USER_INDEX = {
   name: 'byUser',
@@ -52,7 +45,7 @@ export const BY_USER_INDEX = {
   sortKey: 'receivedAt',
   sortKeyType: dynamodb.AttributeType.STRING,
 } as const;
-export const SUBMISSIONS_TABLE_INDEXES = [LEADERBOARD_INDEX, BY_USER_INDEX] as const;
+export const SUBMISSIONS_TABLE_INDEXES = [BY_USER_INDEX] as const;
 export const USERS_TABLE_KEY = 'userId';
 /** The quotas table (shared/src/aws/dynamodb/quotas.rs `quota_attribute`): one item per user and window. */
 export const QUOTAS_TABLE_KEY = 'userId';
@@ -242,6 +235,8 @@ interface TableOptions {
   readonly timeToLiveAttribute?: string;
   /** Default true; turn it off only for data that is worthless after a restore. */
   readonly pointInTimeRecovery?: boolean;
+  /** The table's change stream, if it has one. */
+  readonly stream?: dynamodb.StreamViewType;
 }
 
 interface RustFunction {
@@ -264,7 +259,11 @@ export class ScorePipelineStack extends Stack {
     Tags.of(this).add('stage', s.stage);
 
     // --- Storage -----------------------------------------------------------------------------
-    const submissionsTable = this.table('SubmissionsTable', SUBMISSIONS_TABLE_KEY);
+    // Its stream (both images: a revocation is an accepted item turned rejected) feeds the
+    // players' leaderboards.
+    const submissionsTable = this.table('SubmissionsTable', SUBMISSIONS_TABLE_KEY, {
+      stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+    });
     for (const index of SUBMISSIONS_TABLE_INDEXES) {
       submissionsTable.addGlobalSecondaryIndex({
         indexName: index.name,
@@ -310,12 +309,10 @@ export class ScorePipelineStack extends Stack {
       // Its ColdStart metric, on the first request of each execution environment.
       ...this.metricsEnvironment(),
     });
-    // Enqueue (SendMessageBatch is authorized as SendMessage), read one status by id, and read
-    // a hero's leaderboard (Query on the leaderboard index only: not the table, not byUser).
+    // Enqueue (SendMessageBatch is authorized as SendMessage) and read one status by id.
     // Nothing else: ingest never writes the database.
     allow(ingest, ['sqs:SendMessage'], [submissions.queue.queueArn]);
     allow(ingest, ['dynamodb:GetItem'], [submissionsTable.tableArn]);
-    allow(ingest, ['dynamodb:Query'], [`${submissionsTable.tableArn}/index/${LEADERBOARD_INDEX.name}`]);
 
     const processor = this.rustFunction('Processor', 'processor', s.processor, {
       [ENV.submissionsTable]: submissionsTable.tableName,
@@ -397,7 +394,7 @@ export class ScorePipelineStack extends Stack {
     });
 
     // --- Outputs -----------------------------------------------------------------------------
-    output(this, 'ApiUrl', api.stage.url, 'Base URL of the HTTP API (POST v1/scores, GET v1/leaderboard/{heroId}; GET openapi.json lists every route)');
+    output(this, 'ApiUrl', api.stage.url, 'Base URL of the HTTP API (POST v1/scores, GET v1/submissions/{id}; GET openapi.json lists every route)');
     output(this, 'RejectionsTopicArn', rejectionsTopic.topicArn, 'Subscribe here for rejection notifications (filter on userId)');
     output(this, 'AlarmTopicArn', alarmTopic.topicArn, 'Alarm notifications');
     output(this, 'SubmissionsTableName', submissionsTable.tableName, 'Submissions table');
@@ -432,6 +429,7 @@ export class ScorePipelineStack extends Stack {
       partitionKey: { name: partitionKey, type: dynamodb.AttributeType.STRING },
       sortKey: options.sortKey,
       timeToLiveAttribute: options.timeToLiveAttribute,
+      stream: options.stream,
       // Traffic is bursty and client driven: on-demand removes capacity planning.
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: options.pointInTimeRecovery ?? true },

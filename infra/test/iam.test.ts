@@ -79,35 +79,32 @@ describe('IAM', () => {
     assert.equal(resourcesOfType(json, 'AWS::IAM::Role').length, 3, 'no other roles');
   });
 
-  it('grants ingest exactly SendMessage on the submissions queue, GetItem on the submissions table and Query on its leaderboard index', () => {
+  it('grants ingest exactly SendMessage on the submissions queue and GetItem on the submissions table', () => {
     assert.deepEqual(
       grants(statementsOf(json, 'ingest')),
       [
         ...LOGS(logGroupOf(json, 'ingest')),
         ...XRAY,
         `dynamodb:GetItem on ${r.submissionsTable}`,
-        `dynamodb:Query on ${r.submissionsTable}/index/leaderboard`,
         `sqs:SendMessage on ${r.submissionsQueue}`,
       ].sort(),
     );
   });
 
-  it('lets ingest Query the leaderboard index only: not the submissions table, byUser, users or quotas', () => {
+  it('lets ingest Query or Scan nothing: not the submissions table, byUser, users or quotas', () => {
     const statements = statementsOf(json, 'ingest');
-    const leaderboard = `${r.submissionsTable}/index/leaderboard`;
-    assert.equal(allows(statements, 'dynamodb:Query', leaderboard), true, 'ingest may Query the leaderboard index');
-    assert.equal(allows(statements, 'dynamodb:Scan', leaderboard), false, 'ingest may Scan the leaderboard index');
     for (const target of [r.submissionsTable, `${r.submissionsTable}/index/byUser`, r.usersTable, r.quotasTable]) {
       for (const action of ['dynamodb:Query', 'dynamodb:Scan']) {
         assert.equal(allows(statements, action, target), false, `ingest may ${action} on ${target}`);
       }
     }
-    // allows() compares resources exactly, so also rule out patterns (`<table>/index/*`, `<table>*`)
-    // and other spellings: whatever may Query or Scan names the leaderboard index and nothing else.
+    // allows() compares resources exactly, so also rule out patterns (`<table>/index/*`, `<table>*`).
     for (const s of statements.filter((s) => s.effect === 'Allow')) {
-      if (s.actions.some((a) => actionMatches(a, 'dynamodb:Query') || actionMatches(a, 'dynamodb:Scan'))) {
-        assert.deepEqual(s.resources, [leaderboard], `${s.actions} resources`);
-      }
+      assert.equal(
+        s.actions.some((a) => actionMatches(a, 'dynamodb:Query') || actionMatches(a, 'dynamodb:Scan')),
+        false,
+        `${s.actions} on ${s.resources}`,
+      );
     }
   });
 
@@ -309,11 +306,11 @@ describe('operator policy', () => {
     }
   });
 
-  it('lets operators read nothing else: not the quotas table, the leaderboard index or the submissions by id', () => {
+  it('lets operators read nothing else: not the quotas table, the table stream or the submissions by id', () => {
     const statements = statementsOfManagedPolicy(json, 'OperatorPolicy');
     for (const action of DYNAMODB_READS) {
       assert.equal(allows(statements, action, r.quotasTable), false, `operators may ${action} on the quotas table`);
-      assert.equal(allows(statements, action, `${r.submissionsTable}/index/leaderboard`), false, `operators may ${action} on the leaderboard index`);
+      assert.equal(allows(statements, action, `${r.submissionsTable}/stream/*`), false, `operators may ${action} on the table's stream`);
       assert.equal(allows(statements, action, r.submissionsTable), false, `operators may ${action} on the submissions table`);
     }
   });

@@ -10,9 +10,10 @@
 //! part of what an invocation costs. The steps are also timed on their own (`ingest_steps`) to
 //! show where the time goes.
 //!
-//! `leaderboard` reads a hero's board of 10,000 accepted scores (in the in-memory store, whose
-//! ordered per-hero index stands in for the DynamoDB index) at 10 and 100 entries: routing,
-//! token verification, query validation, ranking and the JSON answer.
+//! `leaderboard` reads a page of a board of 10,000 players (the in-memory rank index) at 10 and
+//! 100 entries through the boards router: routing, token verification, query validation, the
+//! page and the JSON answer. The rank index itself, on Redis at 1,000,000 players, has its own
+//! bench (`cargo bench -p score-shared --bench rank_index`).
 //!
 //! Run: `cargo bench -p score-ingest --bench ingest_path` (short by default: 1 s warm-up,
 //! 3 s measurement per benchmark; pass `-- --measurement-time 10` for steadier figures).
@@ -28,16 +29,17 @@ use axum::http::{Request, StatusCode, header};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use http_body_util::BodyExt;
 use ingest::App;
+use ingest::boards::Boards;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use shared::auth::TokenVerifier;
+use shared::board::{BoardChange, BoardRef, Entry};
 use shared::config::auth_from_env;
 use shared::ids::{CorrelationId, SubmissionId, UserId};
-use shared::limits::STORE_WRITE_BATCH;
-use shared::memory::MemoryStore;
+use shared::memory::{MemoryRankIndex, MemoryStore};
 use shared::message::{Principal, QueuedItem, QueuedRequest, REQUEST_MESSAGE_VERSION, encode};
-use shared::ports::{PortError, SubmissionQueue, SubmissionStore};
-use shared::record::{Outcome, SubmissionRecord};
+use shared::period::Period;
+use shared::ports::{PortError, RankIndex, SubmissionQueue};
 use shared::submission::{HeroId, Score, parse_submission};
 use time::OffsetDateTime;
 use tower::ServiceExt;
@@ -126,32 +128,32 @@ fn app_with(verifier: TokenVerifier, store: MemoryStore) -> (axum::Router, Arc<E
     (ingest::router(app), queue)
 }
 
-/// A store holding `count` accepted scores for `storm`, from many users.
-fn store_with_board(runtime: &tokio::runtime::Runtime, count: u32) -> MemoryStore {
-    let store = MemoryStore::new();
+/// The boards router over a rank index holding `count` players on storm's all-time board.
+fn boards_with(
+    runtime: &tokio::runtime::Runtime,
+    verifier: TokenVerifier,
+    count: u32,
+) -> axum::Router {
+    let index = MemoryRankIndex::new();
     let now = OffsetDateTime::now_utc();
-    let records: Vec<SubmissionRecord> = (0..count)
-        .map(|i| SubmissionRecord {
-            submission_id: SubmissionId::new_unique(),
-            user_id: UserId::parse(format!("player-{}", i % 500)).unwrap(),
-            hero_id: HeroId::parse("storm").unwrap(),
-            score: Score::new(i * 7 % 1_000_000).unwrap(),
-            achieved_at: Some(now),
-            client_ref: None,
-            received_at: now,
-            correlation_id: CorrelationId::generate(),
-            outcome: Outcome::Accepted,
-            decided_at: time::OffsetDateTime::now_utc(),
-            notified_at: None,
+    let board = BoardRef {
+        hero_id: HeroId::parse("storm").unwrap(),
+        board: Period::AllTime.board_of(now.date()),
+    };
+    let changes: Vec<BoardChange> = (0..count)
+        .map(|i| BoardChange::Offer {
+            board: board.clone(),
+            entry: Entry {
+                user_id: UserId::parse(format!("player-{i}")).unwrap(),
+                score: Score::new(i * 7 % 1_000_000).unwrap(),
+                submission_id: SubmissionId::new_unique(),
+                received_at: now,
+            },
+            expires_at: None,
         })
         .collect();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    runtime.block_on(async {
-        for chunk in records.chunks(STORE_WRITE_BATCH) {
-            store.write(chunk, deadline).await.unwrap();
-        }
-    });
-    store
+    runtime.block_on(index.apply(&changes)).unwrap();
+    ingest::boards_router(Arc::new(Boards::new(verifier, Arc::new(index))))
 }
 
 fn achieved_at() -> String {
@@ -246,7 +248,7 @@ fn leaderboard(c: &mut Criterion) {
     let Keys {
         verifier, token, ..
     } = keys("HS256");
-    let (router, _) = app_with(verifier, store_with_board(&runtime, 10_000));
+    let router = boards_with(&runtime, verifier, 10_000);
     let read = |path: &str| {
         Request::get(path)
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
@@ -255,7 +257,7 @@ fn leaderboard(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("leaderboard");
     for entries in [10, 100] {
-        let path = format!("/v1/leaderboard/storm?limit={entries}");
+        let path = format!("/v1/leaderboards/storm?limit={entries}");
         let status = runtime.block_on(call(&router, read(&path)));
         assert_eq!(status, StatusCode::OK, "{path}");
         group.bench_function(BenchmarkId::new("read", entries), |b| {

@@ -40,6 +40,10 @@ pub enum IngestError {
     StoreUnavailable(PortError),
     #[error("the token signing keys could not be fetched: {0}")]
     KeysUnavailable(String),
+    #[error("the player has no entry on this board")]
+    NoEntry,
+    #[error("the rank index could not be read: {0}")]
+    BoardsUnavailable(PortError),
 }
 
 impl From<InvalidInput> for IngestError {
@@ -136,6 +140,16 @@ impl IngestError {
                 "keys-unavailable",
                 "Tokens cannot be checked right now",
             ),
+            IngestError::NoEntry => (
+                StatusCode::NOT_FOUND,
+                "no-entry",
+                "The player is not on this board",
+            ),
+            IngestError::BoardsUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "boards-unavailable",
+                "Leaderboards cannot be read right now",
+            ),
         };
         let detail = match self {
             IngestError::Unauthorized(e) => {
@@ -171,9 +185,12 @@ impl IngestError {
                 "the request was not accepted; retry after {RETRY_AFTER_SECONDS} seconds with the same \
                  Idempotency-Key: the retry maps to the same submission ids, so nothing is stored twice"
             ),
-            IngestError::StoreUnavailable(_) => {
+            IngestError::StoreUnavailable(_) | IngestError::BoardsUnavailable(_) => {
                 format!("retry after {RETRY_AFTER_SECONDS} seconds")
             }
+            IngestError::NoEntry => "the player has no accepted score in this hero's board for \
+                 that period and date (boards fill a moment after a score is accepted)"
+                .to_owned(),
             IngestError::KeysUnavailable(_) => format!(
                 "the identity provider's signing keys could not be fetched, so the token could \
                  not be checked and nothing was accepted; retry after {RETRY_AFTER_SECONDS} seconds"
@@ -218,6 +235,7 @@ impl IntoResponse for IngestError {
             }
             IngestError::QueueUnavailable(_)
             | IngestError::StoreUnavailable(_)
+            | IngestError::BoardsUnavailable(_)
             | IngestError::KeysUnavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
@@ -264,7 +282,9 @@ mod tests {
             | IngestError::RateLimited { .. }
             | IngestError::QueueUnavailable(_)
             | IngestError::StoreUnavailable(_)
-            | IngestError::KeysUnavailable(_) => {}
+            | IngestError::KeysUnavailable(_)
+            | IngestError::NoEntry
+            | IngestError::BoardsUnavailable(_) => {}
         }
     }
 
@@ -288,6 +308,8 @@ mod tests {
             IngestError::QueueUnavailable(port()),
             IngestError::StoreUnavailable(port()),
             IngestError::KeysUnavailable("connection refused".to_owned()),
+            IngestError::NoEntry,
+            IngestError::BoardsUnavailable(port()),
         ]
     }
 
@@ -296,7 +318,7 @@ mod tests {
         let errors = every_error();
         assert_eq!(
             errors.len(),
-            12,
+            14,
             "one of each variant, as `listed` names them"
         );
         for error in &errors {

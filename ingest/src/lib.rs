@@ -2,13 +2,14 @@
 //! answer 202. The same router serves API Gateway (through lambda_http) and the local stack.
 //! The write path never touches the database.
 
+pub mod boards;
 pub mod connection;
 pub mod error;
 pub mod keys;
 pub mod limiter;
 pub mod openapi;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Extension;
@@ -16,7 +17,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,11 +26,7 @@ use serde_json::json;
 use shared::auth::bearer_token;
 use shared::ids::{CorrelationId, SubmissionId};
 use shared::lambda::by_deadline;
-use shared::leaderboard::{HERO_ID_PARAMETER, LeaderboardEntry, LeaderboardQuery, rank};
-use shared::limits::{
-    ACHIEVED_AT_MAX_FUTURE, INGEST_WORK_BUDGET, LEADERBOARD_MAX_AGE_SECONDS, MAX_BODY_BYTES,
-    PENDING_HORIZON,
-};
+use shared::limits::{ACHIEVED_AT_MAX_FUTURE, INGEST_WORK_BUDGET, MAX_BODY_BYTES, PENDING_HORIZON};
 use shared::message::{Principal, QueuedItem, QueuedRequest, REQUEST_MESSAGE_VERSION};
 use shared::ports::{SubmissionQueue, SubmissionStore};
 use shared::record::{SubmissionRecord, SubmissionStatus};
@@ -90,19 +87,39 @@ impl App {
     }
 }
 
-/// The HTTP API.
+/// The ingest function's HTTP API: submissions, their status, and the OpenAPI document.
 pub fn router(app: Arc<App>) -> Router {
+    finish(ingest_routes(app))
+}
+
+/// The boards function's HTTP API: the leaderboard reads.
+pub fn boards_router(boards: Arc<boards::Boards>) -> Router {
+    finish(boards::routes(boards))
+}
+
+/// Both, as one server (the local stack and the tests); deployed, API Gateway routes
+/// `/v1/leaderboards/*` to the boards function and the rest to ingest.
+pub fn full_router(app: Arc<App>, boards: Arc<boards::Boards>) -> Router {
+    finish(ingest_routes(app).merge(boards::routes(boards)))
+}
+
+fn ingest_routes(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/scores", post(post_score))
         .route("/v1/scores/batch", post(post_batch))
         .route("/v1/submissions/{id}", get(get_submission))
-        .route("/v1/leaderboard/{hero_id}", get(get_leaderboard))
         .route("/openapi.json", get(get_openapi))
+        .with_state(app)
+}
+
+/// What every API answers the same way: unknown paths and methods as problem JSON, the
+/// correlation id, and connection handling.
+fn finish(routes: Router) -> Router {
+    routes
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
         .layer(middleware::from_fn(correlate))
         .layer(middleware::from_fn(connection::drain_or_close))
-        .with_state(app)
 }
 
 /// Gives every request a correlation id (the caller's `X-Correlation-Id` if it is well-formed),
@@ -185,7 +202,7 @@ async fn post_score(
     request: Request,
 ) -> Result<Response, IngestError> {
     let (parts, body) = request.into_parts();
-    let principal = authenticate(&app, &parts.headers).await?;
+    let principal = authenticate(&app.auth, &parts.headers).await?;
     require_json(&parts.headers)?;
     let idempotency_key = idempotency_key(&parts.headers)?;
     let bytes = read_body(&parts.headers, body).await?;
@@ -215,7 +232,7 @@ async fn post_batch(
     request: Request,
 ) -> Result<Response, IngestError> {
     let (parts, body) = request.into_parts();
-    let principal = authenticate(&app, &parts.headers).await?;
+    let principal = authenticate(&app.auth, &parts.headers).await?;
     require_json(&parts.headers)?;
     let idempotency_key = idempotency_key(&parts.headers)?;
     let bytes = read_body(&parts.headers, body).await?;
@@ -247,7 +264,7 @@ async fn get_submission(
     raw_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, IngestError> {
-    let principal = authenticate(&app, &headers).await?;
+    let principal = authenticate(&app.auth, &headers).await?;
     // A path that does not decode (not UTF-8) names no submission.
     let Ok(Path(raw_id)) = raw_id else {
         return Err(IngestError::NotFound);
@@ -259,70 +276,6 @@ async fn get_submission(
     let view = status_view(&principal, id, record, OffsetDateTime::now_utc())
         .ok_or(IngestError::NotFound)?;
     Ok((StatusCode::OK, json_body(&view)).into_response())
-}
-
-/// The best accepted scores for a hero. Any authenticated user may read any hero's board.
-async fn get_leaderboard(
-    State(app): State<Arc<App>>,
-    Extension(WorkDeadline(deadline)): Extension<WorkDeadline>,
-    raw_hero_id: Result<Path<String>, PathRejection>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, IngestError> {
-    authenticate(&app, &headers).await?;
-    let Ok(Path(raw_hero_id)) = raw_hero_id else {
-        return Err(IngestError::Validation(vec![FieldError::parameter(
-            HERO_ID_PARAMETER,
-            "is not UTF-8 once percent-decoded",
-        )]));
-    };
-    let query =
-        LeaderboardQuery::parse(&raw_hero_id, uri.query()).map_err(IngestError::Validation)?;
-    let reading = app.store.leaderboard(&query.hero_id, query.limit);
-    let records = by_deadline(deadline, "store", reading)
-        .await
-        .map_err(IngestError::StoreUnavailable)?;
-    let entries = rank(&query, records);
-    let mut response = (
-        StatusCode::OK,
-        json_body(&leaderboard_view(&query, &entries)),
-    )
-        .into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, LEADERBOARD_CACHE_CONTROL.clone());
-    Ok(response)
-}
-
-/// `Cache-Control` of every leaderboard answer, built once from the limit.
-static LEADERBOARD_CACHE_CONTROL: LazyLock<HeaderValue> = LazyLock::new(|| {
-    HeaderValue::from_str(&format!("private, max-age={LEADERBOARD_MAX_AGE_SECONDS}"))
-        .unwrap_or_else(|_| HeaderValue::from_static("private"))
-});
-
-/// The leaderboard as the API shows it: each entry's place, who, what and when.
-pub fn leaderboard_view(
-    query: &LeaderboardQuery,
-    entries: &[LeaderboardEntry],
-) -> serde_json::Value {
-    let entries: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|entry| {
-            let record = &entry.record;
-            let mut view = json!({
-                "rank": entry.rank,
-                "userId": record.user_id.as_str(),
-                "score": record.score.get(),
-                "submissionId": record.submission_id,
-                "receivedAt": record.received_at.format(&Rfc3339).ok(),
-            });
-            if let Some(achieved_at) = record.achieved_at.and_then(|t| t.format(&Rfc3339).ok()) {
-                view["achievedAt"] = json!(achieved_at);
-            }
-            view
-        })
-        .collect();
-    json!({ "heroId": query.hero_id.as_str(), "entries": entries })
 }
 
 /// What the caller may see of a submission. Another user's record is answered exactly like an
@@ -363,7 +316,10 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
-async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, IngestError> {
+pub(crate) async fn authenticate(
+    auth: &Authenticator,
+    headers: &HeaderMap,
+) -> Result<Principal, IngestError> {
     let header = match headers.get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(
@@ -372,7 +328,7 @@ async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Principal, Inges
                 .map_err(|_| shared::auth::TokenError::Malformed)?,
         ),
     };
-    Ok(app.auth.verify(bearer_token(header)?).await?)
+    Ok(auth.verify(bearer_token(header)?).await?)
 }
 
 /// Accepts `application/json` and `application/<anything>+json`, with parameters.
@@ -491,7 +447,7 @@ fn status_url(id: SubmissionId) -> String {
     format!("/v1/submissions/{id}")
 }
 
-fn json_body(value: &serde_json::Value) -> Response {
+pub(crate) fn json_body(value: &serde_json::Value) -> Response {
     (
         [(
             header::CONTENT_TYPE,
@@ -591,36 +547,6 @@ mod tests {
             status_view(&principal("a"), id, None, issued - time::Duration::hours(1)).is_none(),
             "issued in the future"
         );
-    }
-
-    #[test]
-    fn a_leaderboard_entry_shows_rank_user_score_id_and_times() {
-        let query = LeaderboardQuery::parse("storm", None).unwrap();
-        let id = SubmissionId::new_unique();
-        let mut with_time = record(id, "alice", Outcome::Accepted);
-        with_time.achieved_at = Some(datetime!(2026-11-22 11:59:00 UTC));
-        let without_time = record(SubmissionId::new_unique(), "bob", Outcome::Accepted);
-        let entries = rank(&query, vec![with_time, without_time]);
-
-        let view = leaderboard_view(&query, &entries);
-
-        assert_eq!(view["heroId"], "storm");
-        assert_eq!(
-            view["entries"][0],
-            json!({
-                "rank": 1,
-                "userId": "alice",
-                "score": 7,
-                "submissionId": id,
-                "receivedAt": "2026-11-22T12:00:00Z",
-                "achievedAt": "2026-11-22T11:59:00Z",
-            })
-        );
-        assert_eq!(
-            view["entries"][1]["rank"], 1,
-            "an equal score shares the rank"
-        );
-        assert!(view["entries"][1].get("achievedAt").is_none());
     }
 
     #[test]

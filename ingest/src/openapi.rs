@@ -8,14 +8,16 @@ use serde_json::{Value, json};
 use shared::limits::{
     ACHIEVED_AT_EARLIEST_TEXT, ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS,
     CORRELATION_ID_MAX_CHARS, HERO_ID_MAX_CHARS, IDEMPOTENCY_KEY_MAX_CHARS,
-    LEADERBOARD_DEFAULT_ENTRIES, LEADERBOARD_MAX_AGE_SECONDS, LEADERBOARD_MAX_ENTRIES,
-    MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES, SCORE_MAX, SCORE_MIN,
+    LEADERBOARD_AROUND_DEFAULT, LEADERBOARD_AROUND_MAX, LEADERBOARD_DEFAULT_ENTRIES,
+    LEADERBOARD_MAX_AGE_SECONDS, LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS, MAX_BODY_BYTES,
+    SCORE_MAX, SCORE_MIN,
 };
+use shared::period::{DAILY_RETENTION_DAYS, WEEKLY_RETENTION_WEEKS};
 use shared::record::FailureReason;
 use shared::rejection::RejectionReason;
 
 /// Every problem `type` the API answers with, and when.
-pub const PROBLEM_TYPES: [(&str, u16, &str); 12] = [
+pub const PROBLEM_TYPES: [(&str, u16, &str); 14] = [
     (
         "invalid-json",
         400,
@@ -40,6 +42,11 @@ pub const PROBLEM_TYPES: [(&str, u16, &str); 12] = [
         "not-found",
         404,
         "unknown route, or an unknown or foreign submission id",
+    ),
+    (
+        "no-entry",
+        404,
+        "the player has no accepted score on that board (hero, period and date)",
     ),
     (
         "method-not-allowed",
@@ -69,7 +76,12 @@ pub const PROBLEM_TYPES: [(&str, u16, &str); 12] = [
     (
         "store-unavailable",
         503,
-        "a read of stored submissions (a status or a leaderboard) failed",
+        "a read of a stored submission's status failed",
+    ),
+    (
+        "boards-unavailable",
+        503,
+        "the rank index (the leaderboards) could not be read",
     ),
     (
         "keys-unavailable",
@@ -221,37 +233,72 @@ pub fn document() -> Value {
                     }
                 }
             },
-            "/v1/leaderboard/{heroId}": {
+            "/v1/leaderboards/{heroId}": {
                 "get": {
                     "operationId": "getLeaderboard",
-                    "summary": "A hero's best accepted scores, highest first",
-                    "description": "Any authenticated user may read any hero's board. Entries are accepted submissions (a user may hold several places); equal scores share a rank (1, 2, 2, 4), and which of several equal scores falls inside `limit` is not promised. A score shows up a moment after it is accepted. Unknown query parameters are refused.",
+                    "summary": "A hero's board for a period: one entry per player, page by page",
+                    "description": format!(
+                        "Any authenticated user may read any board. A player's entry is their best accepted score among the submissions received in the period (by the server's clock, not achievedAt). Order: higher score first; on equal scores, the player who reached it first (earlier receivedAt), then by user id. Ranks are positions in that order: 1, 2, 3, with no ties. A score shows up a moment after it is accepted. Page with `nextCursor`: on an unchanged board, pages never repeat or skip an entry. Daily boards stay readable {DAILY_RETENTION_DAYS} days after their day, weekly boards {WEEKLY_RETENTION_WEEKS} weeks after their last day. Unknown and repeated query parameters are refused."
+                    ),
                     "parameters": [
-                        {
-                            "name": "heroId", "in": "path", "required": true,
-                            "schema": { "type": "string", "minLength": 1, "maxLength": HERO_ID_MAX_CHARS, "pattern": "^[A-Za-z0-9_-]+$" }
-                        },
+                        { "$ref": "#/components/parameters/HeroId" },
+                        { "$ref": "#/components/parameters/Period" },
+                        { "$ref": "#/components/parameters/Date" },
                         {
                             "name": "limit", "in": "query", "required": false,
                             "description": "How many entries to return",
                             "schema": { "type": "integer", "minimum": 1, "maximum": LEADERBOARD_MAX_ENTRIES, "default": LEADERBOARD_DEFAULT_ENTRIES }
                         },
+                        {
+                            "name": "cursor", "in": "query", "required": false,
+                            "description": "A previous page's `nextCursor`: this page starts after it. Only valid with the same hero, period and date",
+                            "schema": { "type": "string" }
+                        },
                         { "$ref": "#/components/parameters/CorrelationId" }
                     ],
                     "responses": {
                         "200": {
-                            "description": "The board, possibly empty",
-                            "headers": {
-                                "Cache-Control": {
-                                    "description": format!("`private, max-age={LEADERBOARD_MAX_AGE_SECONDS}`: a board may be reused for that long"),
-                                    "schema": { "type": "string" }
-                                }
-                            },
+                            "description": "A page of the board, possibly empty",
+                            "headers": { "Cache-Control": { "$ref": "#/components/headers/BoardCacheControl" } },
                             "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Leaderboard" } } }
                         },
                         "400": problem_response("`validation-failed`, naming the `parameter`"),
                         "401": problem_response("`unauthorized`"),
-                        "503": with_retry_after(problem_response("`store-unavailable`")),
+                        "503": with_retry_after(problem_response("`boards-unavailable`")),
+                    }
+                }
+            },
+            "/v1/leaderboards/{heroId}/players/{userId}": {
+                "get": {
+                    "operationId": "getStanding",
+                    "summary": "A player's rank on a board and the entries around it",
+                    "description": "Any authenticated user may read any player's standing. `entries` holds up to `around` entries above the player, the player's own and up to `around` below, in rank order.",
+                    "parameters": [
+                        { "$ref": "#/components/parameters/HeroId" },
+                        {
+                            "name": "userId", "in": "path", "required": true,
+                            "description": "The player's user id (the token subject, percent-encoded), or `me` for the caller",
+                            "schema": { "type": "string", "minLength": 1 }
+                        },
+                        { "$ref": "#/components/parameters/Period" },
+                        { "$ref": "#/components/parameters/Date" },
+                        {
+                            "name": "around", "in": "query", "required": false,
+                            "description": "How many entries above and below the player to return",
+                            "schema": { "type": "integer", "minimum": 0, "maximum": LEADERBOARD_AROUND_MAX, "default": LEADERBOARD_AROUND_DEFAULT }
+                        },
+                        { "$ref": "#/components/parameters/CorrelationId" }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The player's entry, rank and neighbours",
+                            "headers": { "Cache-Control": { "$ref": "#/components/headers/BoardCacheControl" } },
+                            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Standing" } } }
+                        },
+                        "400": problem_response("`validation-failed`, naming the `parameter`"),
+                        "401": problem_response("`unauthorized`"),
+                        "404": problem_response("`no-entry`: the player has no entry on that board"),
+                        "503": with_retry_after(problem_response("`boards-unavailable`")),
                     }
                 }
             },
@@ -274,6 +321,20 @@ pub fn document() -> Value {
                     "description": "Retries with the same key map to the same submission id(s): item i of the request gets the id of (user, key, i) unless it carries a clientRef, whose id wins. Reusing a key for another payload is refused as `idempotency_conflict`.",
                     "schema": { "type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_CHARS, "pattern": "^[!-+\\--~]+$" }
                 },
+                "HeroId": {
+                    "name": "heroId", "in": "path", "required": true,
+                    "schema": { "type": "string", "minLength": 1, "maxLength": HERO_ID_MAX_CHARS, "pattern": "^[A-Za-z0-9_-]+$" }
+                },
+                "Period": {
+                    "name": "period", "in": "query", "required": false,
+                    "description": "`all-time`, `daily` (the UTC day) or `weekly` (the ISO week, from Monday 00:00 UTC)",
+                    "schema": { "enum": ["all-time", "daily", "weekly"], "default": "all-time" }
+                },
+                "Date": {
+                    "name": "date", "in": "query", "required": false,
+                    "description": format!("A UTC date: the board of the period containing it. Defaults to today; not after today, and within the retention ({DAILY_RETENTION_DAYS} days, {WEEKLY_RETENTION_WEEKS} weeks)"),
+                    "schema": { "type": "string", "format": "date" }
+                },
                 "CorrelationId": {
                     "name": "X-Correlation-Id", "in": "header", "required": false,
                     "description": "Echoed in the response and carried through every stage; one is generated when absent or malformed.",
@@ -282,7 +343,11 @@ pub fn document() -> Value {
             },
             "headers": {
                 "RetryAfter": { "description": "Seconds to wait before retrying", "schema": { "type": "integer", "minimum": 1 } },
-                "CorrelationId": { "description": "The request's correlation id", "schema": { "type": "string" } }
+                "CorrelationId": { "description": "The request's correlation id", "schema": { "type": "string" } },
+                "BoardCacheControl": {
+                    "description": format!("`private, max-age={LEADERBOARD_MAX_AGE_SECONDS}`: an answer may be reused for that long"),
+                    "schema": { "type": "string" }
+                }
             },
             "schemas": {
                 "ScoreSubmission": {
@@ -366,11 +431,32 @@ pub fn document() -> Value {
                 },
                 "Leaderboard": {
                     "type": "object",
-                    "required": ["heroId", "entries"],
+                    "required": ["heroId", "period", "periodStart", "entries"],
                     "properties": {
                         "heroId": { "type": "string" },
+                        "period": { "enum": ["all-time", "daily", "weekly"] },
+                        "periodStart": { "type": ["string", "null"], "format": "date", "description": "The board's first day (a Monday for weekly boards); null for all-time" },
                         "entries": {
                             "type": "array", "maxItems": LEADERBOARD_MAX_ENTRIES,
+                            "items": { "$ref": "#/components/schemas/LeaderboardEntry" }
+                        },
+                        "nextCursor": { "type": "string", "description": "Present while more entries follow: pass it as `cursor` for the next page" }
+                    }
+                },
+                "Standing": {
+                    "type": "object",
+                    "required": ["heroId", "period", "periodStart", "rank", "userId", "score", "submissionId", "receivedAt", "entries"],
+                    "properties": {
+                        "heroId": { "type": "string" },
+                        "period": { "enum": ["all-time", "daily", "weekly"] },
+                        "periodStart": { "type": ["string", "null"], "format": "date" },
+                        "rank": { "type": "integer", "minimum": 1 },
+                        "userId": { "type": "string" },
+                        "score": { "type": "integer", "minimum": SCORE_MIN, "maximum": SCORE_MAX },
+                        "submissionId": { "type": "string", "format": "uuid" },
+                        "receivedAt": { "type": "string", "format": "date-time" },
+                        "entries": {
+                            "type": "array", "maxItems": 2 * LEADERBOARD_AROUND_MAX + 1,
                             "items": { "$ref": "#/components/schemas/LeaderboardEntry" }
                         }
                     }
@@ -380,11 +466,10 @@ pub fn document() -> Value {
                     "required": ["rank", "userId", "score", "submissionId", "receivedAt"],
                     "properties": {
                         "rank": { "type": "integer", "minimum": 1 },
-                        "userId": { "type": "string", "description": "The token subject that submitted the score" },
+                        "userId": { "type": "string", "description": "The player (the token subject that submitted the score)" },
                         "score": { "type": "integer", "minimum": SCORE_MIN, "maximum": SCORE_MAX },
-                        "submissionId": { "type": "string", "format": "uuid" },
-                        "receivedAt": { "type": "string", "format": "date-time" },
-                        "achievedAt": { "type": "string", "format": "date-time", "description": "Present when the client gave it" }
+                        "submissionId": { "type": "string", "format": "uuid", "description": "The submission that set this best" },
+                        "receivedAt": { "type": "string", "format": "date-time", "description": "When that submission was received" }
                     }
                 },
                 "Problem": {

@@ -10,13 +10,14 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::Request;
-use ingest::{App, router};
+use ingest::boards::Boards;
+use ingest::{App, full_router};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::json;
 use shared::auth::{AuthConfig, TokenAlgorithm, TokenVerifier, VerificationKey};
-use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
+use shared::memory::{MemoryQueue, MemoryRankIndex, MemoryStore, QueueSettings};
 use tower::ServiceExt;
 
 use fuzz_input::leaderboard_path;
@@ -49,13 +50,16 @@ fn seeds() -> Vec<Vec<u8>> {
     .collect()
 }
 
-/// Leaderboard reads to mutate: a hero id, `?`, then the query string.
+/// Board reads to mutate: a hero id, `?`, then the query string.
 const LEADERBOARD_SEEDS: &[&str] = &[
     "storm",
     "storm?limit=10",
     "storm?limit=100&limit=1",
     "s?page=2&limit=0",
     "storm?limit=%31%30&+=%",
+    "storm?period=weekly&date=2026-11-30&cursor=bm90IGEgY3Vyc29y",
+    "storm/players/me?around=25&period=daily",
+    "storm/players/auth0%7Cbob?around=0",
 ];
 
 fn mutate(rng: &mut StdRng, input: &[u8]) -> Vec<u8> {
@@ -129,7 +133,11 @@ async fn mutated_requests_never_panic_or_fail_the_server() {
         Arc::new(MemoryQueue::new("fuzz", QueueSettings::default())),
         Arc::new(MemoryStore::new()),
     ));
-    let router = router(app);
+    let boards = Arc::new(Boards::new(
+        TokenVerifier::new(&config).unwrap(),
+        Arc::new(MemoryRankIndex::new()),
+    ));
+    let router = full_router(app, boards);
     let token = token();
     let seeds = seeds();
     let mut rng = StdRng::seed_from_u64(seed);

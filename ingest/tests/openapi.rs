@@ -7,16 +7,17 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use ingest::{App, router};
+use ingest::boards::Boards;
+use ingest::{App, full_router};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use shared::auth::{AuthConfig, TokenAlgorithm, TokenVerifier, VerificationKey};
-use shared::ids::{CorrelationId, SubmissionId, UserId};
-use shared::limits::STORE_WRITE_BATCH;
-use shared::memory::{MemoryQueue, MemoryStore, QueueSettings};
-use shared::ports::SubmissionStore;
+use shared::board::{BoardChange, BoardRef, Entry};
+use shared::ids::{SubmissionId, UserId};
+use shared::memory::{MemoryQueue, MemoryRankIndex, MemoryStore, QueueSettings};
+use shared::period::Period;
+use shared::ports::RankIndex;
 use shared::record::FailureReason;
-use shared::record::{Outcome, SubmissionRecord};
 use shared::rejection::RejectionReason;
 use shared::submission::{HeroId, Score};
 use tower::ServiceExt;
@@ -24,10 +25,11 @@ use tower::ServiceExt;
 const SECRET: &[u8] = b"openapi-secret-openapi-secret-0123";
 
 fn app() -> Router {
-    app_with(MemoryStore::new())
+    app_with(MemoryRankIndex::new())
 }
 
-fn app_with(store: MemoryStore) -> Router {
+/// The whole API (ingest's routes and the boards'), the boards served from `index`.
+fn app_with(index: MemoryRankIndex) -> Router {
     let config = AuthConfig {
         algorithm: TokenAlgorithm::Hs256,
         key: VerificationKey::Secret(SECRET.to_vec()),
@@ -36,11 +38,17 @@ fn app_with(store: MemoryStore) -> Router {
         leeway_seconds: 0,
         key_id: None,
     };
-    router(Arc::new(App::new(
-        TokenVerifier::new(&config).unwrap(),
-        Arc::new(MemoryQueue::new("openapi", QueueSettings::default())),
-        Arc::new(store),
-    )))
+    full_router(
+        Arc::new(App::new(
+            TokenVerifier::new(&config).unwrap(),
+            Arc::new(MemoryQueue::new("openapi", QueueSettings::default())),
+            Arc::new(MemoryStore::new()),
+        )),
+        Arc::new(Boards::new(
+            TokenVerifier::new(&config).unwrap(),
+            Arc::new(index),
+        )),
+    )
 }
 
 fn token() -> String {
@@ -229,42 +237,71 @@ async fn the_documented_limits_are_the_enforced_ones() {
 
 #[tokio::test]
 async fn the_documented_leaderboard_limits_are_the_enforced_ones() {
-    // GIVEN more accepted scores for one hero than a board can show
-    let store = MemoryStore::new();
+    // GIVEN a board of more players than a page can show
+    let index = MemoryRankIndex::new();
     let now = time::OffsetDateTime::now_utc();
-    let records: Vec<SubmissionRecord> = (0..250u32)
-        .map(|i| SubmissionRecord {
-            submission_id: SubmissionId::new_unique(),
-            user_id: UserId::parse("alice").unwrap(),
-            hero_id: HeroId::parse("storm").unwrap(),
-            score: Score::new(i).unwrap(),
-            achieved_at: None,
-            client_ref: None,
-            received_at: now,
-            correlation_id: CorrelationId::generate(),
-            outcome: Outcome::Accepted,
-            decided_at: time::OffsetDateTime::now_utc(),
-            notified_at: None,
+    let board = BoardRef {
+        hero_id: HeroId::parse("storm").unwrap(),
+        board: Period::AllTime.board_of(now.date()),
+    };
+    let changes: Vec<BoardChange> = (0..250u32)
+        .map(|i| BoardChange::Offer {
+            board: board.clone(),
+            entry: Entry {
+                user_id: UserId::parse(format!("player-{i}")).unwrap(),
+                score: Score::new(i).unwrap(),
+                submission_id: SubmissionId::new_unique(),
+                received_at: now,
+            },
+            expires_at: None,
         })
         .collect();
-    let far = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
-    for chunk in records.chunks(STORE_WRITE_BATCH) {
-        store.write(chunk, far).await.unwrap();
-    }
-    let app = app_with(store);
+    index.apply(&changes).await.unwrap();
+    let app = app_with(index);
     let doc = document(&app).await;
-    let parameters = doc["paths"]["/v1/leaderboard/{heroId}"]["get"]["parameters"]
+    let parameters = doc["paths"]["/v1/leaderboards/{heroId}"]["get"]["parameters"]
         .as_array()
         .unwrap();
     let limit = &parameters.iter().find(|p| p["name"] == "limit").unwrap()["schema"];
 
     // WHEN the board is read without a limit THEN the documented default number of entries comes back
-    let (status, board) = get(&app, "/v1/leaderboard/storm").await;
+    let (status, board) = get(&app, "/v1/leaderboards/storm").await;
     assert_eq!(status, StatusCode::OK, "{board}");
     assert_eq!(
         board["entries"].as_array().unwrap().len() as u64,
         number(limit, "default")
     );
+
+    // AND a standing's `around` is what the document says, each end and one past it
+    let standing = doc["paths"]["/v1/leaderboards/{heroId}/players/{userId}"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let around = &standing.iter().find(|p| p["name"] == "around").unwrap()["schema"];
+    let (status, body) = get(&app, "/v1/leaderboards/storm/players/player-100").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["entries"].as_array().unwrap().len() as u64,
+        2 * number(around, "default") + 1
+    );
+    for (asked, ok) in [
+        (number(around, "minimum"), true),
+        (number(around, "maximum"), true),
+        (number(around, "maximum") + 1, false),
+    ] {
+        let (status, body) = get(
+            &app,
+            &format!("/v1/leaderboards/storm/players/player-100?around={asked}"),
+        )
+        .await;
+        if ok {
+            assert_eq!(
+                body["entries"].as_array().unwrap().len() as u64,
+                2 * asked + 1
+            );
+        } else {
+            assert_eq!(status, StatusCode::BAD_REQUEST, "around={asked}: {body}");
+        }
+    }
 
     // AND the documented range is what is taken, each end and one past it
     let (min, max) = (number(limit, "minimum"), number(limit, "maximum"));
@@ -274,7 +311,7 @@ async fn the_documented_leaderboard_limits_are_the_enforced_ones() {
         (min - 1, None),
         (max + 1, None),
     ] {
-        let (status, body) = get(&app, &format!("/v1/leaderboard/storm?limit={asked}")).await;
+        let (status, body) = get(&app, &format!("/v1/leaderboards/storm?limit={asked}")).await;
         match expected {
             Some(entries) => {
                 assert_eq!(status, StatusCode::OK, "limit={asked}: {body}");
@@ -288,13 +325,15 @@ async fn the_documented_leaderboard_limits_are_the_enforced_ones() {
     }
 
     // AND the hero id follows the same rule as in a submission
-    let hero_max = number(&parameters[0]["schema"], "maxLength") as usize;
-    assert_eq!(parameters[0]["name"], "heroId");
-    let (status, _) = get(&app, &format!("/v1/leaderboard/{}", "h".repeat(hero_max))).await;
+    assert_eq!(parameters[0]["$ref"], "#/components/parameters/HeroId");
+    let hero = &doc["components"]["parameters"]["HeroId"];
+    assert_eq!(hero["name"], "heroId");
+    let hero_max = number(&hero["schema"], "maxLength") as usize;
+    let (status, _) = get(&app, &format!("/v1/leaderboards/{}", "h".repeat(hero_max))).await;
     assert_eq!(status, StatusCode::OK);
     let (status, body) = get(
         &app,
-        &format!("/v1/leaderboard/{}", "h".repeat(hero_max + 1)),
+        &format!("/v1/leaderboards/{}", "h".repeat(hero_max + 1)),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

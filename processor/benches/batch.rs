@@ -131,15 +131,6 @@ impl SubmissionStore for LatencyStore {
         self.rounds(1, 1).await;
         self.inner.get_many(ids, deadline).await
     }
-
-    async fn leaderboard(
-        &self,
-        hero_id: &HeroId,
-        limit: usize,
-    ) -> Result<Vec<SubmissionRecord>, PortError> {
-        self.rounds(1, 1).await;
-        self.inner.leaderboard(hero_id, limit).await
-    }
 }
 
 struct Fixture {

@@ -3,6 +3,7 @@
 //! reports back to SQS only the records whose work did not complete.
 
 pub mod cache;
+pub mod ranker;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

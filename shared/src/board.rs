@@ -23,7 +23,6 @@ use crate::limits::{
 };
 use crate::period::{Board, Period, parse_date};
 use crate::record::{Outcome, SubmissionRecord};
-use crate::rejection::RejectionReason;
 use crate::submission::{FieldError, HeroId, Score};
 
 /// The path parameter naming the hero.
@@ -229,7 +228,8 @@ impl StoredChange {
     /// What the change asks of the boards:
     /// - an item now accepted offers its entry to its three boards (a new verdict, a redriven
     ///   `failed` marker, or a repeat of either: offers are idempotent);
-    /// - an accepted item rewritten as rejected (`suspended_user`) is an operator's revocation,
+    /// - an accepted item rewritten as rejected is an operator's revocation (the only change of
+    ///   a verdict),
     ///   which takes the player off those boards as of the rewrite's `decidedAt`;
     /// - anything else (a rejection, a notifier's mark, a removal) changes no board.
     pub fn board_changes(&self) -> Vec<BoardChange> {
@@ -254,7 +254,7 @@ impl StoredChange {
                     })
                     .collect()
             }
-            Outcome::Rejected(RejectionReason::SuspendedUser) if was_accepted => {
+            Outcome::Rejected(_) if was_accepted => {
                 BoardRef::containing(&new.hero_id, new.received_at)
                     .into_iter()
                     .map(|board| BoardChange::Revoke {
@@ -538,6 +538,7 @@ mod tests {
 
     use super::*;
     use crate::record::example_record;
+    use crate::rejection::RejectionReason;
     use crate::submission::FieldLocation;
 
     const TODAY: Date = date!(2026 - 12 - 02);
@@ -569,7 +570,7 @@ mod tests {
     fn higher_scores_rank_first_then_the_earlier_receipt_then_the_user_id() {
         let t = datetime!(2026-12-02 12:00 UTC);
         let later = t + time::Duration::nanoseconds(1);
-        let mut entries = vec![
+        let mut entries = [
             entry("carol", 50, t),
             entry("bob", 90, later),
             entry("alice2", 90, t),
@@ -586,7 +587,11 @@ mod tests {
 
     #[test]
     fn a_rank_key_reads_back_as_its_entry_and_nothing_else_parses() {
-        let e = entry("auth0|alice", 4200, datetime!(2026-12-02 12:00:00.123456789 UTC));
+        let e = entry(
+            "auth0|alice",
+            4200,
+            datetime!(2026-12-02 12:00:00.123456789 UTC),
+        );
         let key = e.rank_key();
         assert_eq!(RankKey::parse(key.as_str()), Some(key.clone()));
         assert_eq!(key.entry(), e);
@@ -639,7 +644,10 @@ mod tests {
         };
         let changes = change.board_changes();
         let keys: Vec<String> = changes.iter().map(|c| c.board().key()).collect();
-        assert_eq!(keys, ["storm:all", "storm:d2026-12-06", "storm:w2026-11-30"]);
+        assert_eq!(
+            keys,
+            ["storm:all", "storm:d2026-12-06", "storm:w2026-11-30"]
+        );
         let BoardChange::Offer {
             entry, expires_at, ..
         } = &changes[1]
@@ -650,7 +658,10 @@ mod tests {
         assert_eq!(*expires_at, Some(datetime!(2027-03-07 00:00 UTC)));
         // A redriven `failed` marker turned accepted offers the same.
         let redriven = StoredChange {
-            old: Some(record("alice", Outcome::Failed(crate::record::FailureReason::StoreUnavailable))),
+            old: Some(record(
+                "alice",
+                Outcome::Failed(crate::record::FailureReason::StoreUnavailable),
+            )),
             new: Some(accepted),
         };
         assert_eq!(redriven.board_changes(), changes);
@@ -712,7 +723,8 @@ mod tests {
 
     #[test]
     fn period_and_date_name_the_board_containing_that_date() {
-        let query = BoardQuery::parse("storm", Some("period=weekly&date=2026-11-29"), TODAY).unwrap();
+        let query =
+            BoardQuery::parse("storm", Some("period=weekly&date=2026-11-29"), TODAY).unwrap();
         assert_eq!(query.board.key(), "storm:w2026-11-23");
         let query = BoardQuery::parse("storm", Some("period=daily"), TODAY).unwrap();
         assert_eq!(query.board.key(), "storm:d2026-12-02");
@@ -737,37 +749,78 @@ mod tests {
     #[test]
     fn limits_and_around_are_bounded_integers() {
         let over = format!("limit={}", LEADERBOARD_MAX_ENTRIES + 1);
-        for bad in ["limit=0", over.as_str(), "limit=-1", "limit=1.5", "limit=", "limit=+5"] {
+        for bad in [
+            "limit=0",
+            over.as_str(),
+            "limit=-1",
+            "limit=1.5",
+            "limit=",
+            "limit=+5",
+        ] {
             let errors = BoardQuery::parse("storm", Some(bad), TODAY).unwrap_err();
-            assert_eq!(named(&errors), [(LIMIT_PARAMETER.to_owned(), "must be an integer from 1 to 100")], "{bad}");
+            assert_eq!(
+                named(&errors),
+                [(
+                    LIMIT_PARAMETER.to_owned(),
+                    "must be an integer from 1 to 100"
+                )],
+                "{bad}"
+            );
         }
-        assert_eq!(BoardQuery::parse("storm", Some("limit=%33"), TODAY).unwrap().limit, 3);
-        let around = |q: &str| StandingQuery::parse("storm", "me", Some(q), TODAY).map(|q| q.around);
+        assert_eq!(
+            BoardQuery::parse("storm", Some("limit=%33"), TODAY)
+                .unwrap()
+                .limit,
+            3
+        );
+        let around =
+            |q: &str| StandingQuery::parse("storm", "me", Some(q), TODAY).map(|q| q.around);
         assert_eq!(around("around=0"), Ok(0));
-        assert_eq!(around(&format!("around={LEADERBOARD_AROUND_MAX}")), Ok(LEADERBOARD_AROUND_MAX));
+        assert_eq!(
+            around(&format!("around={LEADERBOARD_AROUND_MAX}")),
+            Ok(LEADERBOARD_AROUND_MAX)
+        );
         assert!(around(&format!("around={}", LEADERBOARD_AROUND_MAX + 1)).is_err());
-        assert_eq!(StandingQuery::parse("storm", "me", None, TODAY).unwrap().around, LEADERBOARD_AROUND_DEFAULT);
+        assert_eq!(
+            StandingQuery::parse("storm", "me", None, TODAY)
+                .unwrap()
+                .around,
+            LEADERBOARD_AROUND_DEFAULT
+        );
     }
 
     #[test]
     fn unknown_repeated_and_nameless_parameters_are_refused_boundedly() {
-        let errors = BoardQuery::parse("storm", Some("limit=5&limit=6&limit=7&page=2&=1"), TODAY).unwrap_err();
+        let errors = BoardQuery::parse("storm", Some("limit=5&limit=6&limit=7&page=2&=1"), TODAY)
+            .unwrap_err();
         let names: Vec<String> = named(&errors).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["limit", "page", ""]);
         let errors = StandingQuery::parse("storm", "me", Some("limit=5"), TODAY).unwrap_err();
-        assert_eq!(named(&errors)[0].0, "limit", "a board parameter is not a standing one");
+        assert_eq!(
+            named(&errors)[0].0,
+            "limit",
+            "a board parameter is not a standing one"
+        );
         let errors = BoardQuery::parse("storm", Some(&"a&".repeat(10_000)), TODAY).unwrap_err();
         assert_eq!(errors.len(), MAX_REPORTED_ERRORS);
         let errors = BoardQuery::parse("storm", Some("%00evil=1"), TODAY).unwrap_err();
         assert_eq!(named(&errors)[0].0, "(unprintable or overlong name)");
-        assert_eq!(BoardQuery::parse("storm", Some("&&limit=5&"), TODAY).unwrap().limit, 5);
+        assert_eq!(
+            BoardQuery::parse("storm", Some("&&limit=5&"), TODAY)
+                .unwrap()
+                .limit,
+            5
+        );
     }
 
     #[test]
     fn bad_path_parameters_are_reported_with_the_query_problems() {
         let errors = StandingQuery::parse("../etc", "", Some("around=99"), TODAY).unwrap_err();
         let names: Vec<String> = named(&errors).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names, [HERO_ID_PARAMETER, USER_ID_PARAMETER, AROUND_PARAMETER]);
+        assert_eq!(
+            names,
+            [HERO_ID_PARAMETER, USER_ID_PARAMETER, AROUND_PARAMETER]
+        );
         let query = StandingQuery::parse("storm", "auth0|bob", None, TODAY).unwrap();
         let caller = UserId::parse("auth0|alice").unwrap();
         assert_eq!(query.player.resolve(&caller).as_str(), "auth0|bob");
@@ -781,13 +834,20 @@ mod tests {
         let key = entry("alice", 10, datetime!(2026-12-02 12:00 UTC)).rank_key();
         let cursor = encode_cursor(&board, &key);
         let query = format!("cursor={cursor}");
-        assert_eq!(BoardQuery::parse("storm", Some(&query), TODAY).unwrap().after, Some(key));
-        let errors = BoardQuery::parse("storm", Some(&format!("{query}&period=daily")), TODAY).unwrap_err();
+        assert_eq!(
+            BoardQuery::parse("storm", Some(&query), TODAY)
+                .unwrap()
+                .after,
+            Some(key)
+        );
+        let errors =
+            BoardQuery::parse("storm", Some(&format!("{query}&period=daily")), TODAY).unwrap_err();
         assert!(named(&errors)[0].1.contains("another board"), "{errors:?}");
         let errors = BoardQuery::parse("blade", Some(&query), TODAY).unwrap_err();
         assert!(named(&errors)[0].1.contains("another board"), "{errors:?}");
         for forged in ["!!", "bm90IGEgY3Vyc29y", ""] {
-            let errors = BoardQuery::parse("storm", Some(&format!("cursor={forged}")), TODAY).unwrap_err();
+            let errors =
+                BoardQuery::parse("storm", Some(&format!("cursor={forged}")), TODAY).unwrap_err();
             assert_eq!(named(&errors)[0].0, CURSOR_PARAMETER, "{forged}");
         }
     }

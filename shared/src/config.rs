@@ -33,6 +33,8 @@ pub const QUOTAS_TABLE: &str = "QUOTAS_TABLE";
 pub const USER_QUOTA_LIMIT: &str = "USER_QUOTA_LIMIT";
 pub const USER_QUOTA_WINDOW_SECONDS: &str = "USER_QUOTA_WINDOW_SECONDS";
 pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
+/// The rank index: `redis://host:port`, or `rediss://` with TLS (a Redis or Valkey cluster).
+pub const RANK_INDEX_URL: &str = "RANK_INDEX_URL";
 
 /// Default burst a user may send to one ingest instance (two full batches).
 pub const DEFAULT_BURST_LIMIT: u32 = 200;
@@ -291,6 +293,44 @@ impl ProcessorConfig {
                         })?,
                 ),
             },
+        })
+    }
+}
+
+/// The ranker function's settings: where the rank index is.
+#[derive(Clone, Debug)]
+pub struct RankerConfig {
+    pub rank_index_url: String,
+}
+
+impl RankerConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            rank_index_url: required(
+                env,
+                RANK_INDEX_URL,
+                "the rank index URL (rediss://host:port)",
+            )?,
+        })
+    }
+}
+
+/// The boards function's settings: how callers authenticate and where the rank index is.
+#[derive(Clone, Debug)]
+pub struct BoardsConfig {
+    pub auth: AuthConfig,
+    pub rank_index_url: String,
+}
+
+impl BoardsConfig {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            auth: auth_from_env(env)?,
+            rank_index_url: required(
+                env,
+                RANK_INDEX_URL,
+                "the rank index URL (rediss://host:port)",
+            )?,
         })
     }
 }

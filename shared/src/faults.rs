@@ -11,9 +11,9 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
+use crate::board::{BoardChange, BoardPage, BoardRef, RankKey, Standing};
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedRequest, Rejection};
-use crate::board::{BoardChange, BoardPage, BoardRef, RankKey, Standing};
 use crate::ports::{
     BatchReport, Notifier, PortError, PutReport, QuotaCounter, RankIndex, RejectionSink,
     SubmissionQueue, SubmissionStore, UserDirectory,

@@ -15,9 +15,11 @@ use time::OffsetDateTime;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::board::{
+    BoardChange, BoardPage, BoardRef, RankKey, RankedEntry, Standing, StoredChange,
+};
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedRequest, Rejection, encode};
-use crate::board::{BoardChange, BoardPage, BoardRef, RankKey, RankedEntry, Standing, StoredChange};
 use crate::ports::{
     BatchReport, Notifier, PortError, PutReport, QuotaCounter, RankIndex, RejectionSink,
     SubmissionQueue, SubmissionStore, UserDirectory,
@@ -437,7 +439,6 @@ impl SubmissionStore for MemoryStore {
             .filter_map(|id| table.records.get(id).map(|r| (*id, r.clone())))
             .collect())
     }
-
 }
 
 /// The rank index in memory: per board, the entries in rank-key order. The reference the Redis
@@ -484,7 +485,10 @@ impl MemoryBoard {
                 user_id, through, ..
             } => {
                 let mut changed = false;
-                let kept = self.revoked_through.entry(user_id.clone()).or_insert(*through);
+                let kept = self
+                    .revoked_through
+                    .entry(user_id.clone())
+                    .or_insert(*through);
                 if *kept < *through {
                     *kept = *through;
                 }
@@ -531,7 +535,12 @@ impl RankIndex for MemoryRankIndex {
         let mut boards = self.boards();
         Ok(changes
             .iter()
-            .map(|change| boards.entry(change.board().key()).or_default().apply(change))
+            .map(|change| {
+                boards
+                    .entry(change.board().key())
+                    .or_default()
+                    .apply(change)
+            })
             .collect())
     }
 
@@ -831,7 +840,10 @@ mod tests {
             .await
             .unwrap();
         // A put that meets a verdict changes nothing, so nothing is published.
-        store.put_new(&[accepted.clone()], Instant::now()).await.unwrap();
+        store
+            .put_new(std::slice::from_ref(&accepted), Instant::now())
+            .await
+            .unwrap();
         let at = OffsetDateTime::now_utc();
         store
             .mark_notified(&[rejected.submission_id], at, Instant::now())
@@ -848,13 +860,28 @@ mod tests {
         assert_eq!(
             seen,
             [
-                StoredChange { old: None, new: Some(rejected.clone()) },
-                StoredChange { old: None, new: Some(accepted) },
-                StoredChange { old: Some(rejected), new: Some(notified) },
+                StoredChange {
+                    old: None,
+                    new: Some(rejected.clone())
+                },
+                StoredChange {
+                    old: None,
+                    new: Some(accepted)
+                },
+                StoredChange {
+                    old: Some(rejected),
+                    new: Some(notified)
+                },
             ]
         );
         drop(changes);
-        store.write(&[stored("storm", 1, 2, Outcome::Accepted)], Instant::now()).await.unwrap();
-        assert!(store.table.read().unwrap().subscribers.is_empty(), "a dropped receiver unsubscribes");
+        store
+            .write(&[stored("storm", 1, 2, Outcome::Accepted)], Instant::now())
+            .await
+            .unwrap();
+        assert!(
+            store.table.read().unwrap().subscribers.is_empty(),
+            "a dropped receiver unsubscribes"
+        );
     }
 }

@@ -211,7 +211,10 @@ mod tests {
         let expires = week.expires_at().unwrap();
         assert!(week.is_retained_on((expires - Duration::nanoseconds(1)).date()));
         assert!(!week.is_retained_on(expires.date()));
-        assert_eq!(Period::AllTime.board_of(date!(2026 - 12 - 02)).expires_at(), None);
+        assert_eq!(
+            Period::AllTime.board_of(date!(2026 - 12 - 02)).expires_at(),
+            None
+        );
     }
 
     #[test]

@@ -117,7 +117,6 @@ pub trait SubmissionStore: Send + Sync {
         ids: &[SubmissionId],
         deadline: Instant,
     ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError>;
-
 }
 
 /// The rank index: every board's entries in board order (see [`crate::board`]), fed with the

@@ -144,8 +144,9 @@ impl SubmissionRecord {
 }
 
 /// The accepted records among `records`, each rewritten as rejected with `reason`: what an
-/// operator's revocation stores. Rejected items carry no leaderboard keys, so writing these takes
-/// the scores off every board; records already rejected are left as they are. The operator's
+/// operator's revocation stores. The ranker reads each accepted item turned rejected in the
+/// table's stream and takes the player off that item's boards, for good as of `revoked_at`
+/// (`crate::board::StoredChange`); records already rejected are left as they are. The operator's
 /// action is the only one that changes a verdict, and it is not notified through the pipeline:
 /// the rewritten records count as notified at `revoked_at`, so no redelivery notifies them.
 pub fn revoke_accepted(

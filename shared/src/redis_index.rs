@@ -222,7 +222,10 @@ fn port_error(error: redis::RedisError) -> PortError {
         || error.is_connection_refusal()
         || error.is_connection_dropped()
         || error.is_cluster_error()
-        || matches!(error.code(), Some("BUSY" | "LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN"))
+        || matches!(
+            error.code(),
+            Some("BUSY" | "LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN")
+        )
     {
         PortError::Unavailable {
             service: SERVICE,
@@ -273,7 +276,10 @@ impl RankIndex for RedisRankIndex {
             async move {
                 let mut results = Vec::with_capacity(indexes.len());
                 for &index in indexes {
-                    results.push((index, self.apply_one(connection.clone(), &changes[index]).await?));
+                    results.push((
+                        index,
+                        self.apply_one(connection.clone(), &changes[index]).await?,
+                    ));
                 }
                 Ok::<_, PortError>(results)
             }
@@ -341,7 +347,9 @@ impl RankIndex for RedisRankIndex {
             .cloned()
             .ok_or_else(|| PortError::Refused {
                 service: SERVICE,
-                detail: format!("the players hash names {user_id} but the board does not hold them"),
+                detail: format!(
+                    "the players hash names {user_id} but the board does not hold them"
+                ),
             })?;
         Ok(Some(Standing { player, entries }))
     }

@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use serde_json::json;
 use shared::aws::dynamodb::{item_to_record, record_to_item};
-use shared::ids::{SubmissionId, UserId};
 use shared::board::{BoardQuery, MAX_REPORTED_ERRORS, StandingQuery};
+use shared::ids::{SubmissionId, UserId};
 use shared::limits::{
     ACHIEVED_AT_EARLIEST, ACHIEVED_AT_MAX_FUTURE, CLIENT_REF_MAX_CHARS, HERO_ID_MAX_CHARS,
     LEADERBOARD_AROUND_MAX, LEADERBOARD_MAX_ENTRIES, MAX_BATCH_SUBMISSIONS, SCORE_MAX,

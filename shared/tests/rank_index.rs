@@ -77,12 +77,20 @@ async fn read_all(index: &dyn RankIndex, board: &BoardRef, page: usize) -> Vec<R
         let read = index.page(board, after.as_ref(), page).await.unwrap();
         assert!(read.entries.len() <= page);
         for ranked in &read.entries {
-            assert_eq!(ranked.rank, all.len() as u64 + 1, "ranks run on across pages");
+            assert_eq!(
+                ranked.rank,
+                all.len() as u64 + 1,
+                "ranks run on across pages"
+            );
             all.push(ranked.clone());
         }
         match read.next {
             Some(next) => {
-                assert_eq!(read.entries.len(), page, "only a full page says more follow");
+                assert_eq!(
+                    read.entries.len(),
+                    page,
+                    "only a full page says more follow"
+                );
                 after = Some(next);
             }
             None => return all,
@@ -127,7 +135,10 @@ async fn keeps_each_players_best_and_ranks_ties_by_receipt(index: &dyn RankIndex
     );
     let all = read_all(index, &board, 2).await;
     assert_eq!(users(&all), ["carol", "alice", "bob"]);
-    assert_eq!(all[1].entry, alice_best, "the entry is the best submission itself");
+    assert_eq!(
+        all[1].entry, alice_best,
+        "the entry is the best submission itself"
+    );
 }
 
 async fn pages_through_many_players_without_a_repeat_or_a_gap(index: &dyn RankIndex) {
@@ -155,7 +166,10 @@ async fn pages_through_many_players_without_a_repeat_or_a_gap(index: &dyn RankIn
         .iter()
         .map(|r| (std::cmp::Reverse(r.entry.score.get()), r.entry.received_at))
         .collect();
-    assert_eq!(read, expected, "board order: best score, then earliest receipt");
+    assert_eq!(
+        read, expected,
+        "board order: best score, then earliest receipt"
+    );
     let mut seen = std::collections::HashSet::new();
     assert!(all.iter().all(|r| seen.insert(r.entry.user_id.clone())));
     // The whole board in one page reads the same.
@@ -186,7 +200,11 @@ async fn a_standing_agrees_with_the_board(index: &dyn RankIndex) {
         assert_eq!(standing.player.entry.user_id.as_str(), user);
         assert_eq!(standing.player, all[standing.player.rank as usize - 1]);
         let ranks: Vec<u64> = standing.entries.iter().map(|r| r.rank).collect();
-        assert_eq!(ranks, (first..=last).collect::<Vec<u64>>(), "{user} around {around}");
+        assert_eq!(
+            ranks,
+            (first..=last).collect::<Vec<u64>>(),
+            "{user} around {around}"
+        );
         assert_eq!(standing.entries[..], all[first as usize - 1..last as usize]);
     }
     assert_eq!(
@@ -228,7 +246,10 @@ async fn a_revocation_takes_the_player_off_and_keeps_earlier_scores_out(index: &
     // A score received after the revocation (the user was reactivated) counts.
     let after = entry("mallory", 50, revoked_at + Duration::seconds(1));
     assert_eq!(index.apply(&[offer(&board, &after)]).await.unwrap(), [true]);
-    assert_eq!(users(&read_all(index, &board, 10).await), ["bob", "mallory"]);
+    assert_eq!(
+        users(&read_all(index, &board, 10).await),
+        ["bob", "mallory"]
+    );
     // A revocation does not touch an entry received after it.
     let earlier_revocation = revoke(&board, "mallory", revoked_at - Duration::seconds(1));
     assert_eq!(index.apply(&[earlier_revocation]).await.unwrap(), [false]);
@@ -290,11 +311,7 @@ async fn redis_daily_and_weekly_boards_expire_with_their_retention_and_all_time_
                 .query_async(&mut connection)
                 .await
                 .unwrap();
-            assert_eq!(
-                at,
-                expires_at.map_or(-1, |t| t.unix_timestamp()),
-                "{name}"
-            );
+            assert_eq!(at, expires_at.map_or(-1, |t| t.unix_timestamp()), "{name}");
         }
     }
 }
@@ -316,7 +333,10 @@ async fn redis_an_unreachable_cluster_is_a_transient_port_error_not_a_panic() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, PortError::Unavailable { .. } | PortError::Timeout { .. }),
+        matches!(
+            error,
+            PortError::Unavailable { .. } | PortError::Timeout { .. }
+        ),
         "{error}"
     );
 }

@@ -2,6 +2,7 @@
 //! token minting, used by the `local` binary, the end-to-end tests and the load generator.
 
 pub mod backend;
+pub mod change_feed;
 pub mod emulate;
 pub mod event_source;
 pub mod load;

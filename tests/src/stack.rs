@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
+use ingest::boards::Boards;
 use ingest::{App, BurstLimit};
 use notifier::RejectionNotifier;
+use processor::ranker::{FeedRecord, Ranker};
 use processor::{Ports, Processor, Quota, UserCache};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -18,7 +20,7 @@ use shared::faults::{FaultPlan, Faulty};
 use shared::ids::SubmissionId;
 use shared::message::Rejection;
 use shared::ports::{
-    Notifier, PortError, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory,
+    Notifier, PortError, RankIndex, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory,
 };
 use shared::quota::QuotaPolicy;
 use shared::record::SubmissionRecord;
@@ -29,6 +31,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::backend::{Backend, DeadLetters};
+use crate::change_feed::{FeedProgress, StreamHandler, StreamHandlerFuture, spawn_stream_consumer};
 use crate::event_source::{HandlerFuture, PollSettings, SqsHandler, spawn_consumer};
 use crate::tokens::TokenMinter;
 
@@ -36,6 +39,14 @@ use crate::tokens::TokenMinter;
 pub const PROCESSOR_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time the notifier gets per batch.
 pub const NOTIFIER_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time the ranker gets per batch.
+pub const RANKER_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most change records one ranker batch takes (the stream mapping's batch size).
+pub const RANKER_BATCH_SIZE: usize = 100;
+/// How long one read of the change feed waits for a first record.
+const RANKER_READ_WAIT: Duration = Duration::from_millis(200);
+/// How long a drain check waits for the ranker to show it has caught up.
+const RANKER_CATCH_UP: Duration = Duration::from_secs(5);
 
 /// How to assemble the stack around a backend.
 pub struct StackOptions {
@@ -93,7 +104,7 @@ impl CrashDice {
     }
 
     /// Runs an invocation, crashing it if the dice say so.
-    async fn run(&self, invocation: impl Future<Output = SqsBatchResponse>) -> SqsBatchResponse {
+    async fn run<T>(&self, invocation: impl Future<Output = T>) -> T {
         let Some(cutoff) = self.roll() else {
             return invocation.await;
         };
@@ -135,6 +146,7 @@ pub struct StackFaults {
     pub rejections_queue: Arc<FaultPlan>,
     pub notifier: Arc<FaultPlan>,
     pub quota: Arc<FaultPlan>,
+    pub rank_index: Arc<FaultPlan>,
 }
 
 impl StackFaults {
@@ -147,6 +159,7 @@ impl StackFaults {
             rejections_queue: FaultPlan::new(),
             notifier: FaultPlan::new(),
             quota: FaultPlan::new(),
+            rank_index: FaultPlan::new(),
         }
     }
 }
@@ -163,6 +176,8 @@ pub struct LocalStack {
     stop_consumers: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     consumers: Vec<JoinHandle<()>>,
+    /// How far the ranker has read the change feed; `None` when nothing here feeds it.
+    ranking: Option<Arc<FeedProgress>>,
     /// What else runs for this stack (the emulation's function processes); dropped last.
     held: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
@@ -178,6 +193,7 @@ pub struct AssembledParts {
     pub http: JoinHandle<std::io::Result<()>>,
     pub stop_consumers: watch::Sender<bool>,
     pub consumers: Vec<JoinHandle<()>>,
+    pub ranking: Option<Arc<FeedProgress>>,
     pub held: Vec<Box<dyn std::any::Any + Send + Sync>>,
 }
 
@@ -239,6 +255,10 @@ impl LocalStack {
             backend.notifier.clone(),
             faults.notifier.clone(),
         ));
+        let rank_port: Arc<dyn RankIndex> = Arc::new(Faulty::new(
+            backend.rank_index.clone(),
+            faults.rank_index.clone(),
+        ));
 
         let auth = options
             .auth
@@ -248,6 +268,7 @@ impl LocalStack {
             App::new(TokenVerifier::new(&auth)?, queue_port, store_port.clone())
                 .with_burst_limit(options.burst_limit),
         );
+        let boards = Arc::new(Boards::new(TokenVerifier::new(&auth)?, rank_port.clone()));
         let listener =
             TcpListener::bind(options.addr)
                 .await
@@ -261,7 +282,7 @@ impl LocalStack {
         })?;
         let (stop_http, mut http_stopped) = watch::channel(false);
         let http = tokio::spawn(async move {
-            axum::serve(listener, ingest::router(app))
+            axum::serve(listener, ingest::full_router(app, boards))
                 .with_graceful_shutdown(async move {
                     let _ = http_stopped.wait_for(|stop| *stop).await;
                 })
@@ -315,8 +336,29 @@ impl LocalStack {
                 .await
             })
         });
+        let ranker = Arc::new(Ranker::new(rank_port));
+        let dice = crashes.clone();
+        let rank: StreamHandler = Arc::new(move |event| -> StreamHandlerFuture {
+            let ranker = ranker.clone();
+            let dice = dice.clone();
+            Box::pin(async move {
+                let deadline = Instant::now() + RANKER_BATCH_TIMEOUT;
+                let records: Vec<FeedRecord> =
+                    event.records.iter().map(FeedRecord::from_stream).collect();
+                dice.run(async { ranker.rank(&records, deadline).await.into_response() })
+                    .await
+            })
+        });
         let (stop_consumers, consumers_stopped) = watch::channel(false);
+        let (ranker_task, ranking) = spawn_stream_consumer(
+            backend.changes.clone(),
+            rank,
+            RANKER_BATCH_SIZE,
+            RANKER_READ_WAIT,
+            consumers_stopped.clone(),
+        );
         let consumers = vec![
+            ranker_task,
             spawn_consumer(
                 backend.submissions_source.clone(),
                 process,
@@ -342,6 +384,7 @@ impl LocalStack {
             stop_consumers,
             http,
             consumers,
+            ranking: Some(ranking),
             held: Vec::new(),
         })
     }
@@ -360,6 +403,7 @@ impl LocalStack {
             stop_consumers: parts.stop_consumers,
             http: parts.http,
             consumers: parts.consumers,
+            ranking: parts.ranking,
             held: parts.held,
         }
     }
@@ -374,14 +418,20 @@ impl LocalStack {
         self.minter.mint(user, 3600)
     }
 
-    /// Whether both queues have nothing visible or in flight (false when it cannot be told).
+    /// Whether both queues have nothing visible or in flight and the ranker has taken every
+    /// change stored so far (false when it cannot be told).
     pub async fn is_drained(&self) -> bool {
-        match self.backend.observe.is_drained().await {
+        let queues = match self.backend.observe.is_drained().await {
             Ok(drained) => drained,
             Err(error) => {
                 tracing::warn!(%error, "cannot read the queue depths");
                 false
             }
+        };
+        match (&self.ranking, queues) {
+            (_, false) => false,
+            (None, true) => true,
+            (Some(ranking), true) => ranking.caught_up(RANKER_CATCH_UP).await,
         }
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use pipeline_tests::backend::aws::{AwsResources, aws_backend};
+use pipeline_tests::backend::aws::{AwsResources, aws_backend, rank_index_from_env};
 use pipeline_tests::{LocalStack, StackOptions};
 use processor::{Ports, Processor, UserCache};
 use shared::aws::dynamodb::{DynamoSubmissionStore, DynamoUserDirectory};
@@ -163,7 +163,16 @@ async fn a_queue_that_stays_throttled_makes_ingest_answer_503_and_accepts_nothin
             .interceptor(injector.clone())
             .build(),
     );
-    let mut backend = aws_backend(&plain, resources.clone(), Duration::from_secs(1));
+    let endpoint =
+        std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run through scripts/moto.sh");
+    let rank_index = rank_index_from_env().unwrap_or_else(|reason| panic!("{reason}"));
+    let mut backend = aws_backend(
+        &plain,
+        resources.clone(),
+        Duration::from_secs(1),
+        &endpoint,
+        rank_index,
+    );
     backend.submissions_queue = Arc::new(SqsQueue::new(
         throttled_sqs,
         &resources.submissions_queue_url,

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use pipeline_tests::backend::aws::{AwsResources, aws_backend};
+use pipeline_tests::backend::aws::{AwsResources, aws_backend, rank_index_from_env};
 use pipeline_tests::backend::memory::memory_backend;
 use pipeline_tests::emulate::start_for_tests;
 use pipeline_tests::{Backend, LocalStack, StackOptions};
@@ -70,7 +70,14 @@ async fn aws_stack() -> LocalStack {
     let resources = AwsResources::provision(&clients, &prefix, queues)
         .await
         .unwrap();
-    let mut backend: Backend = aws_backend(&clients, resources, Duration::from_secs(1));
+    let rank_index = rank_index_from_env().unwrap_or_else(|reason| panic!("{reason}"));
+    let mut backend: Backend = aws_backend(
+        &clients,
+        resources,
+        Duration::from_secs(1),
+        &moto_endpoint(),
+        rank_index,
+    );
     backend.max_receive_count = Some(MAX_RECEIVE_COUNT);
     let mut options = options();
     options.processor_poll.wait = Duration::from_secs(1);
@@ -160,17 +167,21 @@ scenarios! {
         shutdown_drains_queued_work_first,
         the_correlation_id_is_echoed_and_travels_to_the_notification,
         submissions_over_the_users_quota_are_rejected_as_rate_limited_and_notified,
-        the_leaderboard_ranks_a_heros_accepted_scores_and_leaves_out_rejected_ones,
-        a_leaderboard_read_needs_a_token_and_valid_parameters,
+        a_board_read_needs_a_token_and_valid_parameters,
         a_rejected_submission_retried_five_times_with_its_key_is_notified_once,
         a_retry_after_the_user_was_suspended_leaves_the_accepted_verdict_standing,
         a_reused_key_with_another_score_leaves_the_first_stored_and_reports_the_conflict,
     ],
     not_emulated: [
+        // The emulated deployment has no ranker and boards functions yet (issue 13's next step).
+        a_board_holds_each_players_best_once_and_ranks_the_earlier_of_equal_scores_first,
+        a_players_standing_and_the_page_around_them_agree_with_the_board,
+        cursors_page_through_a_board_of_250_players_with_no_repeat_and_no_gap,
+        a_revocation_takes_the_player_off_every_board_and_their_next_best_stays_off,
         a_queue_that_keeps_refusing_gets_a_503_and_nothing_is_accepted,
         a_record_that_fails_transiently_is_retried_and_then_stored,
         a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is_lost,
-        a_leaderboard_read_the_store_cannot_serve_is_a_503_with_retry_after,
+        a_board_the_rank_index_cannot_serve_is_a_503_and_ranking_catches_up_after_faults,
         a_parked_submission_shows_failed_and_after_a_redrive_its_outcome,
     ],
 }
@@ -865,7 +876,7 @@ async fn a_user_over_the_burst_limit_gets_a_429_and_others_do_not() {
     );
 }
 
-/// (rank, user, score) of each entry of a leaderboard body.
+/// (rank, user, score) of each entry of a board or standing body.
 fn board(body: &Value) -> Vec<(u64, String, u64)> {
     body["entries"]
         .as_array()
@@ -881,126 +892,366 @@ fn board(body: &Value) -> Vec<(u64, String, u64)> {
         .collect()
 }
 
-async fn the_leaderboard_ranks_a_heros_accepted_scores_and_leaves_out_rejected_ones(
+/// Reads a board or standing path as `token`, expecting 200, and returns the body.
+async fn read_board(client: &Client, path: &str, token: &str) -> Value {
+    let response = client.get(path, Some(token)).send().await.unwrap();
+    assert_eq!(
+        response.headers()["cache-control"],
+        "private, max-age=5",
+        "{path}"
+    );
+    let (status, body) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{path}: {body}");
+    body
+}
+
+/// Posts each (token, body) in order, each answered 202, and returns the ids.
+async fn post_in_order(client: &Client, posts: &[(&String, Value)]) -> Vec<SubmissionId> {
+    let mut ids = Vec::new();
+    for (token, body) in posts {
+        let (status, accepted) = client.post_json("/v1/scores", token, body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        ids.push(id_of(&accepted));
+    }
+    ids
+}
+
+async fn a_board_holds_each_players_best_once_and_ranks_the_earlier_of_equal_scores_first(
     stack: LocalStack,
 ) {
-    // GIVEN accepted scores for storm from two users (one tie), a higher score from a suspended
-    // user, and a higher score for another hero
+    // GIVEN several scores each from three players on one hero, a tie on the best score (bob
+    // reaches it after alice), a higher score from a suspended user, and one for another hero
     let client = Client::new(&stack);
     let (alice, bob, mallory) = (
         stack.token("alice"),
         stack.token("bob"),
         stack.token("mallory"),
     );
-    let mut ids = Vec::new();
-    for (token, body) in [
-        (&alice, score("storm", 300)),
-        (&alice, score("storm", 100)),
-        (&bob, score("storm", 200)),
-        (&bob, score("storm", 300)),
-        (&mallory, score("storm", 1_000_000)),
-        (&alice, score("blade", 5_000)),
-    ] {
-        let (status, accepted) = client.post_json("/v1/scores", token, &body).await;
-        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
-        ids.push(id_of(&accepted));
-    }
+    let ids = post_in_order(
+        &client,
+        &[
+            (&alice, score("storm", 100)),
+            (&alice, score("storm", 300)),
+            (&bob, score("storm", 200)),
+            (&alice, score("storm", 250)),
+            (&mallory, score("storm", 1_000_000)),
+            (&alice, score("blade", 5_000)),
+        ],
+    )
+    .await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+    let bobs_tie = post_in_order(&client, &[(&bob, score("storm", 300))]).await[0];
     assert!(stack.wait_until_drained(DRAIN).await);
 
-    // WHEN anyone reads storm's board
+    // WHEN anyone reads storm's boards
+    // THEN each holds one entry per player, their best, the earlier of the tied scores first;
+    // the suspended user's score and the other hero's are absent
+    for period in ["", "?period=all-time", "?period=daily", "?period=weekly"] {
+        let body = read_board(&client, &format!("/v1/leaderboards/storm{period}"), &bob).await;
+        assert_eq!(body["heroId"], "storm");
+        assert_eq!(
+            board(&body),
+            [(1, "alice".into(), 300), (2, "bob".into(), 300)],
+            "{period}: {body}"
+        );
+        assert_eq!(body["entries"][0]["submissionId"], ids[1].to_string());
+        assert_eq!(body["entries"][1]["submissionId"], bobs_tie.to_string());
+        assert!(body["entries"][0]["receivedAt"].is_string());
+        assert!(body.get("nextCursor").is_none(), "{body}");
+    }
+    let today = time::OffsetDateTime::now_utc().date();
+    let daily = read_board(&client, "/v1/leaderboards/storm?period=daily", &bob).await;
+    assert_eq!(daily["period"], "daily");
+    assert_eq!(daily["periodStart"], iso(today));
+    let all_time = read_board(&client, "/v1/leaderboards/storm", &bob).await;
+    assert_eq!(
+        (&all_time["period"], &all_time["periodStart"]),
+        (&json!("all-time"), &Value::Null)
+    );
+
+    // AND a board of another day holds none of today's receipts
+    let yesterday = iso(today - time::Duration::days(1));
+    let body = read_board(
+        &client,
+        &format!("/v1/leaderboards/storm?period=daily&date={yesterday}"),
+        &bob,
+    )
+    .await;
+    assert_eq!(body["entries"], json!([]), "{body}");
+    assert_eq!(body["periodStart"], yesterday);
+
+    // AND a limit keeps the best, with a cursor to the rest
+    let body = read_board(&client, "/v1/leaderboards/storm?limit=1", &alice).await;
+    assert_eq!(board(&body), [(1, "alice".into(), 300)]);
+    let cursor = body["nextCursor"].as_str().expect("more entries follow");
+    let body = read_board(
+        &client,
+        &format!("/v1/leaderboards/storm?limit=1&cursor={cursor}"),
+        &alice,
+    )
+    .await;
+    assert_eq!(board(&body), [(2, "bob".into(), 300)]);
+    assert!(body.get("nextCursor").is_none(), "{body}");
+
+    // AND a hero nobody played has an empty board
+    let body = read_board(&client, "/v1/leaderboards/nobody-plays-this", &alice).await;
+    assert_eq!(body["entries"], json!([]));
+}
+
+fn iso(date: time::Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+async fn a_players_standing_and_the_page_around_them_agree_with_the_board(stack: LocalStack) {
+    // GIVEN eight players on one hero, each with one best score
+    let client = Client::new(&stack);
+    let players: Vec<String> = (0..8).map(|i| format!("standing-{i}")).collect();
+    let tokens: Vec<String> = players.iter().map(|p| stack.token(p)).collect();
+    for player in &players {
+        stack
+            .backend
+            .observe
+            .put_user(&User::active(UserId::parse(player.as_str()).unwrap()))
+            .await
+            .unwrap();
+    }
+    let posts: Vec<(&String, Value)> = tokens
+        .iter()
+        .enumerate()
+        .map(|(i, token)| (token, score("echo", 10 * (i as u32 + 1))))
+        .collect();
+    post_in_order(&client, &posts).await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+    let whole = board(&read_board(&client, "/v1/leaderboards/echo?limit=100", &tokens[0]).await);
+    assert_eq!(whole.len(), 8);
+
+    // WHEN a player asks for their own standing (`me`) and another's, with neighbours
+    let mine = read_board(
+        &client,
+        "/v1/leaderboards/echo/players/me?around=2",
+        &tokens[4],
+    )
+    .await;
+    let theirs = read_board(
+        &client,
+        "/v1/leaderboards/echo/players/standing-7?around=2&period=weekly",
+        &tokens[0],
+    )
+    .await;
+
+    // THEN the rank, score and neighbours are the board's
+    let place = whole
+        .iter()
+        .position(|(_, user, _)| user == "standing-4")
+        .unwrap();
+    assert_eq!(mine["userId"], "standing-4");
+    assert_eq!(mine["rank"], whole[place].0);
+    assert_eq!(mine["score"], 50);
+    assert!(mine["submissionId"].is_string() && mine["receivedAt"].is_string());
+    assert_eq!(
+        board(&mine),
+        whole[place - 2..=place + 2].to_vec(),
+        "{mine}"
+    );
+    assert_eq!(theirs["rank"], 1, "the best score ranks first");
+    assert_eq!(
+        board(&theirs),
+        whole[..3].to_vec(),
+        "nothing above the top: {theirs}"
+    );
+    assert_eq!(theirs["period"], "weekly");
+
+    // AND a player without an entry on the board is a 404 problem
     let response = client
-        .get("/v1/leaderboard/storm", Some(&bob))
+        .get("/v1/leaderboards/echo/players/alice", Some(&tokens[0]))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.headers()["content-type"], "application/json");
-    assert_eq!(response.headers()["cache-control"], "private, max-age=5");
-    let (status, body) = read(response).await;
-
-    // THEN it holds the accepted storm scores, best first, equal scores sharing a rank
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["heroId"], "storm");
-    let entries = board(&body);
-    let mut top: Vec<(u64, String, u64)> = entries[..2].to_vec();
-    top.sort();
-    assert_eq!(
-        top,
-        [(1, "alice".into(), 300), (1, "bob".into(), 300)],
-        "{body}"
-    );
-    assert_eq!(
-        entries[2..],
-        [(3, "bob".into(), 200), (4, "alice".into(), 100)],
-        "{body}"
-    );
-    let alices_300 = body["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["userId"] == "alice" && e["score"] == 300)
-        .unwrap();
-    assert_eq!(alices_300["submissionId"], ids[0].to_string());
-    assert!(alices_300["receivedAt"].is_string());
-
-    // AND a limit keeps only the best entries
-    let (status, body) = read(
-        client
-            .get("/v1/leaderboard/storm?limit=2", Some(&alice))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(
-        board(&body)
-            .iter()
-            .all(|(rank, _, score)| (*rank, *score) == (1, 300))
-    );
-    assert_eq!(board(&body).len(), 2);
-
-    // AND a hero nobody played has an empty board
-    let (status, body) = read(
-        client
-            .get("/v1/leaderboard/nobody-plays-this", Some(&alice))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status, body),
-        (
-            StatusCode::OK,
-            json!({ "heroId": "nobody-plays-this", "entries": [] })
+    expect_problem(response, StatusCode::NOT_FOUND, "no-entry").await;
+    let response = client
+        .get(
+            "/v1/leaderboards/echo/players/me?period=daily&date=2026-01-01",
+            Some(&tokens[0]),
         )
+        .send()
+        .await
+        .unwrap();
+    let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
+    assert_eq!(problem["errors"][0]["parameter"], "date", "{problem}");
+}
+
+async fn cursors_page_through_a_board_of_250_players_with_no_repeat_and_no_gap(stack: LocalStack) {
+    // GIVEN 250 players with scores on one hero, many of them equal
+    use futures::StreamExt;
+    const PLAYERS: usize = 250;
+    let client = Client::new(&stack);
+    let players: Vec<String> = (0..PLAYERS).map(|i| format!("pager-{i:03}")).collect();
+    futures::stream::iter(&players)
+        .for_each_concurrent(16, |player| {
+            let observe = stack.backend.observe.clone();
+            async move {
+                observe
+                    .put_user(&User::active(UserId::parse(player.as_str()).unwrap()))
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    let client_ref = &client;
+    let stack_ref = &stack;
+    futures::stream::iter(players.iter().enumerate())
+        .for_each_concurrent(16, |(i, player)| async move {
+            let token = stack_ref.token(player);
+            let (status, body) = client_ref
+                .post_json("/v1/scores", &token, &score("pager", (i as u32 * 7) % 40))
+                .await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        })
+        .await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    // WHEN the board is read page by page, seven entries at a time
+    let token = stack.token("alice");
+    let mut seen: Vec<(u64, String, u64)> = Vec::new();
+    let mut path = "/v1/leaderboards/pager?limit=7".to_owned();
+    loop {
+        let body = read_board(&client, &path, &token).await;
+        let page = board(&body);
+        assert!(page.len() <= 7);
+        seen.extend(page);
+        match body["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/v1/leaderboards/pager?limit=7&cursor={cursor}"),
+            None => break,
+        }
+        assert!(seen.len() <= PLAYERS, "paging does not end");
+    }
+
+    // THEN every player appears once, ranks run 1..=250, and scores never rise
+    assert_eq!(seen.len(), PLAYERS);
+    let ranks: Vec<u64> = seen.iter().map(|(rank, _, _)| *rank).collect();
+    assert_eq!(ranks, (1..=PLAYERS as u64).collect::<Vec<_>>());
+    let mut users: Vec<&String> = seen.iter().map(|(_, user, _)| user).collect();
+    users.sort();
+    users.dedup();
+    assert_eq!(users.len(), PLAYERS, "no player twice");
+    assert!(
+        seen.windows(2).all(|pair| pair[0].2 >= pair[1].2),
+        "best first"
     );
 }
 
-async fn a_leaderboard_read_needs_a_token_and_valid_parameters(stack: LocalStack) {
+async fn a_revocation_takes_the_player_off_every_board_and_their_next_best_stays_off(
+    stack: LocalStack,
+) {
+    // GIVEN a cheater with a best and a next-best score on storm, and an honest player
+    let client = Client::new(&stack);
+    let cheater = "cheater-1";
+    stack
+        .backend
+        .observe
+        .put_user(&User::active(UserId::parse(cheater).unwrap()))
+        .await
+        .unwrap();
+    let (cheats, honest) = (stack.token(cheater), stack.token("bob"));
+    let ids = post_in_order(
+        &client,
+        &[
+            (&cheats, score("storm", 900)),
+            (&cheats, score("storm", 800)),
+            (&cheats, score("blade", 700)),
+            (&honest, score("storm", 100)),
+        ],
+    )
+    .await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+    let body = read_board(&client, "/v1/leaderboards/storm", &honest).await;
+    assert_eq!(board(&body)[0], (1, cheater.to_owned(), 900));
+
+    // WHEN an operator revokes the cheater's accepted scores (what `users suspend
+    // --revoke-scores` writes)
+    let mut accepted = Vec::new();
+    for id in &ids[..3] {
+        accepted.push(stack.stored(*id).await.unwrap());
+    }
+    let revoked = shared::record::revoke_accepted(
+        accepted,
+        RejectionReason::SuspendedUser,
+        time::OffsetDateTime::now_utc(),
+    );
+    assert_eq!(revoked.len(), 3);
+    let deadline = tokio::time::Instant::now() + DRAIN;
+    let report = stack.backend.store.write(&revoked, deadline).await.unwrap();
+    assert!(report.failed.is_empty());
+    assert!(stack.wait_until_drained(DRAIN).await);
+
+    // THEN the cheater is on no board of any period, the next-best did not take the best's
+    // place, and the honest player moved up
+    for hero in ["storm", "blade"] {
+        for period in ["all-time", "daily", "weekly"] {
+            let body = read_board(
+                &client,
+                &format!("/v1/leaderboards/{hero}?period={period}"),
+                &honest,
+            )
+            .await;
+            assert!(
+                board(&body).iter().all(|(_, user, _)| user != cheater),
+                "{hero} {period}: {body}"
+            );
+            let response = client
+                .get(
+                    &format!("/v1/leaderboards/{hero}/players/{cheater}?period={period}"),
+                    Some(&honest),
+                )
+                .send()
+                .await
+                .unwrap();
+            expect_problem(response, StatusCode::NOT_FOUND, "no-entry").await;
+        }
+    }
+    let body = read_board(&client, "/v1/leaderboards/storm", &honest).await;
+    assert_eq!(board(&body), [(1, "bob".into(), 100)]);
+}
+
+async fn a_board_read_needs_a_token_and_valid_parameters(stack: LocalStack) {
     let client = Client::new(&stack);
     let response = client
-        .get("/v1/leaderboard/storm", None)
+        .get("/v1/leaderboards/storm", None)
         .send()
         .await
         .unwrap();
     assert!(response.headers().contains_key("www-authenticate"));
     expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
     // Authentication comes first: bad parameters without a token learn nothing of the rules.
-    let response = client
-        .get("/v1/leaderboard/no%20spaces?limit=0", None)
-        .send()
-        .await
-        .unwrap();
-    expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    for path in [
+        "/v1/leaderboards/no%20spaces?limit=0",
+        "/v1/leaderboards/storm/players/me?around=99",
+    ] {
+        let response = client.get(path, None).send().await.unwrap();
+        expect_problem(response, StatusCode::UNAUTHORIZED, "unauthorized").await;
+    }
 
     let token = stack.token("alice");
     for (path, parameter) in [
-        ("/v1/leaderboard/storm?limit=0", "limit"),
-        ("/v1/leaderboard/storm?limit=ten", "limit"),
-        ("/v1/leaderboard/storm?page=2", "page"),
-        ("/v1/leaderboard/no%20spaces", "heroId"),
-        ("/v1/leaderboard/%FF%FE", "heroId"),
+        ("/v1/leaderboards/storm?limit=0", "limit"),
+        ("/v1/leaderboards/storm?limit=ten", "limit"),
+        ("/v1/leaderboards/storm?page=2", "page"),
+        ("/v1/leaderboards/storm?period=monthly", "period"),
+        ("/v1/leaderboards/storm?date=2026-02-30", "date"),
+        ("/v1/leaderboards/storm?cursor=not-a-cursor", "cursor"),
+        (
+            "/v1/leaderboards/storm?period=daily&period=weekly",
+            "period",
+        ),
+        ("/v1/leaderboards/no%20spaces", "heroId"),
+        ("/v1/leaderboards/%FF%FE", "heroId"),
+        ("/v1/leaderboards/storm/players/me?around=26", "around"),
+        ("/v1/leaderboards/storm/players/me?limit=5", "limit"),
     ] {
         let response = client.get(path, Some(&token)).send().await.unwrap();
         let problem = expect_problem(response, StatusCode::BAD_REQUEST, "validation-failed").await;
@@ -1009,31 +1260,49 @@ async fn a_leaderboard_read_needs_a_token_and_valid_parameters(stack: LocalStack
             "{path}: {problem}"
         );
     }
+    // The old submission board is gone.
+    let response = client
+        .get("/v1/leaderboard/storm", Some(&token))
+        .send()
+        .await
+        .unwrap();
+    expect_problem(response, StatusCode::NOT_FOUND, "not-found").await;
 }
 
-async fn a_leaderboard_read_the_store_cannot_serve_is_a_503_with_retry_after(stack: LocalStack) {
+async fn a_board_the_rank_index_cannot_serve_is_a_503_and_ranking_catches_up_after_faults(
+    stack: LocalStack,
+) {
     let client = Client::new(&stack);
-    stack.faults.store.fail_next_calls(
-        1,
-        PortError::Throttled {
-            service: "dynamodb",
-            detail: "injected throttling".into(),
+    let token = stack.token("alice");
+    // The ranker's first two batches fail: the feed delivers them again until they go through.
+    stack.faults.rank_index.fail_next_calls(
+        2,
+        PortError::Unavailable {
+            service: "rank index",
+            detail: "injected outage".into(),
         },
     );
-    let token = stack.token("alice");
+    post_in_order(&client, &[(&token, score("storm", 42))]).await;
+    assert!(stack.wait_until_drained(DRAIN).await);
+    assert!(stack.faults.rank_index.injected() >= 2);
+    let body = read_board(&client, "/v1/leaderboards/storm", &token).await;
+    assert_eq!(board(&body), [(1, "alice".into(), 42)]);
+
+    stack.faults.rank_index.fail_next_calls(
+        1,
+        PortError::Timeout {
+            service: "rank index",
+            detail: "injected timeout".into(),
+        },
+    );
     let response = client
-        .get("/v1/leaderboard/storm", Some(&token))
+        .get("/v1/leaderboards/storm", Some(&token))
         .send()
         .await
         .unwrap();
-    expect_retry_later(response, "store-unavailable").await;
-    // The store answers again: so does the board.
-    let response = client
-        .get("/v1/leaderboard/storm", Some(&token))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    expect_retry_later(response, "boards-unavailable").await;
+    // The index answers again: so does the board.
+    read_board(&client, "/v1/leaderboards/storm/players/me", &token).await;
 }
 
 /// Posts one score with an Idempotency-Key and returns its id.

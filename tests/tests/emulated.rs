@@ -117,7 +117,7 @@ async fn percent_encoded_paths_reach_the_function_decoded_on_the_default_stage()
     for path in [
         "/v1/submissions/a%20b",
         "/v1/submissions/%F0%9F%98%80",
-        "/v1/leaderboard/st%20orm",
+        "/v1/leaderboards/st%20orm",
     ] {
         let (status, content_type, problem) = get(path.to_owned()).await;
         assert!(status.is_client_error(), "{path}: {status} {problem}");

@@ -339,33 +339,53 @@ fn cases() -> Vec<Case> {
         [
             (
                 "path separators in a leaderboard hero id",
-                "/v1/leaderboard/..%2F..%2Fetc%2Fpasswd",
+                "/v1/leaderboards/..%2F..%2Fetc%2Fpasswd",
                 "heroId",
             ),
             (
                 "invalid UTF-8 in a leaderboard hero id",
-                "/v1/leaderboard/%FF%FE",
+                "/v1/leaderboards/%FF%FE",
                 "heroId",
             ),
             (
                 "overflowing leaderboard limit",
-                "/v1/leaderboard/storm?limit=99999999999999999999",
+                "/v1/leaderboards/storm?limit=99999999999999999999",
                 "limit",
             ),
             (
                 "negative leaderboard limit",
-                "/v1/leaderboard/storm?limit=-1",
+                "/v1/leaderboards/storm?limit=-1",
                 "limit",
             ),
             (
                 "repeated leaderboard limit",
-                "/v1/leaderboard/storm?limit=1&limit=100",
+                "/v1/leaderboards/storm?limit=1&limit=100",
                 "limit",
             ),
             (
                 "control characters in a query parameter name",
-                "/v1/leaderboard/storm?%00%1B[2J=1",
+                "/v1/leaderboards/storm?%00%1B[2J=1",
                 "(unprintable or overlong name)",
+            ),
+            (
+                "a forged leaderboard cursor",
+                "/v1/leaderboards/storm?cursor=eyJhZG1pbiI6dHJ1ZX0",
+                "cursor",
+            ),
+            (
+                "a leaderboard date far in the past",
+                "/v1/leaderboards/storm?period=daily&date=0001-01-01",
+                "date",
+            ),
+            (
+                "control characters in a player id",
+                "/v1/leaderboards/storm/players/a%00b",
+                "userId",
+            ),
+            (
+                "an overflowing around",
+                "/v1/leaderboards/storm/players/me?around=99999999999999999999",
+                "around",
             ),
         ]
         .map(|(name, path, parameter)| {
@@ -399,7 +419,7 @@ async fn every_hostile_request_gets_its_documented_error() {
     let cases = cases();
     for case in &cases {
         let mut request = if case.path.starts_with("/v1/submissions/")
-            || case.path.starts_with("/v1/leaderboard/")
+            || case.path.starts_with("/v1/leaderboards/")
         {
             client.get(format!("{}{}", stack.url, case.path))
         } else {

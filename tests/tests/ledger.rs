@@ -15,14 +15,14 @@ use pipeline_tests::{LocalStack, StackOptions};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{Value, json};
+use shared::board::{BoardRef, Entry};
 use shared::ids::{SubmissionId, UserId};
 use shared::memory::QueueSettings;
 use shared::message::{Rejection, decode, decode_submissions};
-use shared::ports::SubmissionStore;
+use shared::ports::RankIndex;
 use shared::quota::QuotaPolicy;
 use shared::record::Outcome;
 use shared::rejection::RejectionReason;
-use shared::submission::HeroId;
 use shared::users::User;
 use time::OffsetDateTime;
 
@@ -244,6 +244,7 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
         &stack.faults.rejections_queue,
         &stack.faults.notifier,
         &stack.faults.quota,
+        &stack.faults.rank_index,
     ];
     for (i, plan) in plans.iter().enumerate() {
         plan.fail_at_random(FAULT_RATE, seed.wrapping_add(i as u64));
@@ -439,40 +440,56 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
         "refusals come only from a full window"
     );
 
-    // The leaderboards, after all the rewrites and changed verdicts of redelivery: each hero's
-    // board holds exactly its stored accepted submissions, and its top 100 over HTTP are the
-    // best 100 of those scores.
-    // The store stops failing first: these reads check the data, not the retry path (the e2e
-    // tests check that a failed read is a 503).
-    stack.faults.store.heal();
+    // The boards, after every redelivery, crash and failed ranking: each board of each hero and
+    // period holds exactly one entry per player who has a stored accepted submission received
+    // in the period, and that entry is the player's best of them (the earliest on a tie), in
+    // board order; and the HTTP answer of each board's first page is that order's top 100.
+    // The index stops failing first: these reads check the data, not the retry path.
+    stack.faults.rank_index.heal();
     let records = memory.store.records();
-    let heroes: HashSet<HeroId> = records.iter().map(|r| r.hero_id.clone()).collect();
+    let mut expected: HashMap<String, (BoardRef, HashMap<UserId, Entry>)> = HashMap::new();
+    for record in records.iter().filter(|r| r.outcome == Outcome::Accepted) {
+        let entry = Entry::from_record(record).unwrap();
+        for board in BoardRef::containing(&record.hero_id, record.received_at) {
+            let players = &mut expected
+                .entry(board.key())
+                .or_insert_with(|| (board.clone(), HashMap::new()))
+                .1;
+            match players.get(&entry.user_id) {
+                Some(best) if best.ranks_above(&entry) => {}
+                _ => {
+                    players.insert(entry.user_id.clone(), entry.clone());
+                }
+            }
+        }
+    }
     let token = stack.token("player-0");
-    for hero in &heroes {
-        let mut expected: Vec<(SubmissionId, u32)> = records
-            .iter()
-            .filter(|r| &r.hero_id == hero && r.outcome == Outcome::Accepted)
-            .map(|r| (r.submission_id, r.score.get()))
-            .collect();
-        let board = memory.store.leaderboard(hero, usize::MAX).await.unwrap();
-        let mut on_board: Vec<(SubmissionId, u32)> = board
-            .iter()
-            .map(|r| (r.submission_id, r.score.get()))
-            .collect();
-        expected.sort();
-        on_board.sort();
-        assert_eq!(
-            on_board,
-            expected,
-            "{}: board and records differ",
-            hero.as_str()
-        );
+    for (key, (board, players)) in &expected {
+        let mut best: Vec<Entry> = players.values().cloned().collect();
+        best.sort_by_key(Entry::rank_key);
+        let page = memory
+            .rank_index
+            .page(board, None, usize::MAX - 1)
+            .await
+            .unwrap();
+        let on_board: Vec<Entry> = page.entries.iter().map(|r| r.entry.clone()).collect();
+        assert_eq!(on_board, best, "{key}: the board is not each player's best");
 
+        let period = board.board.period.as_str();
+        let date = board
+            .board
+            .start_text()
+            .unwrap_or_else(|| "2026-12-02".to_owned());
+        let query = if board.board.start.is_some() {
+            format!("period={period}&date={date}&limit=100")
+        } else {
+            format!("period={period}&limit=100")
+        };
         let read: Value = client
             .get(format!(
-                "{}/v1/leaderboard/{}?limit=100",
+                "{}/v1/leaderboards/{}?{query}",
                 stack.url,
-                hero.as_str()
+                board.hero_id.as_str()
             ))
             .bearer_auth(&token)
             .send()
@@ -481,20 +498,25 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
             .json()
             .await
             .unwrap();
-        let shown: Vec<u64> = read["entries"]
+        let shown: Vec<(String, u64)> = read["entries"]
             .as_array()
-            .unwrap()
+            .unwrap_or_else(|| panic!("{key}: {read}"))
             .iter()
-            .map(|e| e["score"].as_u64().unwrap())
+            .map(|e| {
+                (
+                    e["userId"].as_str().unwrap().to_owned(),
+                    e["score"].as_u64().unwrap(),
+                )
+            })
             .collect();
-        let mut best: Vec<u64> = expected
+        let top: Vec<(String, u64)> = best
             .iter()
-            .map(|(_, score)| u64::from(*score))
+            .take(100)
+            .map(|e| (e.user_id.as_str().to_owned(), u64::from(e.score.get())))
             .collect();
-        best.sort_unstable_by(|a, b| b.cmp(a));
-        best.truncate(100);
-        assert_eq!(shown, best, "{}: the top 100 over HTTP", hero.as_str());
+        assert_eq!(shown, top, "{key}: the top 100 over HTTP");
     }
+    let boards = expected.len();
 
     let faults: u64 = plans.iter().map(|p| p.injected()).sum();
     println!(
@@ -503,7 +525,8 @@ async fn every_accepted_submission_ends_in_exactly_one_terminal_state_under_faul
          messages were parked, {marked_failed} submissions showed failed and {stuck} pending; after it \
          {stored_accepted} stored as accepted, {stored_rejected} stored as rejected and notified \
          ({rate_limited} over the quota); {} notifications for {stored_rejected} rejections ({:.3} each), \
-         {notified_repeatedly} notified more than once; {} stored verdicts changed",
+         {notified_repeatedly} notified more than once; {} stored verdicts changed; {boards} boards \
+         each held every player's best",
         accepted.len(),
         planned.len(),
         planned.iter().filter(|p| p.duplicate).count(),

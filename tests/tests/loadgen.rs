@@ -776,7 +776,7 @@ fn the_mix_has_exact_proportions_per_period_and_interleaves() {
     assert!(Scenario::Leaderboard.is_read());
     assert_eq!(
         Scenario::Leaderboard.path(3),
-        "/v1/leaderboard/hero-3?limit=10"
+        "/v1/leaderboards/hero-3?limit=10"
     );
 }
 

@@ -1,7 +1,7 @@
 //! Turning fuzzed bytes into requests, shared by the stable smoke run (`ingest/tests/fuzz_smoke.rs`)
 //! and the coverage-guided target (`fuzz/fuzz_targets/request.rs`, which includes this file).
 
-/// `/v1/leaderboard/<hero>?<query>` from the input split at its first `?`: every byte of the hero
+/// `/v1/leaderboards/<hero>?<query>` from the input split at its first `?`: every byte of the hero
 /// id percent-encoded, and the query's bytes too except `&`, `=`, `+` and `%`, so the URI is
 /// always valid, the parameters keep their shape, and the decoder meets raw `+` (a space) and
 /// broken escapes such as `%ZZ` or a trailing `%`.
@@ -17,5 +17,5 @@ pub fn leaderboard_path(input: &[u8]) -> String {
             _ => form_urlencoded::byte_serialize(&[b]).collect(),
         })
         .collect();
-    format!("/v1/leaderboard/{hero}?{query}")
+    format!("/v1/leaderboards/{hero}?{query}")
 }

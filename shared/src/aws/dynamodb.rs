@@ -1,9 +1,10 @@
-//! DynamoDB adapters: the submissions table ([`SubmissionStore`], plus leaderboard and history
-//! reads) and the users table ([`UserDirectory`], plus operator methods). The table design and
+//! DynamoDB adapters: the submissions table ([`SubmissionStore`], plus history reads, and its
+//! stream read back as changes) and the users table ([`UserDirectory`], plus operator methods). The table design and
 //! the pure item mappings are in [`items`]; docs/DYNAMODB.md explains them.
 
 mod items;
 mod quotas;
+mod stream;
 
 use std::collections::{HashMap, HashSet};
 
@@ -18,11 +19,12 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 pub use self::items::{
-    BY_USER_INDEX, Item, ItemError, STATUS_FAILED, attribute, item_to_record,
-    item_to_user, record_to_item, user_to_item,
+    BY_USER_INDEX, Item, ItemError, STATUS_FAILED, attribute, item_to_record, item_to_user,
+    record_to_item, user_to_item,
 };
 use self::items::{text, user_status_text};
 pub use self::quotas::{DynamoQuotaCounter, quota_attribute};
+pub use self::stream::stored_change;
 use super::{
     RETRY_BUDGET_WITHOUT_DEADLINE, Unfinished, build_error, retry_until_finished, sdk_error,
 };
@@ -755,9 +757,9 @@ impl UserDirectory for DynamoUserDirectory {
 mod tests {
     use super::*;
     use crate::ids::CorrelationId;
-    use crate::submission::HeroId;
     use crate::record::Outcome;
     use crate::rejection::RejectionReason;
+    use crate::submission::HeroId;
     use crate::submission::{ClientRef, Score};
     use time::macros::datetime;
 

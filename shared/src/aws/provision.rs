@@ -180,14 +180,9 @@ pub async fn ensure_submissions_table(
             .map(|_| ())
             .or_else(already_exists)
     };
-    ensure_table(
-        client,
-        table_name,
-        &[BY_USER_INDEX],
-        create,
-    )
-    .await
-    .map_err(failed(action))
+    ensure_table(client, table_name, &[BY_USER_INDEX], create)
+        .await
+        .map_err(failed(action))
 }
 
 /// The users table: key `userId`.

@@ -18,16 +18,19 @@ use shared::aws::sns::SnsNotifier;
 use shared::aws::sqs::{SqsQueue, move_messages};
 use shared::aws::{AwsClients, sdk_error};
 use shared::config::{
-    ConfigError, EnvSource, QUOTAS_TABLE, REJECTIONS_QUEUE_URL, REJECTIONS_TOPIC_ARN,
-    SUBMISSIONS_QUEUE_URL, SUBMISSIONS_TABLE, USERS_TABLE,
+    ConfigError, EnvSource, QUOTAS_TABLE, RANK_INDEX_URL, REJECTIONS_QUEUE_URL,
+    REJECTIONS_TOPIC_ARN, SUBMISSIONS_QUEUE_URL, SUBMISSIONS_TABLE, USERS_TABLE,
 };
 use shared::ids::UserId;
 use shared::limits::SDK_ATTEMPT_TIMEOUT;
 use shared::message::{Rejection, decode};
-use shared::ports::PortError;
+use shared::ports::{PortError, RankIndex};
+use shared::redis_index::RedisRankIndex;
 use shared::users::User;
 
 use super::{Backend, DeadLetters, MessageSource, Observe, ReceivedMessage};
+use crate::change_feed::DynamoStreamFeed;
+use crate::emulate::moto::Moto;
 
 /// Optional: the dead-letter queues, read by the stack's observers.
 pub const SUBMISSIONS_DLQ_URL: &str = "SUBMISSIONS_DLQ_URL";
@@ -455,11 +458,15 @@ impl Observe for AwsObserver {
     }
 }
 
-/// A backend over the AWS adapters. `redelivery_delay` is the queues' visibility timeout.
+/// A backend over the AWS adapters. `redelivery_delay` is the queues' visibility timeout. The
+/// submissions table's stream is read through `streams_endpoint` (an emulator's: the reads are
+/// unsigned); the boards live in `rank_index`.
 pub fn aws_backend(
     clients: &AwsClients,
     resources: AwsResources,
     redelivery_delay: Duration,
+    streams_endpoint: &str,
+    rank_index: Arc<dyn RankIndex>,
 ) -> Backend {
     let directory = DynamoUserDirectory::new(clients.dynamodb.clone(), &resources.users_table);
     let observer = AwsObserver {
@@ -500,7 +507,30 @@ pub fn aws_backend(
             &resources.rejections_queue_url,
         )),
         observe: Arc::new(observer),
+        rank_index,
+        changes: Arc::new(DynamoStreamFeed::new(
+            Moto::new(streams_endpoint),
+            clients.dynamodb.clone(),
+            &resources.submissions_table,
+        )),
         redelivery_delay,
         max_receive_count: None,
     }
+}
+
+/// The rank index `RANK_INDEX_URL` names (a Redis cluster), for the stacks that run on the
+/// AWS adapters; its error says what to set.
+pub fn rank_index_from_env() -> Result<Arc<dyn RankIndex>, String> {
+    let url = std::env::var(RANK_INDEX_URL)
+        .ok()
+        .filter(|url| !url.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "{RANK_INDEX_URL} is not set: the boards need a Redis cluster; run through \
+                 `scripts/redis.sh run -- ...` (make test does), or point it at one"
+            )
+        })?;
+    RedisRankIndex::new(&url)
+        .map(|index| Arc::new(index) as Arc<dyn RankIndex>)
+        .map_err(|e| e.to_string())
 }

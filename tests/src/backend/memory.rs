@@ -6,14 +6,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use shared::ids::UserId;
 use shared::memory::{
-    MemoryNotifier, MemoryQueue, MemoryQuotaCounter, MemoryStore, MemoryUserDirectory,
-    PublishListener, QueueSettings,
+    MemoryNotifier, MemoryQueue, MemoryQuotaCounter, MemoryRankIndex, MemoryStore,
+    MemoryUserDirectory, PublishListener, QueueSettings,
 };
 use shared::message::Rejection;
 use shared::ports::PortError;
 use shared::users::User;
 
 use super::{Backend, DeadLetters, MessageSource, Observe, ReceivedMessage};
+use crate::change_feed::MemoryChangeFeed;
 
 #[async_trait]
 impl MessageSource for MemoryQueue {
@@ -53,6 +54,7 @@ pub struct MemoryParts {
     pub directory: Arc<MemoryUserDirectory>,
     pub notifier: Arc<MemoryNotifier>,
     pub quotas: Arc<MemoryQuotaCounter>,
+    pub rank_index: Arc<MemoryRankIndex>,
 }
 
 #[async_trait]
@@ -115,7 +117,9 @@ pub fn memory_backend(
             None => MemoryNotifier::new(),
         }),
         quotas: Arc::new(MemoryQuotaCounter::new()),
+        rank_index: Arc::new(MemoryRankIndex::new()),
     };
+    let changes = Arc::new(MemoryChangeFeed::new(parts.store.subscribe()));
     let backend = Backend {
         label: "memory",
         submissions_queue: parts.submissions.clone(),
@@ -127,6 +131,8 @@ pub fn memory_backend(
         submissions_source: parts.submissions.clone(),
         rejections_source: parts.rejections.clone(),
         observe: Arc::new(parts.clone()),
+        rank_index: parts.rank_index.clone(),
+        changes,
         redelivery_delay: settings.visibility_timeout,
         max_receive_count: Some(settings.max_receive_count),
     };

@@ -13,9 +13,11 @@ use async_trait::async_trait;
 use shared::ids::UserId;
 use shared::message::Rejection;
 use shared::ports::{
-    Notifier, PortError, QuotaCounter, RejectionSink, SubmissionQueue, SubmissionStore,
+    Notifier, PortError, QuotaCounter, RankIndex, RejectionSink, SubmissionQueue, SubmissionStore,
     UserDirectory,
 };
+
+use crate::change_feed::ChangeFeed;
 use shared::users::User;
 
 /// A message handed to a consumer.
@@ -90,6 +92,10 @@ pub struct Backend {
     pub submissions_source: Arc<dyn MessageSource>,
     pub rejections_source: Arc<dyn MessageSource>,
     pub observe: Arc<dyn Observe>,
+    /// The rank index the boards are kept in and read from.
+    pub rank_index: Arc<dyn RankIndex>,
+    /// The submissions table's changes, which feed the rank index (its stream).
+    pub changes: Arc<dyn ChangeFeed>,
     /// How long a failed message stays invisible before it is delivered again.
     pub redelivery_delay: Duration,
     /// The submissions queue's redrive limit, when known: the processor marks what it cannot

@@ -5,10 +5,11 @@
 //! line per notification it publishes. Logs go to stderr. Ctrl-C drains in-flight work first.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use pipeline_tests::backend::aws::{AwsResources, aws_backend};
+use pipeline_tests::backend::aws::{AwsResources, aws_backend, rank_index_from_env};
 use pipeline_tests::backend::memory::memory_backend;
 use pipeline_tests::backend::print_published;
 use pipeline_tests::tokens::{seeded_tokens, seeded_users};
@@ -16,6 +17,7 @@ use pipeline_tests::{LocalStack, StackOptions, TokenMinter};
 use shared::aws::provision::QueueProvisioning;
 use shared::aws::{AwsClients, load_sdk_config};
 use shared::config::ProcessEnv;
+use shared::memory::MemoryRankIndex;
 use shared::memory::QueueSettings;
 use shared::message::encode;
 use shared::quota::QuotaPolicy;
@@ -140,7 +142,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .map_err(|e| format!("{e}; or pass --provision to create the resources"))?
             };
             let redelivery = Duration::from_secs(args.visibility_timeout_seconds.into());
-            let mut backend = aws_backend(&clients, resources.clone(), redelivery);
+            // The table's stream is read as an emulator serves it; the boards live in the Redis
+            // cluster RANK_INDEX_URL names, or in memory without one.
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").map_err(|_| {
+                "the aws backend reads the submissions table's stream from an AWS API emulator: \
+                 set AWS_ENDPOINT_URL (scripts/moto.sh start prints it)"
+            })?;
+            let rank_index = rank_index_from_env().unwrap_or_else(|reason| {
+                tracing::warn!(%reason, "keeping the boards in memory");
+                Arc::new(MemoryRankIndex::new())
+            });
+            let mut backend = aws_backend(
+                &clients,
+                resources.clone(),
+                redelivery,
+                &endpoint,
+                rank_index,
+            );
             backend.max_receive_count = Some(args.max_receive_count);
             let users = if args.provision { seeded } else { Vec::new() };
             (backend, users, Some(resources))

@@ -755,10 +755,13 @@ impl Emulation {
             rejections_topic_arn: topic_arn,
             notifications_tap_url: Some(tap.queue_url.clone()),
         };
+        // The deployed stack has no ranker and boards functions yet: its boards stay empty.
         let mut backend = aws_backend(
             &clients,
             aws_resources,
             submissions_mapping.visibility_timeout,
+            moto.endpoint(),
+            Arc::new(shared::memory::MemoryRankIndex::new()),
         );
         backend.label = "emulated";
         backend.max_receive_count = submissions_mapping.max_receive_count;
@@ -841,6 +844,7 @@ impl Emulation {
             http: running.task,
             stop_consumers,
             consumers,
+            ranking: None,
             held,
         });
         Ok(Self {

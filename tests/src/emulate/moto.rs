@@ -140,6 +140,16 @@ impl Moto {
         })
     }
 
+    /// A DynamoDB Streams call (`DescribeStream`, `GetShardIterator`, `GetRecords`).
+    pub async fn dynamodb_streams(&self, action: &str, body: &Value) -> Result<Value, MotoError> {
+        self.json_target(
+            "dynamodb",
+            &format!("DynamoDBStreams_20120810.{action}"),
+            body,
+        )
+        .await
+    }
+
     /// SSM PutParameter (a String, overwritten).
     pub async fn put_parameter(&self, name: &str, value: &str) -> Result<(), MotoError> {
         self.json_target(

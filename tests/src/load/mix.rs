@@ -16,7 +16,7 @@ pub enum Scenario {
     InvalidToken,
     /// A single submission with a valid token and a body that fails validation: 400.
     InvalidBody,
-    /// `GET /v1/leaderboard/{heroId}?limit=10` with a valid token, over the heroes the
+    /// `GET /v1/leaderboards/{heroId}?limit=10` (all-time) with a valid token, over the heroes the
     /// submissions use: 200.
     Leaderboard,
 }
@@ -64,7 +64,7 @@ impl Scenario {
         match self {
             Scenario::Batch => "/v1/scores/batch".to_owned(),
             Scenario::Leaderboard => format!(
-                "/v1/leaderboard/{}?limit={LEADERBOARD_READ_ENTRIES}",
+                "/v1/leaderboards/{}?limit={LEADERBOARD_READ_ENTRIES}",
                 hero_id(index)
             ),
             _ => "/v1/scores".to_owned(),
