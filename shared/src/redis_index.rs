@@ -26,6 +26,7 @@ use crate::ids::UserId;
 use crate::ports::{PortError, RankIndex};
 
 const SERVICE: &str = "rank index";
+const DEFAULT_NAMESPACE: &str = "lb";
 /// The first hex digits of a rank key: the inverted score and the receipt time.
 const KEY_PREFIX_DIGITS: usize = 24;
 
@@ -101,6 +102,8 @@ return {first, redis.call('ZRANGE', KEYS[1], first, rank + around)}
 /// so a cold start does not wait for, or fail on, the cluster.
 pub struct RedisRankIndex {
     client: ClusterClient,
+    /// What every key starts with (`lb` by default), so deployments or tests can share a cluster.
+    namespace: String,
     connection: OnceCell<ClusterConnection>,
     offer: Script,
     revoke: Script,
@@ -112,6 +115,22 @@ impl RedisRankIndex {
     /// `url` is `redis://host:port` or, with TLS, `rediss://host:port` (ElastiCache Serverless
     /// always uses TLS).
     pub fn new(url: &str) -> Result<Self, PortError> {
+        Self::with_namespace(url, DEFAULT_NAMESPACE)
+    }
+
+    /// As [`RedisRankIndex::new`], with every key under `namespace` (letters, digits, `-`, `_`)
+    /// instead of `lb`.
+    pub fn with_namespace(url: &str, namespace: &str) -> Result<Self, PortError> {
+        if namespace.is_empty()
+            || !namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(PortError::Refused {
+                service: SERVICE,
+                detail: format!("{namespace:?} is not a key namespace (letters, digits, - and _)"),
+            });
+        }
         let client = ClusterClient::builder([url])
             .connection_timeout(crate::limits::RANK_INDEX_CONNECT_TIMEOUT)
             .response_timeout(crate::limits::RANK_INDEX_RESPONSE_TIMEOUT)
@@ -124,6 +143,7 @@ impl RedisRankIndex {
         let script = |body: &str| Script::new(&format!("{BEFORE}{body}"));
         Ok(Self {
             client,
+            namespace: namespace.to_owned(),
             connection: OnceCell::new(),
             offer: script(OFFER),
             revoke: script(REVOKE),
@@ -145,7 +165,7 @@ impl RedisRankIndex {
         mut connection: ClusterConnection,
         change: &BoardChange,
     ) -> Result<bool, PortError> {
-        let keys = BoardKeys::of(change.board());
+        let keys = BoardKeys::of(&self.namespace, change.board());
         let expiry = |board: &BoardRef| {
             board
                 .board
@@ -201,12 +221,12 @@ struct BoardKeys {
 }
 
 impl BoardKeys {
-    fn of(board: &BoardRef) -> Self {
+    fn of(namespace: &str, board: &BoardRef) -> Self {
         let tag = board.key();
         Self {
-            order: format!("lb:{{{tag}}}:order"),
-            players: format!("lb:{{{tag}}}:players"),
-            revoked: format!("lb:{{{tag}}}:revoked"),
+            order: format!("{namespace}:{{{tag}}}:order"),
+            players: format!("{namespace}:{{{tag}}}:players"),
+            revoked: format!("{namespace}:{{{tag}}}:revoked"),
         }
     }
 }
@@ -303,7 +323,7 @@ impl RankIndex for RedisRankIndex {
             return Ok(BoardPage::default());
         }
         let mut connection = self.connection().await?;
-        let keys = BoardKeys::of(board);
+        let keys = BoardKeys::of(&self.namespace, board);
         let (skipped, members): (u64, Vec<String>) = self
             .page
             .key(&keys.order)
@@ -327,7 +347,7 @@ impl RankIndex for RedisRankIndex {
         around: usize,
     ) -> Result<Option<Standing>, PortError> {
         let mut connection = self.connection().await?;
-        let keys = BoardKeys::of(board);
+        let keys = BoardKeys::of(&self.namespace, board);
         let found: Option<(u64, Vec<String>)> = self
             .standing
             .key(&keys.order)

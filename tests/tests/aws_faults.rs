@@ -165,7 +165,8 @@ async fn a_queue_that_stays_throttled_makes_ingest_answer_503_and_accepts_nothin
     );
     let endpoint =
         std::env::var("MOTO_ENDPOINT").expect("MOTO_ENDPOINT: run through scripts/moto.sh");
-    let rank_index = rank_index_from_env().unwrap_or_else(|reason| panic!("{reason}"));
+    let rank_index = rank_index_from_env(&resources.submissions_table)
+        .unwrap_or_else(|reason| panic!("{reason}"));
     let mut backend = aws_backend(
         &plain,
         resources.clone(),

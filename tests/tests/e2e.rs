@@ -70,7 +70,7 @@ async fn aws_stack() -> LocalStack {
     let resources = AwsResources::provision(&clients, &prefix, queues)
         .await
         .unwrap();
-    let rank_index = rank_index_from_env().unwrap_or_else(|reason| panic!("{reason}"));
+    let rank_index = rank_index_from_env(&prefix).unwrap_or_else(|reason| panic!("{reason}"));
     let mut backend: Backend = aws_backend(
         &clients,
         resources,

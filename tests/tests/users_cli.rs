@@ -181,7 +181,7 @@ async fn suspending_with_revoke_scores_takes_the_users_scores_off_every_leaderbo
     assert_eq!(listed(&users_table)[0]["status"], "suspended");
     // (the table's stream, written by both the fixtures and the revocation, ranked as the
     // deployed ranker does, into the Redis cluster)
-    let index = rank_index_from_env().unwrap_or_else(|reason| panic!("{reason}"));
+    let index = rank_index_from_env(&submissions_table).unwrap_or_else(|reason| panic!("{reason}"));
     let feed = DynamoStreamFeed::new(
         Moto::new(std::env::var("MOTO_ENDPOINT").unwrap()),
         clients.dynamodb.clone(),

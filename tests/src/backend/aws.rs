@@ -518,9 +518,10 @@ pub fn aws_backend(
     }
 }
 
-/// The rank index `RANK_INDEX_URL` names (a Redis cluster), for the stacks that run on the
-/// AWS adapters; its error says what to set.
-pub fn rank_index_from_env() -> Result<Arc<dyn RankIndex>, String> {
+/// The rank index `RANK_INDEX_URL` names (a Redis cluster), its keys under `namespace` so that
+/// stacks sharing the cluster keep apart, for the stacks that run on the AWS adapters; its error
+/// says what to set.
+pub fn rank_index_from_env(namespace: &str) -> Result<Arc<dyn RankIndex>, String> {
     let url = std::env::var(RANK_INDEX_URL)
         .ok()
         .filter(|url| !url.is_empty())
@@ -530,7 +531,7 @@ pub fn rank_index_from_env() -> Result<Arc<dyn RankIndex>, String> {
                  `scripts/redis.sh run -- ...` (make test does), or point it at one"
             )
         })?;
-    RedisRankIndex::new(&url)
+    RedisRankIndex::with_namespace(&url, namespace)
         .map(|index| Arc::new(index) as Arc<dyn RankIndex>)
         .map_err(|e| e.to_string())
 }

@@ -148,7 +148,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "the aws backend reads the submissions table's stream from an AWS API emulator: \
                  set AWS_ENDPOINT_URL (scripts/moto.sh start prints it)"
             })?;
-            let rank_index = rank_index_from_env().unwrap_or_else(|reason| {
+            let rank_index = rank_index_from_env(&args.prefix).unwrap_or_else(|reason| {
                 tracing::warn!(%reason, "keeping the boards in memory");
                 Arc::new(MemoryRankIndex::new())
             });
