@@ -15,8 +15,8 @@ run:
 emulate:
 	@scripts/emulate.sh run
 
-## test: everything CI checks: formatting, clippy, unit, emulator (moto), end-to-end and infra
-## tests, and the Lambda packaging (three arm64 zips, checked)
+## test: everything CI checks: formatting, clippy, unit, emulator (moto), rank index (Redis),
+## end-to-end and infra tests, and the Lambda packaging (three arm64 zips, checked)
 test: check-fmt clippy unit-and-e2e infra-test package
 
 # fuzz/ is its own workspace (cargo-fuzz builds it with coverage flags), so it is checked here
@@ -29,12 +29,13 @@ clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked --manifest-path fuzz/Cargo.toml --target-dir target --bins -- -D warnings
 
-# moto (the AWS API emulator) is installed into .venv/ if missing, started on a free loopback
-# port for the duration of the tests, and stopped afterwards, also when tests fail. The emulated
+# moto (the AWS API emulator) is installed into .venv/ if missing, and redis-server (the rank
+# index, Debian's package) with apt-get if missing; both are started on free loopback ports for
+# the duration of the tests and stopped afterwards, also when tests fail. The emulated
 # deployment's template is synthesized first; its tests run the binaries this build makes.
 unit-and-e2e:
 	scripts/emulate.sh prepare
-	scripts/moto.sh run -- $(CARGO) test --workspace --no-fail-fast
+	scripts/redis.sh run -- scripts/moto.sh run -- $(CARGO) test --workspace --no-fail-fast
 
 ## infra-test: the CDK app offline: tsc --noEmit, template tests, cdk synth (dev+prod), cfn-lint
 infra-test:
