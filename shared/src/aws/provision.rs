@@ -150,8 +150,14 @@ fn index(name: &str, partition: &str, sort: &str) -> Result<GlobalSecondaryIndex
         .map_err(|e| build_error(DYNAMODB, e))
 }
 
-/// The submissions table: key `submissionId`, the `byUser` index (`userId`, `receivedAt`) and a
-/// stream of new and old images, which feeds the rank index.
+/// The submissions table's indexes as this module creates them: name, partition key, sort key
+/// (all strings). Every write of an item lands on the table's key and on each index's partition
+/// key, which is what the hot-partition simulation (`tests/tests/hot_partitions.rs`) counts.
+pub const SUBMISSIONS_INDEXES: [(&str, &str, &str); 1] =
+    [(BY_USER_INDEX, attribute::USER_ID, attribute::RECEIVED_AT)];
+
+/// The submissions table: key `submissionId`, the [`SUBMISSIONS_INDEXES`] (`byUser`: `userId`,
+/// `receivedAt`) and a stream of new and old images, which feeds the rank index.
 pub async fn ensure_submissions_table(
     client: &aws_sdk_dynamodb::Client,
     table_name: &str,
@@ -163,11 +169,23 @@ pub async fn ensure_submissions_table(
             .create_table()
             .table_name(table_name)
             .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(definition(SUBMISSION_ID, ScalarAttributeType::S)?)
-            .attribute_definitions(definition(USER_ID, ScalarAttributeType::S)?)
-            .attribute_definitions(definition(RECEIVED_AT, ScalarAttributeType::S)?)
+            .set_attribute_definitions(Some(
+                SUBMISSIONS_INDEXES
+                    .iter()
+                    .flat_map(|(_, partition, sort)| [*partition, *sort])
+                    .map(|name| definition(name, ScalarAttributeType::S))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .chain([definition(SUBMISSION_ID, ScalarAttributeType::S)?])
+                    .collect(),
+            ))
             .key_schema(key(SUBMISSION_ID, KeyType::Hash)?)
-            .global_secondary_indexes(index(BY_USER_INDEX, USER_ID, RECEIVED_AT)?)
+            .set_global_secondary_indexes(Some(
+                SUBMISSIONS_INDEXES
+                    .iter()
+                    .map(|(name, partition, sort)| index(name, partition, sort))
+                    .collect::<Result<Vec<_>, _>>()?,
+            ))
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
