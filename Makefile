@@ -57,10 +57,12 @@ release:
 load:
 	scripts/load.sh
 
-## bench: criterion benches of the ingest request path and the processor
+## bench: criterion benches of the ingest request path, the processor, and the rank index on a
+## real Redis cluster with a board of 1,000,000 players
 bench:
 	$(CARGO) bench -p score-ingest --bench ingest_path
 	$(CARGO) bench -p score-processor --bench batch
+	scripts/redis.sh run -- $(CARGO) bench -p score-shared --bench rank_index
 
 ## coldstart: cold starts of the three functions (release builds) against a hello-world
 ## lambda_runtime function, under the emulated Runtime API with the deployed environment

@@ -1,0 +1,260 @@
+//! The rank index on a real Redis cluster (redis-server 7 as a one-node cluster, as
+//! `scripts/redis.sh run` starts it) with one board of 1,000,000 players: a player's standing
+//! (rank, and the entries around them) near the top, in the middle and at the bottom; a page at
+//! the top and one deep in the board through a cursor; and an offer that does not improve (what
+//! most accepted submissions are). Every one is a single script call whose work is logarithmic in
+//! the board's size, so the figures do not grow with the rank.
+//!
+//! After the benches it measures the server's own time per call (`INFO commandstats`) against a
+//! plain `GET`, the basis of the ECPU estimate in docs/BENCHMARKS.md.
+//!
+//! Run: `scripts/redis.sh run -- cargo bench -p score-shared --bench rank_index` (`make bench`).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, criterion_group};
+use shared::board::{BoardChange, BoardRef, Entry, RankKey};
+use shared::ids::{SubmissionId, UserId};
+use shared::period::Period;
+use shared::ports::RankIndex;
+use shared::redis_index::RedisRankIndex;
+use shared::submission::{HeroId, Score};
+use time::OffsetDateTime;
+
+const PLAYERS: u32 = 1_000_000;
+const NAMESPACE: &str = "bench";
+
+fn url() -> String {
+    std::env::var("RANK_INDEX_URL").unwrap_or_else(|_| {
+        panic!(
+            "RANK_INDEX_URL is not set: run `scripts/redis.sh run -- cargo bench -p score-shared \
+             --bench rank_index` (make bench does)"
+        )
+    })
+}
+
+fn board() -> BoardRef {
+    BoardRef {
+        hero_id: HeroId::parse("bench").unwrap(),
+        board: Period::AllTime.board_of(OffsetDateTime::now_utc().date()),
+    }
+}
+
+/// Player `i` scores `PLAYERS - i`, so player `i` ranks `i + 1`.
+fn entry(i: u32) -> Entry {
+    Entry {
+        user_id: UserId::parse(format!("player-{i:07}")).unwrap(),
+        score: Score::new(PLAYERS - i).unwrap(),
+        submission_id: SubmissionId::new_unique(),
+        received_at: time::macros::datetime!(2026-12-02 12:00 UTC),
+    }
+}
+
+/// Fills the board through the adapter (the real write rule): one script call per player, in
+/// parallel chunks, once per server.
+fn seed(runtime: &tokio::runtime::Runtime, index: &RedisRankIndex) {
+    let board = board();
+    let filled = runtime
+        .block_on(index.standing(&board, &entry(PLAYERS - 1).user_id, 0))
+        .unwrap();
+    if filled.is_some_and(|s| s.player.rank == u64::from(PLAYERS)) {
+        return;
+    }
+    eprintln!("seeding {PLAYERS} players (once per server)...");
+    let started = std::time::Instant::now();
+    runtime.block_on(async {
+        let chunks: Vec<Vec<BoardChange>> = (0..PLAYERS)
+            .collect::<Vec<_>>()
+            .chunks(10_000)
+            .map(|chunk| {
+                chunk
+                    .iter()
+                    .map(|&i| BoardChange::Offer {
+                        board: board.clone(),
+                        entry: entry(i),
+                        expires_at: None,
+                    })
+                    .collect()
+            })
+            .collect();
+        // One call applies one board's changes in order, so spread the chunks over calls.
+        for batch in chunks.chunks(16) {
+            let calls = batch.iter().map(|chunk| index.apply(chunk));
+            for result in futures::future::join_all(calls).await {
+                result.unwrap();
+            }
+        }
+    });
+    eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+fn rank_index(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let index = RedisRankIndex::with_namespace(&url(), NAMESPACE).unwrap();
+    seed(&runtime, &index);
+    let board = board();
+
+    let mut group = c.benchmark_group("standing");
+    for (rank, around) in [(1, 0), (500_000, 0), (PLAYERS, 0), (500_000, 25)] {
+        let user = entry(rank - 1).user_id;
+        let standing = runtime
+            .block_on(index.standing(&board, &user, around))
+            .unwrap()
+            .unwrap();
+        assert_eq!(standing.player.rank, u64::from(rank), "the seeded order");
+        group.bench_function(
+            BenchmarkId::new(format!("around={around}"), format!("rank={rank}")),
+            |b| {
+                b.to_async(&runtime).iter(|| async {
+                    black_box(index.standing(&board, &user, around).await.unwrap())
+                });
+            },
+        );
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("page");
+    let deep: RankKey = runtime
+        .block_on(index.standing(&board, &entry(899_999).user_id, 0))
+        .unwrap()
+        .unwrap()
+        .player
+        .entry
+        .rank_key();
+    for (name, after) in [("top", None), ("after-rank=900000", Some(deep))] {
+        let page = runtime
+            .block_on(index.page(&board, after.as_ref(), 100))
+            .unwrap();
+        assert_eq!(page.entries.len(), 100);
+        group.bench_function(BenchmarkId::new("limit=100", name), |b| {
+            b.to_async(&runtime).iter(|| async {
+                black_box(index.page(&board, after.as_ref(), 100).await.unwrap())
+            });
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("offer");
+    let mut worse = entry(500_000);
+    worse.score = Score::new(1).unwrap();
+    let offer = [BoardChange::Offer {
+        board: board.clone(),
+        entry: worse,
+        expires_at: None,
+    }];
+    group.bench_function("not-an-improvement", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(index.apply(&offer).await.unwrap()) });
+    });
+    group.finish();
+
+    server_time_per_call(&runtime, &index, &board);
+}
+
+/// The server's own microseconds per script call (`INFO commandstats`, reset before each
+/// measurement) for standings at three depths and pages at two, next to a plain `GET`: what the
+/// server spends, without the client's round trip, and the basis of the ECPU estimate.
+fn server_time_per_call(
+    runtime: &tokio::runtime::Runtime,
+    index: &RedisRankIndex,
+    board: &BoardRef,
+) {
+    const CALLS: u32 = 20_000;
+    runtime.block_on(async {
+        let client = redis::cluster::ClusterClient::new(vec![url()]).unwrap();
+        let mut connection = client.get_async_connection().await.unwrap();
+        let deep = index
+            .standing(board, &entry(899_999).user_id, 0)
+            .await
+            .unwrap()
+            .unwrap()
+            .player
+            .entry
+            .rank_key();
+        for (rank, around) in [(1u32, 0usize), (500_000, 0), (PLAYERS, 0), (500_000, 25)] {
+            reset_stats(&mut connection).await;
+            let user = entry(rank - 1).user_id;
+            for _ in 0..CALLS {
+                index.standing(board, &user, around).await.unwrap();
+            }
+            let us = per_call(&mut connection, "evalsha").await;
+            eprintln!("server time per call, standing rank={rank} around={around}: {us:?} us");
+        }
+        for (name, after) in [("top", None), ("after rank 900000", Some(&deep))] {
+            reset_stats(&mut connection).await;
+            for _ in 0..CALLS {
+                index.page(board, after, 100).await.unwrap();
+            }
+            let us = per_call(&mut connection, "evalsha").await;
+            eprintln!("server time per call, page limit=100 {name}: {us:?} us");
+        }
+        let mut worse = entry(500_000);
+        worse.score = Score::new(1).unwrap();
+        let offer = [BoardChange::Offer {
+            board: board.clone(),
+            entry: worse,
+            expires_at: None,
+        }];
+        reset_stats(&mut connection).await;
+        for _ in 0..CALLS {
+            index.apply(&offer).await.unwrap();
+        }
+        let us = per_call(&mut connection, "evalsha").await;
+        eprintln!("server time per call, an offer that does not improve: {us:?} us");
+        reset_stats(&mut connection).await;
+        for _ in 0..CALLS {
+            let _: Option<String> = redis::cmd("GET")
+                .arg("bench:{plain}")
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        }
+        let us = per_call(&mut connection, "get").await;
+        eprintln!("server time per call, plain GET: {us:?} us ({CALLS} calls each)");
+    });
+}
+
+async fn reset_stats(connection: &mut redis::cluster_async::ClusterConnection) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(connection)
+        .await
+        .unwrap();
+}
+
+/// `usec_per_call` of `command` from `INFO commandstats`. The cluster client answers with a map
+/// of node to text, so the figure is read from the answer as a whole.
+async fn per_call(
+    connection: &mut redis::cluster_async::ClusterConnection,
+    command: &str,
+) -> Option<f64> {
+    let stats: redis::Value = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(connection)
+        .await
+        .unwrap();
+    let text = format!("{stats:?}");
+    text.split(&format!("cmdstat_{command}:"))
+        .nth(1)
+        .and_then(|rest| rest.split("usec_per_call=").nth(1))
+        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.parse::<f64>().ok())
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = rank_index
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
