@@ -16,7 +16,7 @@ emulate:
 	@scripts/emulate.sh run
 
 ## test: everything CI checks: formatting, clippy, unit, emulator (moto), rank index (Redis),
-## end-to-end and infra tests, and the Lambda packaging (three arm64 zips, checked)
+## end-to-end and infra tests, and the Lambda packaging (five arm64 zips, checked)
 test: check-fmt clippy unit-and-e2e infra-test package
 
 # fuzz/ is its own workspace (cargo-fuzz builds it with coverage flags), so it is checked here
@@ -41,7 +41,7 @@ unit-and-e2e:
 infra-test:
 	infra/scripts/check.sh
 
-## package: the three Lambda zips in target/lambda/<bin>/bootstrap.zip (ARCH=arm64 default, or x86_64)
+## package: the five Lambda zips in target/lambda/<bin>/bootstrap.zip (ARCH=arm64 default, or x86_64)
 package:
 	scripts/package.sh
 
@@ -49,7 +49,7 @@ fmt:
 	$(CARGO) fmt --all
 	rustfmt --edition 2024 fuzz/fuzz_targets/*.rs
 
-## release: the three Lambda binaries, optimised
+## release: the five Lambda binaries, optimised
 release:
 	$(CARGO) build --release -p score-ingest -p score-processor -p score-notifier
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Builds the three Lambda functions as deployable zips with cargo-lambda:
+# Builds the five Lambda functions as deployable zips with cargo-lambda:
 #
-#   target/lambda/ingest/bootstrap.zip
-#   target/lambda/processor/bootstrap.zip
-#   target/lambda/notifier/bootstrap.zip
+#   target/lambda/ingest/bootstrap.zip      (score-ingest)
+#   target/lambda/boards/bootstrap.zip      (score-ingest: the leaderboard reads)
+#   target/lambda/processor/bootstrap.zip   (score-processor)
+#   target/lambda/ranker/bootstrap.zip      (score-processor: the table's stream to the boards)
+#   target/lambda/notifier/bootstrap.zip    (score-notifier)
 #
 # which is where the CDK app (infra/, context lambdaZipDir) takes them from. Then checks that each
 # zip holds an executable `bootstrap` ELF binary for the chosen CPU and prints the zip sizes.
@@ -17,7 +19,7 @@ set -euo pipefail
 
 CARGO_LAMBDA_VERSION=1.9.2
 ZIGLANG_VERSION=0.14.1
-BINARIES=(ingest processor notifier)
+BINARIES=(ingest boards processor ranker notifier)
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv_dir=$repo_root/.venv
