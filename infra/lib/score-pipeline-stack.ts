@@ -8,34 +8,49 @@
 //                                                                  (marks each rejection notified
 //                                                                   in the submissions table)
 //
+//   submissions table stream -> ranker -> rank index (ElastiCache Serverless, Valkey) <- boards <- HTTP API
+//                                 |         (in a VPC of isolated subnets: no NAT, no internet)
+//                                 v
+//                      ranker failure queue (batches given up on)
+//
 // plus log groups, alarms (to an alarm topic), a dashboard and outputs. Settings come from CDK
 // context (lib/settings.ts). Each function gets its own role holding only the calls its code makes;
 // operators get a managed policy holding only the calls of the users tool.
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Annotations, App, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
+import { Annotations, App, CfnOutput, CfnResource, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { SnsAction } from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as elasticache from 'aws-cdk-lib/aws-elasticache';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { DynamoEventSource, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { EmailSubscription } from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
 import { checkBootstrap } from './lambda-zip.ts';
-import { type ConsumerSettings, type FunctionSettings, readSettings, type Settings, stackName } from './settings.ts';
+import {
+  type ConsumerSettings,
+  type FunctionSettings,
+  readSettings,
+  type Settings,
+  stackName,
+  type StreamConsumerSettings,
+} from './settings.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Names shared with the Rust code. Keys and index names mirror shared/src/aws/dynamodb.rs and
-// docs/DYNAMODB.md; environment variable names mirror shared/src/config.rs.
+// docs/DYNAMODB.md; environment variable names mirror shared/src/config.rs; routes mirror the
+// ingest and boards routers (ingest/src/lib.rs, ingest/src/boards.rs).
 
 export const SUBMISSIONS_TABLE_KEY = 'submissionId';
 /** receivedAt is fixed-width RFC 3339, so string order is time order. */
@@ -53,6 +68,16 @@ export const QUOTAS_TABLE_KEY = 'userId';
 export const QUOTAS_TABLE_SORT_KEY = 'windowStart';
 /** Unix seconds after which DynamoDB's TTL may delete the item (the window's end plus a day). */
 export const QUOTAS_TABLE_TTL = 'expiresAt';
+/**
+ * A submission item's outcome attribute and the two outcomes the boards follow
+ * (shared/src/aws/dynamodb/items.rs `attr::STATUS`, STATUS_ACCEPTED, STATUS_REJECTED): the ranker's
+ * stream filters name them.
+ */
+export const STATUS_ATTRIBUTE = 'status';
+export const STATUS_ACCEPTED = 'accepted';
+export const STATUS_REJECTED = 'rejected';
+/** The boards function's routes (ingest/src/boards.rs); every other request goes to ingest ($default). */
+export const BOARDS_ROUTES = ['/v1/leaderboards/{heroId}', '/v1/leaderboards/{heroId}/players/{userId}'] as const;
 
 export const ENV = {
   jwtAlgorithm: 'JWT_ALGORITHM',
@@ -73,6 +98,7 @@ export const ENV = {
   rejectionsQueueUrl: 'REJECTIONS_QUEUE_URL',
   rejectionsTopicArn: 'REJECTIONS_TOPIC_ARN',
   userCacheTtlSeconds: 'USER_CACHE_TTL_SECONDS',
+  rankIndexUrl: 'RANK_INDEX_URL',
   metricsNamespace: 'METRICS_NAMESPACE',
   metricsStage: 'METRICS_STAGE',
   rustLog: 'RUST_LOG',
@@ -81,9 +107,10 @@ export const ENV = {
 /**
  * The functions' metrics (shared/src/metrics.rs), in the order each writes them: Embedded Metric
  * Format lines on stdout under this namespace with the one dimension set [Stage, Function]. The
- * processor and notifier write one line per SQS batch; ingest writes one line only, on the first
- * request of an execution environment. `ColdStart` (Count 1) is in the first line of each
- * execution environment only, `BatchDurationMs` is in milliseconds, the rest are counts.
+ * processor and notifier write one line per SQS batch, the ranker one per stream batch
+ * (processor/src/ranker.rs); ingest and boards write one line only, on the first request of an
+ * execution environment. `ColdStart` (Count 1) is in the first line of each execution environment
+ * only, `BatchDurationMs` is in milliseconds, the rest are counts.
  */
 export const METRICS_NAMESPACE = 'ScorePipeline';
 export const INGEST_METRICS = ['ColdStart'] as const;
@@ -112,15 +139,33 @@ export const NOTIFIER_METRICS = [
   'ColdStart',
   'BatchDurationMs',
 ] as const;
-export const EMF_METRICS = { ingest: INGEST_METRICS, processor: PROCESSOR_METRICS, notifier: NOTIFIER_METRICS } as const;
+export const RANKER_METRICS = [
+  'ChangeRecords',
+  'BoardOffers',
+  'BoardRevocations',
+  'BoardWrites',
+  'UnreadableChanges',
+  'FailedChangeBatches',
+  'ColdStart',
+  'BatchDurationMs',
+] as const;
+export const BOARDS_METRICS = ['ColdStart'] as const;
+export const EMF_METRICS = {
+  ingest: INGEST_METRICS,
+  processor: PROCESSOR_METRICS,
+  notifier: NOTIFIER_METRICS,
+  ranker: RANKER_METRICS,
+  boards: BOARDS_METRICS,
+} as const;
 type EmfMetricName<F extends Binary> = (typeof EMF_METRICS)[F][number];
-/** A batch's outcome counts: what the processor or notifier did with its records (not ColdStart, not BatchDurationMs). */
-function batchOutcomes<F extends 'processor' | 'notifier'>(fn: F): EmfMetricName<F>[] {
+/** A batch's outcome counts: what a consumer did with its records (not ColdStart, not BatchDurationMs). */
+function batchOutcomes<F extends 'processor' | 'notifier' | 'ranker'>(fn: F): EmfMetricName<F>[] {
   return (EMF_METRICS[fn] as readonly EmfMetricName<F>[]).filter((name) => name !== 'ColdStart' && name !== 'BatchDurationMs');
 }
 
-/** The binaries `scripts/package.sh` builds; each is `<zip dir>/<bin>/bootstrap.zip`. */
-export type Binary = 'ingest' | 'processor' | 'notifier';
+/** The binaries the stack deploys, each from `<zip dir>/<bin>/bootstrap.zip` (`scripts/package.sh`). */
+export const BINARIES = ['ingest', 'processor', 'notifier', 'ranker', 'boards'] as const;
+export type Binary = (typeof BINARIES)[number];
 
 // ---------------------------------------------------------------------------------------------
 // Rules with a reason.
@@ -136,6 +181,15 @@ export const VISIBILITY_TIMEOUT_FACTOR = 6;
  * `pending` for this long (README), and parked messages wait this long for an operator.
  */
 const MESSAGE_RETENTION = Duration.days(14);
+/**
+ * The rank index: ElastiCache Serverless for Valkey (Redis OSS compatible, the cheaper serverless
+ * engine), its newest major version CloudFormation accepts. TLS is always on for serverless
+ * caches; the primary endpoint listens on 6379 (fixed). Its reader endpoint (6380) stays closed:
+ * the Rust client (shared/src/redis_index.rs) reads from the primary.
+ */
+const RANK_INDEX_ENGINE = 'valkey';
+const RANK_INDEX_MAJOR_ENGINE_VERSION = '8';
+export const RANK_INDEX_PORT = 6379;
 /** Alarm periods: short enough to page within minutes, long enough to smooth single blips. */
 const ALARM_PERIOD = Duration.minutes(5);
 const DLQ_ALARM_PERIOD = Duration.minutes(1);
@@ -244,9 +298,19 @@ interface RustFunction {
   readonly role: iam.Role;
 }
 
+/** The rank index's network: isolated subnets, and a security group each for its clients and itself. */
+interface RankIndexNetwork {
+  readonly vpc: ec2.Vpc;
+  readonly subnets: ec2.ISubnet[];
+  /** The ranker's and the boards function's: out to the rank index port of `cache` only. */
+  readonly clients: ec2.SecurityGroup;
+  /** The rank index's: in from `clients` on the rank index port only. */
+  readonly cache: ec2.SecurityGroup;
+}
+
 export class ScorePipelineStack extends Stack {
   private readonly settings: Settings;
-  /** Stateful resources (tables, queues, keys, logs) survive a production stack's deletion. */
+  /** Stateful resources (tables, queues, keys, logs, the rank index) survive a production stack's deletion. */
   private readonly removalPolicy: RemovalPolicy;
   private readonly alarmAction: SnsAction;
 
@@ -360,11 +424,51 @@ export class ScorePipelineStack extends Stack {
     allow(notifier, ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'], [submissionsTable.tableArn]);
     this.consume(notifier, rejections.queue, s.notifier);
 
+    // --- Rank index (the players' leaderboards) ----------------------------------------------
+    const network = this.rankIndexNetwork();
+    const rankIndex = this.rankIndex(network);
+    // TLS is always on for a serverless cache, hence rediss://.
+    const rankIndexUrl = `rediss://${rankIndex.attrEndpointAddress}:${rankIndex.attrEndpointPort}`;
+
+    // Where the stream event source reports a batch it gave up on (records past the maximum
+    // age): the shard and sequence numbers, for an operator to replay while the stream holds them.
+    const rankerFailures = new sqs.Queue(this, 'RankerFailureQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: MESSAGE_RETENTION,
+      removalPolicy: this.removalPolicy,
+    });
+    const ranker = this.rustFunction(
+      'Ranker',
+      'ranker',
+      s.ranker,
+      { [ENV.rankIndexUrl]: rankIndexUrl, ...this.metricsEnvironment() },
+      network,
+    );
+    // The stream read permissions come with the event source; nothing else: the ranker calls the
+    // rank index only.
+    this.rankChanges(ranker, submissionsTable, rankerFailures, s.ranker);
+
+    const boards = this.rustFunction(
+      'Boards',
+      'boards',
+      s.boards,
+      {
+        // It checks the callers' tokens like ingest.
+        ...this.tokenEnvironment(),
+        [ENV.rankIndexUrl]: rankIndexUrl,
+        // Its ColdStart metric, on the first request of each execution environment.
+        ...this.metricsEnvironment(),
+      },
+      network,
+    );
+    // No grant: the boards function reads the rank index only (network access, no IAM).
+
     // --- Operators ---------------------------------------------------------------------------
     const operatorPolicy = this.operatorPolicy(usersTable, submissionsTable);
 
     // --- HTTP API ----------------------------------------------------------------------------
-    const api = this.httpApi(ingest.fn);
+    const api = this.httpApi(ingest.fn, boards.fn);
 
     // --- Alarms ------------------------------------------------------------------------------
     this.queueAlarms('Submissions', submissions);
@@ -372,6 +476,9 @@ export class ScorePipelineStack extends Stack {
     this.functionAlarms('Ingest', ingest.fn);
     this.functionAlarms('Processor', processor.fn);
     this.functionAlarms('Notifier', notifier.fn);
+    this.functionAlarms('Ranker', ranker.fn);
+    this.functionAlarms('Boards', boards.fn);
+    this.rankerAlarms(ranker.fn, rankerFailures);
     this.alarm('Api5xx', {
       metric: api.api.metricServerError({ period: ALARM_PERIOD, statistic: 'Sum' }),
       threshold: s.api5xxAlarmThreshold - 1, // alarms fire above the threshold: at api5xxAlarmThreshold or more
@@ -390,11 +497,17 @@ export class ScorePipelineStack extends Stack {
       api: api.api,
       submissions,
       rejections,
-      functions: { ingest: ingest.fn, processor: processor.fn, notifier: notifier.fn },
+      rankerFailures,
+      functions: { ingest: ingest.fn, processor: processor.fn, notifier: notifier.fn, ranker: ranker.fn, boards: boards.fn },
     });
 
     // --- Outputs -----------------------------------------------------------------------------
-    output(this, 'ApiUrl', api.stage.url, 'Base URL of the HTTP API (POST v1/scores, GET v1/submissions/{id}; GET openapi.json lists every route)');
+    output(
+      this,
+      'ApiUrl',
+      api.stage.url,
+      'Base URL of the HTTP API (POST v1/scores, GET v1/submissions/{id}, GET v1/leaderboards/{heroId}; GET openapi.json lists every route)',
+    );
     output(this, 'RejectionsTopicArn', rejectionsTopic.topicArn, 'Subscribe here for rejection notifications (filter on userId)');
     output(this, 'AlarmTopicArn', alarmTopic.topicArn, 'Alarm notifications');
     output(this, 'SubmissionsTableName', submissionsTable.tableName, 'Submissions table');
@@ -407,12 +520,28 @@ export class ScorePipelineStack extends Stack {
     output(this, 'IngestFunctionName', ingest.fn.functionName, 'Ingest function');
     output(this, 'ProcessorFunctionName', processor.fn.functionName, 'Processor function');
     output(this, 'NotifierFunctionName', notifier.fn.functionName, 'Notifier function');
+    output(this, 'RankerFunctionName', ranker.fn.functionName, 'Ranker function (submissions table stream -> rank index)');
+    output(this, 'BoardsFunctionName', boards.fn.functionName, 'Boards function (the leaderboard routes)');
+    output(this, 'RankerFailureQueueUrl', rankerFailures.queueUrl, 'Stream batches the ranker gave up on (their shard and sequence numbers)');
+    // Ref of a serverless cache is its name.
+    output(this, 'RankIndexName', rankIndex.ref, 'The rank index (ElastiCache Serverless cache name)');
+    output(
+      this,
+      'RankIndexEndpoint',
+      `${rankIndex.attrEndpointAddress}:${rankIndex.attrEndpointPort}`,
+      'The rank index endpoint (TLS; reachable from the rank index VPC only)',
+    );
     output(this, 'OperatorPolicyArn', operatorPolicy.managedPolicyArn, 'Attach to the users and roles that run the users operator tool');
 
     if (s.missingJwtSettings.length > 0) {
       Annotations.of(ingest.fn).addWarningV2(
         'score-pipeline:incomplete-token-settings',
         `The ingest function will refuse to start (and so every request) until the token settings are given: ` +
+          `${s.missingJwtSettings.join(', ')}. See infra/README.md.`,
+      );
+      Annotations.of(boards.fn).addWarningV2(
+        'score-pipeline:incomplete-token-settings',
+        `The boards function will refuse to start (and so every leaderboard request) until the token settings are given: ` +
           `${s.missingJwtSettings.join(', ')}. See infra/README.md.`,
       );
     }
@@ -494,15 +623,22 @@ export class ScorePipelineStack extends Stack {
 
   /**
    * A Rust function from cargo-lambda's zip, with its own role (no managed policies: the only
-   * logging permission is writing to its own log group) and a log group with retention.
+   * logging permission is writing to its own log group) and a log group with retention. With a
+   * `network`, it runs in the rank index's isolated subnets with the clients' security group.
    */
-  private rustFunction(id: string, binary: Binary, sizing: FunctionSettings, environment: Record<string, string>): RustFunction {
+  private rustFunction(
+    id: string,
+    binary: Binary,
+    sizing: FunctionSettings,
+    environment: Record<string, string>,
+    network?: RankIndexNetwork,
+  ): RustFunction {
     const s = this.settings;
     const zip = path.join(s.lambdaZipDir, binary, 'bootstrap.zip');
     if (!fs.existsSync(zip)) {
       throw new Error(
         `${zip} is missing: run "make package" (scripts/package.sh) first, ` +
-          `or point -c lambdaZipDir=DIR at a directory holding <ingest|processor|notifier>/bootstrap.zip`,
+          `or point -c lambdaZipDir=DIR at a directory holding <${BINARIES.join('|')}>/bootstrap.zip`,
       );
     }
     checkBootstrap(zip, s.architecture);
@@ -534,11 +670,149 @@ export class ScorePipelineStack extends Stack {
       // Adds xray:PutTraceSegments and xray:PutTelemetryRecords (on "*") to the role.
       tracing: lambda.Tracing.ACTIVE,
       environment: { ...environment, [ENV.rustLog]: s.rustLog },
+      // A role given here gets no managed policy from CDK (not AWSLambdaVPCAccessExecutionRole
+      // either): the network interface permissions are the explicit statements below.
+      ...(network === undefined
+        ? {}
+        : { vpc: network.vpc, vpcSubnets: { subnets: network.subnets }, securityGroups: [network.clients] }),
     });
-    return { fn, role };
+    const target = { fn, role };
+    if (network !== undefined) this.allowNetworkInterfaces(target, network);
+    return target;
   }
 
-  /** The ingest function's token settings; absent values are left out (ingest then refuses to start). */
+  /**
+   * What Lambda calls with a VPC function's role to give it its network interfaces in `network`
+   * (AWSLambdaVPCAccessExecutionRole's EC2 actions but DescribeSubnets, which the Lambda
+   * developer guide does not list, scoped where EC2 allows it). CreateNetworkInterface is
+   * authorized on the new interface (`network-interface/*`: Lambda's own check of the role, when
+   * the function is created or updated, asks for that resource) and on the subnet and security
+   * group it names, so interfaces can only be made in these subnets with this group. Interface
+   * ids are not known in advance: deleting and re-addressing them is allowed on any interface of
+   * this account and region. DescribeNetworkInterfaces has no resource-level permissions, so it
+   * needs "*".
+   */
+  private allowNetworkInterfaces(target: RustFunction, network: RankIndexNetwork): void {
+    const arn = (resource: string, resourceName: string) => this.formatArn({ service: 'ec2', resource, resourceName });
+    const anyInterface = arn('network-interface', '*');
+    allow(
+      target,
+      ['ec2:CreateNetworkInterface'],
+      [anyInterface, ...network.subnets.map((subnet) => arn('subnet', subnet.subnetId)), arn('security-group', network.clients.securityGroupId)],
+    );
+    allow(target, ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'], [anyInterface]);
+    allow(target, ['ec2:DescribeNetworkInterfaces'], ['*']);
+  }
+
+  /**
+   * The rank index's network: two availability zones of isolated subnets only. No NAT gateway,
+   * no internet gateway, no interface endpoints: the functions that join it talk to the rank
+   * index and nothing else (Lambda polls the stream and API Gateway invokes them from outside).
+   */
+  private rankIndexNetwork(): RankIndexNetwork {
+    const vpc = new ec2.Vpc(this, 'RankIndexVpc', {
+      maxAzs: 2,
+      natGateways: 0,
+      createInternetGateway: false,
+      subnetConfiguration: [{ name: 'RankIndex', subnetType: ec2.SubnetType.PRIVATE_ISOLATED, cidrMask: 24 }],
+      // Restricting the default security group takes a custom resource (a Lambda function and a
+      // role in the template). Nothing here uses the default group: the functions and the cache
+      // each get their own below, so its default rules reach nothing.
+      restrictDefaultSecurityGroup: false,
+    });
+    const clients = new ec2.SecurityGroup(this, 'RankIndexClientSecurityGroup', {
+      vpc,
+      description: `The ranker and boards functions (${this.settings.stage}): out to the rank index only`,
+      allowAllOutbound: false,
+    });
+    const cache = new ec2.SecurityGroup(this, 'RankIndexSecurityGroup', {
+      vpc,
+      description: `The rank index (${this.settings.stage}): in from the ranker and boards functions only`,
+      // It starts no connection (answers leave on the connection they belong to).
+      allowAllOutbound: false,
+    });
+    const port = ec2.Port.tcp(RANK_INDEX_PORT);
+    // Rules naming another group are standalone resources; adding the egress one makes
+    // CloudFormation drop the clients' group's default allow-all egress, so this is its only one.
+    clients.addEgressRule(cache, port, 'To the rank index');
+    cache.addIngressRule(clients, port, 'From the ranker and boards functions');
+    return { vpc, subnets: vpc.isolatedSubnets, clients, cache };
+  }
+
+  /**
+   * The rank index: a serverless Valkey cache in the isolated subnets, behind its own security
+   * group, capped in storage and ECPUs, with daily snapshots (the stream holds only 24 hours of
+   * changes, so a snapshot is what a lost cache is restored from).
+   */
+  private rankIndex(network: RankIndexNetwork): elasticache.CfnServerlessCache {
+    const s = this.settings;
+    const cache = new elasticache.CfnServerlessCache(this, 'RankIndex', {
+      // Unique per account and region: one stage per stack, and the stage allows the name's
+      // characters (settings.ts). At most 12 + 20 = 32 of the 40 characters allowed.
+      serverlessCacheName: `score-ranks-${s.stage}`,
+      description: `Score pipeline rank index: the players' leaderboards (${s.stage})`,
+      engine: RANK_INDEX_ENGINE,
+      majorEngineVersion: RANK_INDEX_MAJOR_ENGINE_VERSION,
+      cacheUsageLimits: {
+        dataStorage: { maximum: s.rankIndex.maxDataStorageGb, unit: 'GB' },
+        ecpuPerSecond: { maximum: s.rankIndex.maxEcpuPerSecond },
+      },
+      subnetIds: network.subnets.map((subnet) => subnet.subnetId),
+      securityGroupIds: [network.cache.securityGroupId],
+      snapshotRetentionLimit: s.rankIndex.snapshotRetentionDays,
+    });
+    cache.applyRemovalPolicy(this.removalPolicy);
+    // A retained cache keeps its subnets and security group in use; retaining the network with it
+    // lets a production stack's deletion finish instead of failing on them.
+    if (this.removalPolicy === RemovalPolicy.RETAIN) {
+      for (const child of [...network.vpc.node.findAll(), ...network.cache.node.findAll()]) {
+        if (child instanceof CfnResource && !(child instanceof ec2.CfnSecurityGroupIngress)) {
+          child.applyRemovalPolicy(RemovalPolicy.RETAIN);
+        }
+      }
+    }
+    return cache;
+  }
+
+  /**
+   * Feeds the ranker the submissions table's stream: only the changes that move a board, in
+   * order (one batch per shard at a time), partial batch responses, retried until a record is
+   * `maxRecordAgeSeconds` old and then reported to `failures`.
+   */
+  private rankChanges(ranker: RustFunction, table: dynamodb.Table, failures: sqs.Queue, settings: StreamConsumerSettings): void {
+    const status = (value: string) => ({ [STATUS_ATTRIBUTE]: { S: lambda.FilterRule.isEqual(value) } });
+    ranker.fn.addEventSource(
+      // Grants the stream reads (dynamodb:DescribeStream, GetRecords, GetShardIterator on the
+      // stream, ListStreams on "*", which takes no resource) to the ranker's role.
+      new DynamoEventSource(table, {
+        // The oldest change the stream still holds: a new ranker starts from the last 24 hours.
+        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+        batchSize: settings.batchSize,
+        maxBatchingWindow: settings.batchingWindowSeconds > 0 ? Duration.seconds(settings.batchingWindowSeconds) : undefined,
+        // The ranker names the first record it did not apply; Lambda delivers from there again.
+        reportBatchItemFailures: true,
+        // One batch per shard at a time: one item's changes reach the rank index in order.
+        parallelizationFactor: 1,
+        // Halving a batch cannot help: the ranker already names where to start again.
+        bisectBatchOnError: false,
+        // A rank index outage must not drop changes: retry until the records are too old.
+        retryAttempts: -1,
+        maxRecordAge: Duration.seconds(settings.maxRecordAgeSeconds),
+        onFailure: new OnFailureQueue(failures, ranker),
+        filters: [
+          // Offers: an item that is now accepted (the processor's put of an accepted submission).
+          lambda.FilterCriteria.filter({ dynamodb: { NewImage: status(STATUS_ACCEPTED) } }),
+          // Revocations: an accepted item rewritten as rejected (users suspend --revoke-scores).
+          lambda.FilterCriteria.filter({
+            eventName: lambda.FilterRule.isEqual('MODIFY'),
+            dynamodb: { OldImage: status(STATUS_ACCEPTED), NewImage: status(STATUS_REJECTED) },
+          }),
+        ],
+      }),
+    );
+  }
+
+  /** The token settings (ingest's and the boards function's); absent values are left out (they then refuse to start). */
   private tokenEnvironment(): Record<string, string> {
     const jwt = this.settings.jwt;
     const env: Record<string, string> = { [ENV.jwtAlgorithm]: jwt.algorithm };
@@ -608,8 +882,12 @@ export class ScorePipelineStack extends Stack {
     });
   }
 
-  /** The HTTP API: every request goes to ingest, whose router owns routes, 404/405 and problem JSON. */
-  private httpApi(ingest: lambda.Function): { api: apigw.HttpApi; stage: apigw.HttpStage } {
+  /**
+   * The HTTP API: the leaderboard routes go to the boards function (the only one in the rank
+   * index's network), every other request to ingest, whose router owns the other routes, 404/405
+   * and problem JSON.
+   */
+  private httpApi(ingest: lambda.Function, boards: lambda.Function): { api: apigw.HttpApi; stage: apigw.HttpStage } {
     const s = this.settings;
     // No X-Ray here: HTTP APIs (API Gateway v2) do not support tracing; traces start at ingest.
     const api = new apigw.HttpApi(this, 'Api', {
@@ -621,6 +899,12 @@ export class ScorePipelineStack extends Stack {
       // The stage is declared below so it can carry throttling and access logs.
       createDefaultStage: false,
     });
+    const boardsIntegration = new HttpLambdaIntegration('BoardsIntegration', boards, {
+      payloadFormatVersion: apigw.PayloadFormatVersion.VERSION_2_0,
+    });
+    for (const routePath of BOARDS_ROUTES) {
+      api.addRoutes({ path: routePath, methods: [apigw.HttpMethod.GET], integration: boardsIntegration });
+    }
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', {
       retention: s.logRetentionDays as logs.RetentionDays,
       removalPolicy: this.removalPolicy,
@@ -668,6 +952,34 @@ export class ScorePipelineStack extends Stack {
     });
   }
 
+  /**
+   * The ranker's own trouble: changes it could not read (their boards miss them for good), a
+   * stream falling behind (the boards lag by as much), and batches given up on.
+   */
+  private rankerAlarms(ranker: lambda.Function, failures: sqs.Queue): void {
+    const s = this.settings;
+    this.alarm('RankerUnreadableChanges', {
+      metric: this.emfMetric('ranker', 'UnreadableChanges', { period: ALARM_PERIOD }),
+      threshold: 0,
+      description: 'The ranker skipped changed submissions it could not read; their boards miss them (see the ranker logs)',
+    });
+    this.alarm('RankerIteratorAge', {
+      // Milliseconds: the age of the last record of each batch when the ranker received it.
+      metric: ranker.metric('IteratorAge', { period: ALARM_PERIOD, statistic: 'Maximum' }),
+      threshold: s.rankerIteratorAgeAlarmSeconds * 1000,
+      description:
+        `The ranker is more than ${s.rankerIteratorAgeAlarmSeconds}s behind the submissions table's stream ` +
+        `(rank index failing or slow); past ${s.ranker.maxRecordAgeSeconds}s it gives changes up`,
+    });
+    this.alarm('RankerFailureQueueNotEmpty', {
+      metric: failures.metricApproximateNumberOfMessagesVisible({ period: DLQ_ALARM_PERIOD, statistic: 'Maximum' }),
+      threshold: 0,
+      description:
+        `The ranker gave up on stream batches older than ${s.ranker.maxRecordAgeSeconds}s; their boards miss them ` +
+        `(the messages name the shard and sequence numbers to replay while the stream still holds them)`,
+    });
+  }
+
   /** One of this stage's EMF metrics of `fn` (summed unless `options` say otherwise). */
   private emfMetric<F extends Binary>(fn: F, metricName: EmfMetricName<F>, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return new cloudwatch.Metric({
@@ -682,12 +994,14 @@ export class ScorePipelineStack extends Stack {
   /**
    * The operator's view, `ScorePipeline-<stage>`, one row per part of the pipeline: the HTTP API,
    * the queues, what the processor and notifier did with their batches (their EMF metrics), the
-   * functions' health, and the functions' cold starts (each one's ColdStart EMF metric).
+   * ranker's changes and stream lag, the functions' health, and the functions' cold starts (each
+   * one's ColdStart EMF metric).
    */
   private dashboard(parts: {
     api: apigw.HttpApi;
     submissions: QueueWithDeadLetters;
     rejections: QueueWithDeadLetters;
+    rankerFailures: sqs.Queue;
     functions: Record<Binary, lambda.Function>;
   }): cloudwatch.Dashboard {
     const period = DASHBOARD_PERIOD;
@@ -708,7 +1022,7 @@ export class ScorePipelineStack extends Stack {
         markdown:
           `# Score pipeline (${this.settings.stage})\n` +
           `Managed by the CloudFormation stack ${this.stackName} (infra/ in the repository): edit the CDK app, not this dashboard. ` +
-          `Processor and notifier batch figures and the cold starts are the functions' EMF metrics (namespace ${METRICS_NAMESPACE}, Stage=${this.settings.stage}).`,
+          `Processor, notifier and ranker batch figures and the cold starts are the functions' EMF metrics (namespace ${METRICS_NAMESPACE}, Stage=${this.settings.stage}).`,
         width: 3 * DASHBOARD_WIDGET_WIDTH,
         height: 2,
       }),
@@ -737,8 +1051,11 @@ export class ScorePipelineStack extends Stack {
         zero,
       ),
       graph(
-        'Dead-letter queues (visible messages)',
-        Object.entries(queues).map(([name, q]) => q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ ...max, label: `${name} DLQ` })),
+        'Dead-letter and failure queues (visible messages)',
+        [
+          ...Object.entries(queues).map(([name, q]) => q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ ...max, label: `${name} DLQ` })),
+          parts.rankerFailures.metricApproximateNumberOfMessagesVisible({ ...max, label: 'ranker failures' }),
+        ],
         zero,
       ),
     );
@@ -755,9 +1072,18 @@ export class ScorePipelineStack extends Stack {
       ),
       graph(
         'Batch duration p99 (ms)',
-        (['processor', 'notifier'] as const).map((fn) => this.emfMetric(fn, 'BatchDurationMs', { ...p99, label: fn })),
+        (['processor', 'notifier', 'ranker'] as const).map((fn) => this.emfMetric(fn, 'BatchDurationMs', { ...p99, label: fn })),
         zero,
       ),
+    );
+    dashboard.addWidgets(
+      graph(
+        'Ranker: changes per batch outcome',
+        batchOutcomes('ranker').map((name) => this.emfMetric('ranker', name, { ...sum, label: name })),
+        zero,
+      ),
+      // How far the boards lag behind the submissions table.
+      graph('Ranker stream lag (iterator age, ms)', [parts.functions.ranker.metric('IteratorAge', { ...max, label: 'iterator age max' })], zero),
     );
     dashboard.addWidgets(
       graph('Function errors', functions.map(([name, fn]) => fn.metricErrors({ ...sum, label: name })), zero),
@@ -792,6 +1118,26 @@ export class ScorePipelineStack extends Stack {
 /** At least VISIBILITY_TIMEOUT_FACTOR x the consumer's timeout, plus its batching window. */
 function visibilityTimeoutFor(consumer: ConsumerSettings): Duration {
   return Duration.seconds(VISIBILITY_TIMEOUT_FACTOR * consumer.timeoutSeconds + consumer.batchingWindowSeconds);
+}
+
+/**
+ * A stream event source's on-failure destination that grants the consumer only what Lambda calls
+ * with its role to report a batch: sqs:SendMessage on the queue. (CDK's SqsDlq also grants
+ * GetQueueAttributes and GetQueueUrl, which it does not call.)
+ */
+class OnFailureQueue implements lambda.IEventSourceDlq {
+  private readonly queue: sqs.Queue;
+  private readonly consumer: RustFunction;
+
+  constructor(queue: sqs.Queue, consumer: RustFunction) {
+    this.queue = queue;
+    this.consumer = consumer;
+  }
+
+  bind(): lambda.DlqDestinationConfig {
+    allow(this.consumer, ['sqs:SendMessage'], [this.queue.queueArn]);
+    return { destination: this.queue.queueArn };
+  }
 }
 
 /** Adds one least-privilege statement to a function's role. */

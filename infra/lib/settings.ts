@@ -27,7 +27,7 @@ const SQS_BATCH_WITHOUT_WINDOW = 10;
 export const MAX_PROCESSOR_BATCH_SIZE = 100;
 /** The notifier publishes 10 rejections per PublishBatch call; larger batches just mean more calls. */
 export const MAX_NOTIFIER_BATCH_SIZE = 100;
-/** SQS: the longest batching window an event source mapping accepts. */
+/** The longest batching window an event source mapping (SQS or a stream) accepts. */
 const MAX_BATCHING_WINDOW_SECONDS = 300;
 /** Lambda: the longest function timeout. */
 const MAX_LAMBDA_TIMEOUT_SECONDS = 900;
@@ -36,6 +36,30 @@ const MAX_INGEST_TIMEOUT_SECONDS = 29;
 /** Lambda event source mappings: the allowed range of MaximumConcurrency. */
 const MIN_MAX_CONCURRENCY = 2;
 const MAX_MAX_CONCURRENCY = 1000;
+/**
+ * The ranker applies a whole stream batch in one round of rank index calls (three board changes
+ * per record) and hands the batch back when that fails: a batch larger than this only lengthens
+ * what a failure delivers again. Lambda itself takes up to 10,000 for DynamoDB streams.
+ */
+export const MAX_RANKER_BATCH_SIZE = 1000;
+/**
+ * The ranker stops working 1.5 s before its timeout (shared/src/lambda.rs DEADLINE_MARGIN) and
+ * hands the batch back; what is left must hold a connection to the rank index (1 s,
+ * RANK_INDEX_CONNECT_TIMEOUT) and a round of writes (1 s per call, RANK_INDEX_RESPONSE_TIMEOUT).
+ */
+const MIN_RANKER_TIMEOUT_SECONDS = 5;
+/** Lambda's shortest maximum record age for a stream event source. */
+const MIN_MAX_RECORD_AGE_SECONDS = 60;
+/** DynamoDB Streams keeps a record 24 hours: a longer maximum age could never apply. */
+const STREAM_RETENTION_SECONDS = 86_400;
+/** ElastiCache Serverless: the range of a cache's data storage limit (GB). */
+const MIN_CACHE_DATA_STORAGE_GB = 1;
+const MAX_CACHE_DATA_STORAGE_GB = 5_000;
+/** ElastiCache Serverless: the range of a cache's ECPU per second limit. */
+const MIN_CACHE_ECPU_PER_SECOND = 1_000;
+const MAX_CACHE_ECPU_PER_SECOND = 15_000_000;
+/** ElastiCache Serverless: daily snapshots are kept 1 to 35 days. */
+const MAX_SNAPSHOT_RETENTION_DAYS = 35;
 /** SQS: the allowed range of a redrive policy's maxReceiveCount. */
 const MAX_RECEIVE_COUNT_LIMIT = 1000;
 /**
@@ -71,6 +95,36 @@ export const DEFAULTS = {
   notifierBatchSize: 10,
   notifierBatchingWindowSeconds: 0,
   notifierMaxConcurrency: 5,
+  // The ranker: I/O bound (rank index round trips), so little memory; 30 s holds a batch of 100
+  // (300 board changes, each board's in order, boards at once) many times over.
+  rankerMemoryMb: 256,
+  rankerTimeoutSeconds: 30,
+  rankerBatchSize: 100,
+  /** Gathers a second of changes per shard: fewer, fuller batches, boards at most ~1 s behind. */
+  rankerBatchingWindowSeconds: 1,
+  /**
+   * Six hours of retries (infinite attempts, bounded by age) for a rank index outage, well inside
+   * the stream's 24 hours; older records go to the ranker failure queue (their position only).
+   */
+  rankerMaxRecordAgeSeconds: 6 * 3600,
+  /** The boards API, like ingest: an HTTP handler in front of one store. */
+  boardsMemoryMb: 256,
+  boardsTimeoutSeconds: 10,
+  /**
+   * Caps on the serverless rank index (ElastiCache Serverless for Valkey), so that a runaway
+   * client or a bug cannot grow the bill without bound: 5 GB holds millions of board entries
+   * (each player's best on three boards per hero, the daily and weekly ones expiring), and
+   * 10,000 ECPU/s is several times what the API's default throttle (500 requests/s) and a busy
+   * ranker ask for. Past a cap the cache refuses writes (storage) or throttles (ECPU); it never
+   * bills more.
+   */
+  rankIndexMaxDataStorageGb: 5,
+  rankIndexMaxEcpuPerSecond: 10_000,
+  /** Daily snapshots of the rank index: the stream holds only 24 hours, so they are its backup. */
+  rankIndexSnapshotRetentionDays: 1,
+  productionRankIndexSnapshotRetentionDays: 7,
+  /** The ranker's stream lag (IteratorAge maximum) that raises an alarm. */
+  rankerIteratorAgeAlarmSeconds: 300,
   maxReceiveCount: 5,
   apiRateLimit: 500,
   apiBurstLimit: 1000,
@@ -97,6 +151,24 @@ export interface ConsumerSettings extends FunctionSettings {
   readonly maxConcurrency: number;
 }
 
+/** A consumer of a DynamoDB stream (the ranker): sizing plus its event source mapping. */
+export interface StreamConsumerSettings extends FunctionSettings {
+  readonly batchSize: number;
+  readonly batchingWindowSeconds: number;
+  /** Records older than this are not retried again but reported to the on-failure destination. */
+  readonly maxRecordAgeSeconds: number;
+}
+
+/** The rank index: an ElastiCache Serverless (Valkey) cache. */
+export interface RankIndexSettings {
+  /** cacheUsageLimits.dataStorage.maximum (GB). */
+  readonly maxDataStorageGb: number;
+  /** cacheUsageLimits.ecpuPerSecond.maximum. */
+  readonly maxEcpuPerSecond: number;
+  /** How many days daily snapshots are kept (snapshotRetentionLimit). */
+  readonly snapshotRetentionDays: number;
+}
+
 export interface JwtSettings {
   readonly algorithm: JwtAlgorithm;
   readonly issuer?: string;
@@ -121,6 +193,11 @@ export interface Settings {
   readonly ingest: FunctionSettings;
   readonly processor: ConsumerSettings;
   readonly notifier: ConsumerSettings;
+  /** Reads the submissions table's stream and keeps the rank index's boards. */
+  readonly ranker: StreamConsumerSettings;
+  /** Serves the leaderboard routes from the rank index. */
+  readonly boards: FunctionSettings;
+  readonly rankIndex: RankIndexSettings;
   readonly maxReceiveCount: number;
   readonly apiRateLimit: number;
   readonly apiBurstLimit: number;
@@ -134,6 +211,8 @@ export interface Settings {
    * the default is one full batch: a volume of failures, not one.
    */
   readonly processorFailedRecordsAlarmThreshold: number;
+  /** The ranker's stream lag (its IteratorAge maximum) that raises an alarm; below the maximum record age. */
+  readonly rankerIteratorAgeAlarmSeconds: number;
   readonly jwt: JwtSettings;
   readonly userCacheTtlSeconds: number;
   /** Submissions a user may make per quota window (the processor enforces it); 0 turns the quota off. */
@@ -165,6 +244,9 @@ export function readSettings(context: ContextReader): Settings {
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(stage)) {
     fail('stage', `"${stage}" must be 1-20 characters of a-z, 0-9 and -, starting with a letter (it is part of the stack name)`);
   }
+  if (stage.includes('--') || stage.endsWith('-')) {
+    fail('stage', `"${stage}" must not hold "--" or end with "-" (it is part of the rank index cache's name, which allows neither)`);
+  }
   const read = stageReader(context, stage);
   const production = booleanValue(read, 'production', PRODUCTION_STAGES.includes(stage));
 
@@ -191,6 +273,51 @@ export function readSettings(context: ContextReader): Settings {
     batchingWindowSeconds: DEFAULTS.notifierBatchingWindowSeconds,
     maxConcurrency: DEFAULTS.notifierMaxConcurrency,
   });
+
+  const ranker = rankerSettings(read);
+  const boards: FunctionSettings = {
+    memoryMb: memory(read, 'boardsMemoryMb', DEFAULTS.boardsMemoryMb),
+    // Behind the same HTTP API as ingest, so within the same integration timeout.
+    timeoutSeconds: intValue(read, 'boardsTimeoutSeconds', DEFAULTS.boardsTimeoutSeconds, 1, MAX_INGEST_TIMEOUT_SECONDS),
+  };
+  const rankIndex: RankIndexSettings = {
+    maxDataStorageGb: intValue(
+      read,
+      'rankIndexMaxDataStorageGb',
+      DEFAULTS.rankIndexMaxDataStorageGb,
+      MIN_CACHE_DATA_STORAGE_GB,
+      MAX_CACHE_DATA_STORAGE_GB,
+    ),
+    maxEcpuPerSecond: intValue(
+      read,
+      'rankIndexMaxEcpuPerSecond',
+      DEFAULTS.rankIndexMaxEcpuPerSecond,
+      MIN_CACHE_ECPU_PER_SECOND,
+      MAX_CACHE_ECPU_PER_SECOND,
+    ),
+    snapshotRetentionDays: intValue(
+      read,
+      'rankIndexSnapshotRetentionDays',
+      production ? DEFAULTS.productionRankIndexSnapshotRetentionDays : DEFAULTS.rankIndexSnapshotRetentionDays,
+      1,
+      MAX_SNAPSHOT_RETENTION_DAYS,
+    ),
+  };
+  const rankerIteratorAgeAlarmSeconds = intValue(
+    read,
+    'rankerIteratorAgeAlarmSeconds',
+    DEFAULTS.rankerIteratorAgeAlarmSeconds,
+    60,
+    STREAM_RETENTION_SECONDS,
+  );
+  // An alarm at or past the maximum age would only fire once records were already given up on.
+  if (rankerIteratorAgeAlarmSeconds >= ranker.maxRecordAgeSeconds) {
+    fail(
+      'rankerIteratorAgeAlarmSeconds',
+      `${rankerIteratorAgeAlarmSeconds} must be below rankerMaxRecordAgeSeconds (${ranker.maxRecordAgeSeconds}): ` +
+        'the alarm must fire before the ranker gives up on records',
+    );
+  }
 
   const apiRateLimit = intValue(read, 'apiRateLimit', DEFAULTS.apiRateLimit, 1, 1_000_000);
   const apiBurstLimit = intValue(read, 'apiBurstLimit', DEFAULTS.apiBurstLimit, 1, 1_000_000);
@@ -222,6 +349,9 @@ export function readSettings(context: ContextReader): Settings {
     ingest,
     processor,
     notifier,
+    ranker,
+    boards,
+    rankIndex,
     maxReceiveCount: intValue(read, 'maxReceiveCount', DEFAULTS.maxReceiveCount, 1, MAX_RECEIVE_COUNT_LIMIT),
     apiRateLimit,
     apiBurstLimit,
@@ -236,6 +366,7 @@ export function readSettings(context: ContextReader): Settings {
       1,
       1_000_000,
     ),
+    rankerIteratorAgeAlarmSeconds,
     jwt,
     userCacheTtlSeconds: intValue(read, 'userCacheTtlSeconds', DEFAULTS.userCacheTtlSeconds, 0, 86_400),
     userQuotaLimit: intValue(read, 'userQuotaLimit', DEFAULTS.userQuotaLimit, 0, MAX_USER_QUOTA_LIMIT),
@@ -364,6 +495,29 @@ function consumer(
     batchSize,
     batchingWindowSeconds,
     maxConcurrency: intValue(read, `${prefix}MaxConcurrency`, defaults.maxConcurrency, MIN_MAX_CONCURRENCY, MAX_MAX_CONCURRENCY),
+  };
+}
+
+/** The ranker's sizing and its stream event source mapping. */
+function rankerSettings(read: ContextReader): StreamConsumerSettings {
+  return {
+    memoryMb: memory(read, 'rankerMemoryMb', DEFAULTS.rankerMemoryMb),
+    timeoutSeconds: intValue(read, 'rankerTimeoutSeconds', DEFAULTS.rankerTimeoutSeconds, MIN_RANKER_TIMEOUT_SECONDS, MAX_LAMBDA_TIMEOUT_SECONDS),
+    batchSize: intValue(read, 'rankerBatchSize', DEFAULTS.rankerBatchSize, 1, MAX_RANKER_BATCH_SIZE),
+    batchingWindowSeconds: intValue(
+      read,
+      'rankerBatchingWindowSeconds',
+      DEFAULTS.rankerBatchingWindowSeconds,
+      0,
+      MAX_BATCHING_WINDOW_SECONDS,
+    ),
+    maxRecordAgeSeconds: intValue(
+      read,
+      'rankerMaxRecordAgeSeconds',
+      DEFAULTS.rankerMaxRecordAgeSeconds,
+      MIN_MAX_RECORD_AGE_SECONDS,
+      STREAM_RETENTION_SECONDS,
+    ),
   };
 }
 

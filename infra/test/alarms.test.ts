@@ -105,13 +105,53 @@ describe('alarms', () => {
     assert.throws(() => synth({ processorFailedRecordsAlarmThreshold: 0 }), /processorFailedRecordsAlarmThreshold.*outside 1\.\.1000000/);
   });
 
+  it('fire when the ranker skips a change it cannot read (its EMF metric)', () => {
+    const found = alarms(json).filter(
+      (a) =>
+        a.Namespace === METRICS_NAMESPACE &&
+        a.MetricName === 'UnreadableChanges' &&
+        JSON.stringify([...a.Dimensions].sort((x, y) => x.Name.localeCompare(y.Name))) ===
+          JSON.stringify([
+            { Name: 'Function', Value: 'ranker' },
+            { Name: 'Stage', Value: 'dev' },
+          ]),
+    );
+    assert.equal(found.length, 1);
+    assert.equal(found[0]!.Statistic, 'Sum');
+    assert.equal(firesAt(found[0]!), 1, 'any unreadable change');
+  });
+
+  it("watch the ranker's stream lag (IteratorAge maximum, ms), at the threshold from context", () => {
+    const iteratorAge = (t: CfnTemplate) => alarmsOn(t, 'AWS/Lambda', 'IteratorAge', 'FunctionName', functionId(t, 'ranker'));
+    const found = iteratorAge(json);
+    assert.equal(found.length, 1);
+    assert.equal(found[0]!.Statistic, 'Maximum');
+    assert.equal(found[0]!.Threshold, DEFAULTS.rankerIteratorAgeAlarmSeconds * 1000);
+    assert.equal(DEFAULTS.rankerIteratorAgeAlarmSeconds, 300);
+    assert.equal(iteratorAge(synth({ rankerIteratorAgeAlarmSeconds: 900 }).json)[0]!.Threshold, 900_000);
+    // It must fire before the ranker gives records up.
+    assert.throws(
+      () => synth({ rankerIteratorAgeAlarmSeconds: 3600, rankerMaxRecordAgeSeconds: 3600 }),
+      /rankerIteratorAgeAlarmSeconds.*below rankerMaxRecordAgeSeconds/,
+    );
+    assert.throws(() => synth({ rankerIteratorAgeAlarmSeconds: 59 }), /rankerIteratorAgeAlarmSeconds.*outside 60\.\.86400/);
+  });
+
+  it('fire as soon as the ranker reports a batch it gave up on', () => {
+    const found = alarmsOn(json, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', r.rankerFailureQueue);
+    assert.equal(found.length, 1);
+    assert.equal(firesAt(found[0]!), 1, 'depth > 0');
+  });
+
   it('leave cold starts to the dashboard: no alarm on ColdStart', () => {
     assert.deepEqual(alarms(json).filter((a) => a.MetricName === 'ColdStart'), []);
   });
 
   it('all notify the alarm topic on alarm and on recovery, and treat no data as fine', () => {
     const all = alarms(json);
-    assert.equal(all.length, 2 + 2 + 3 * 2 + 1 + 1);
+    // DLQs, queue ages, Errors and Throttles of each function, API 5xx, processor FailedRecords,
+    // ranker UnreadableChanges, IteratorAge and failure queue.
+    assert.equal(all.length, 2 + 2 + 5 * 2 + 1 + 1 + 3);
     for (const a of all) {
       assert.deepEqual(a.AlarmActions.map(refTarget), [r.alarmTopic], a.MetricName);
       assert.deepEqual(a.OKActions?.map(refTarget), [r.alarmTopic], a.MetricName);
@@ -144,6 +184,13 @@ describe('outputs', () => {
     assert.equal(parts.at(-1), '/', 'the $default stage has no path prefix');
   });
 
+  it('name the rank index and give its endpoint', () => {
+    assert.deepEqual(outputs.RankIndexName?.Value, { Ref: r.rankIndex }, 'Ref of a serverless cache is its name');
+    assert.deepEqual(outputs.RankIndexEndpoint?.Value, {
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [r.rankIndex, 'Endpoint.Address'] }, ':', { 'Fn::GetAtt': [r.rankIndex, 'Endpoint.Port'] }]],
+    });
+  });
+
   it('give the topic ARN, table names, queue URLs and the operator policy ARN', () => {
     const expected: Record<string, string> = {
       RejectionsTopicArn: r.rejectionsTopic,
@@ -155,6 +202,7 @@ describe('outputs', () => {
       SubmissionsDeadLetterQueueUrl: r.submissionsDlq,
       RejectionsQueueUrl: r.rejectionsQueue,
       RejectionsDeadLetterQueueUrl: r.rejectionsDlq,
+      RankerFailureQueueUrl: r.rankerFailureQueue,
       OperatorPolicyArn: logicalId(json, 'AWS::IAM::ManagedPolicy', 'OperatorPolicy'),
     };
     for (const [name, target] of Object.entries(expected)) {

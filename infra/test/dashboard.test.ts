@@ -1,9 +1,18 @@
 // The CloudWatch dashboard: its name, and that its widgets show the API, the queues, the
-// processor's and notifier's EMF metrics, the functions, and every function's cold starts.
+// processor's, notifier's and ranker's EMF metrics, the ranker's stream lag, the functions, and
+// every function's cold starts.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { EMF_METRICS, INGEST_METRICS, METRICS_NAMESPACE, NOTIFIER_METRICS, PROCESSOR_METRICS } from '../lib/score-pipeline-stack.ts';
+import {
+  BOARDS_METRICS,
+  EMF_METRICS,
+  INGEST_METRICS,
+  METRICS_NAMESPACE,
+  NOTIFIER_METRICS,
+  PROCESSOR_METRICS,
+  RANKER_METRICS,
+} from '../lib/score-pipeline-stack.ts';
 import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
 
 interface Dashboard {
@@ -106,13 +115,33 @@ describe('dashboard', () => {
       'ColdStart',
       'BatchDurationMs',
     ]);
-    assert.deepEqual(EMF_METRICS, { ingest: INGEST_METRICS, processor: PROCESSOR_METRICS, notifier: NOTIFIER_METRICS });
+    // processor/src/ranker.rs RankSummary::metrics, then ColdStart and BatchDurationMs.
+    assert.deepEqual(RANKER_METRICS, [
+      'ChangeRecords',
+      'BoardOffers',
+      'BoardRevocations',
+      'BoardWrites',
+      'UnreadableChanges',
+      'FailedChangeBatches',
+      'ColdStart',
+      'BatchDurationMs',
+    ]);
+    assert.deepEqual(BOARDS_METRICS, ['ColdStart']);
+    assert.deepEqual(EMF_METRICS, {
+      ingest: INGEST_METRICS,
+      processor: PROCESSOR_METRICS,
+      notifier: NOTIFIER_METRICS,
+      ranker: RANKER_METRICS,
+      boards: BOARDS_METRICS,
+    });
   });
 
   it('mentions the namespace and every metric name of every function', () => {
     // The plain text search the body must pass, whatever its layout.
     assert.ok(d.text.includes(`"${METRICS_NAMESPACE}"`));
-    for (const name of [...INGEST_METRICS, ...PROCESSOR_METRICS, ...NOTIFIER_METRICS]) assert.ok(d.text.includes(`"${name}"`), name);
+    for (const name of [...INGEST_METRICS, ...PROCESSOR_METRICS, ...NOTIFIER_METRICS, ...RANKER_METRICS, ...BOARDS_METRICS]) {
+      assert.ok(d.text.includes(`"${name}"`), name);
+    }
   });
 
   it('shows HTTP API requests, 4xx, 5xx and latency', () => {
@@ -129,24 +158,29 @@ describe('dashboard', () => {
       assert.equal(linesOf(lines, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', queue(q)).length, 1, q);
       assert.equal(linesOf(lines, 'AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName', queue(q)).length, 1, q);
     }
-    for (const dlq of [r.submissionsDlq, r.rejectionsDlq]) {
+    for (const dlq of [r.submissionsDlq, r.rejectionsDlq, r.rankerFailureQueue]) {
       const found = linesOf(lines, 'AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', queue(dlq));
       assert.equal(found.length, 1, dlq);
       assert.equal(found[0]!.stat, 'Maximum');
     }
   });
 
-  it("graphs the processor's and notifier's EMF metrics with the dimensions they are written with", () => {
+  it("graphs the processor's, notifier's and ranker's EMF metrics with the dimensions they are written with", () => {
     const notOutcomes = ['ColdStart', 'BatchDurationMs'];
-    for (const fn of ['processor', 'notifier'] as const) {
-      const outcomes = EMF_METRICS[fn].filter((name) => !notOutcomes.includes(name));
+    const titles = {
+      processor: 'Processor: records per batch outcome',
+      notifier: 'Notifier: records per batch outcome',
+      ranker: 'Ranker: changes per batch outcome',
+    };
+    for (const fn of ['processor', 'notifier', 'ranker'] as const) {
+      const outcomes = (EMF_METRICS[fn] as readonly string[]).filter((name) => !notOutcomes.includes(name));
       for (const name of outcomes) {
         const found = emf(fn, name);
         assert.equal(found.length, 1, `${fn} ${name}`);
         assert.equal(found[0]!.stat, 'Sum', `${fn} ${name}`);
       }
       // The outcome graph holds the outcome counts only, in the function's order.
-      const title = `${fn === 'processor' ? 'Processor' : 'Notifier'}: records per batch outcome`;
+      const title = titles[fn];
       assert.deepEqual(lines.filter((l) => l.widget === title).map((l) => l.name), outcomes, title);
       assert.deepEqual(emf(fn, 'BatchDurationMs').map((l) => l.stat), ['p99'], fn);
     }
@@ -159,7 +193,13 @@ describe('dashboard', () => {
     assert.ok(prod.filter((l) => l.namespace === METRICS_NAMESPACE).every((l) => l.dimensions.Stage === 'prod'));
   });
 
-  it('shows the cold starts of all three functions, summed, in one graph', () => {
+  it('shows how far the ranker lags behind the stream (IteratorAge maximum)', () => {
+    const found = linesOf(lines, 'AWS/Lambda', 'IteratorAge', 'FunctionName', `\${${functionId(json, 'ranker')}}`);
+    assert.equal(found.length, 1);
+    assert.equal(found[0]!.stat, 'Maximum');
+  });
+
+  it('shows the cold starts of all five functions, summed, in one graph', () => {
     for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
       const found = emf(fn, 'ColdStart');
       assert.equal(found.length, 1, fn);
@@ -168,10 +208,13 @@ describe('dashboard', () => {
     }
     const coldStarts = linesOf(lines, METRICS_NAMESPACE, 'ColdStart');
     assert.equal(new Set(coldStarts.map((l) => l.widget)).size, 1, 'one graph');
-    assert.deepEqual(lines.filter((l) => l.widget === coldStarts[0]!.widget).map((l) => l.dimensions.Function), ['ingest', 'processor', 'notifier']);
+    assert.deepEqual(
+      lines.filter((l) => l.widget === coldStarts[0]!.widget).map((l) => l.dimensions.Function),
+      ['ingest', 'processor', 'notifier', 'ranker', 'boards'],
+    );
   });
 
-  it('shows errors, throttles and duration of all three functions', () => {
+  it('shows errors, throttles and duration of all five functions', () => {
     for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
       for (const name of ['Errors', 'Throttles', 'Duration']) {
         const found = linesOf(lines, 'AWS/Lambda', name, 'FunctionName', `\${${functionId(json, fn)}}`);
@@ -182,7 +225,7 @@ describe('dashboard', () => {
 
   it('lays its graphs out on the 24-column grid', () => {
     const metricWidgets = d.widgets.filter((w) => w.type === 'metric');
-    assert.equal(metricWidgets.length, 13);
+    assert.equal(metricWidgets.length, 15);
     for (const w of d.widgets as (Widget & { x: number; width: number })[]) {
       assert.ok(w.x + w.width <= 24, w.properties.title);
     }

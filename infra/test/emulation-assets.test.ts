@@ -26,7 +26,8 @@ describe('emulation assets', () => {
     assert.ok(path.isAbsolute(context.jwtPublicKeyFile) && path.isAbsolute(context.lambdaZipDir));
   });
 
-  it('writes arm64 zips for the three functions', () => {
+  it('writes arm64 zips for every function', () => {
+    assert.deepEqual([...FUNCTION_BINARIES], ['ingest', 'processor', 'notifier', 'ranker', 'boards']);
     for (const bin of FUNCTION_BINARIES) checkBootstrap(path.join(context.lambdaZipDir, bin, 'bootstrap.zip'), 'arm64');
   });
 

@@ -1,14 +1,15 @@
-// The three Lambda functions: runtime, architecture, code, sizing, environment and token settings.
+// The five Lambda functions: runtime, architecture, code, sizing, network, environment and token settings.
 
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { applicationLogLevelFor, ENV, METRICS_NAMESPACE } from '../lib/score-pipeline-stack.ts';
+import { applicationLogLevelFor, BINARIES, ENV, METRICS_NAMESPACE } from '../lib/score-pipeline-stack.ts';
 import { DEFAULTS } from '../lib/settings.ts';
-import { writeDummyZips } from './support/dummy-assets.ts';
+import { FUNCTION_BINARIES, writeDummyZips } from './support/dummy-assets.ts';
 import {
   ARM64_ZIPS,
+  type CfnTemplate,
   FUNCTION_IDS,
   type FunctionName,
   functionProps,
@@ -26,6 +27,14 @@ import {
 } from './support/synth.ts';
 
 const NAMES = Object.keys(FUNCTION_IDS) as FunctionName[];
+
+/** RANK_INDEX_URL as the template builds it: rediss:// (TLS), the cache's endpoint address and port. */
+function rankIndexUrl(json: CfnTemplate) {
+  const cache = ids(json).rankIndex;
+  return {
+    'Fn::Join': ['', ['rediss://', { 'Fn::GetAtt': [cache, 'Endpoint.Address'] }, ':', { 'Fn::GetAtt': [cache, 'Endpoint.Port'] }]],
+  };
+}
 
 describe('functions', () => {
   it('run bootstrap on provided.al2023, arm64 by default', () => {
@@ -46,13 +55,18 @@ describe('functions', () => {
   it('take their code from <lambdaZipDir>/<bin>/bootstrap.zip, one asset per binary', () => {
     const { stack, json } = synthDefault();
     const keys = NAMES.map((name) => functionProps(json, name).Code.S3Key as string);
-    assert.equal(new Set(keys).size, 3, `distinct zips give distinct assets: ${keys}`);
+    assert.equal(new Set(keys).size, NAMES.length, `distinct zips give distinct assets: ${keys}`);
     // The staged asset is byte-for-byte the zip of that binary.
     const outdir = (stack.node.root as unknown as { outdir: string }).outdir;
     for (const [i, name] of NAMES.entries()) {
       const staged = fs.readFileSync(path.join(outdir, `asset.${keys[i]}`));
       assert.deepEqual(staged, fs.readFileSync(path.join(ARM64_ZIPS, name, 'bootstrap.zip')), name);
     }
+  });
+
+  it('are the binaries the dummy zips stand in for, one function each', () => {
+    assert.deepEqual([...FUNCTION_BINARIES], [...BINARIES]);
+    assert.deepEqual(NAMES, [...BINARIES]);
   });
 
   it('refuse zips built for the other architecture', () => {
@@ -64,6 +78,13 @@ describe('functions', () => {
     const empty = path.join(TEMP_DIR, 'no-zips');
     fs.mkdirSync(empty, { recursive: true });
     assert.throws(() => synth({ lambdaZipDir: empty }), /ingest[/\\]bootstrap\.zip is missing: run "make package"/);
+    // Also the new binaries: a zip directory from before the leaderboards is refused, naming them.
+    const old = writeDummyZips(path.join(TEMP_DIR, 'zips-without-ranker'), 'arm64');
+    fs.rmSync(path.join(old, 'ranker'), { recursive: true });
+    assert.throws(
+      () => synth({ lambdaZipDir: old }),
+      /ranker[/\\]bootstrap\.zip is missing: .*<ingest\|processor\|notifier\|ranker\|boards>\/bootstrap\.zip/,
+    );
   });
 
   it('refuse a bootstrap that is not executable', () => {
@@ -79,6 +100,10 @@ describe('functions', () => {
       processorTimeoutSeconds: 45,
       notifierMemoryMb: 192,
       notifierTimeoutSeconds: 20,
+      rankerMemoryMb: 512,
+      rankerTimeoutSeconds: 60,
+      boardsMemoryMb: 320,
+      boardsTimeoutSeconds: 8,
     };
     const { json } = synth(sizes);
     for (const name of NAMES) {
@@ -88,8 +113,15 @@ describe('functions', () => {
     }
   });
 
-  it('keep ingest within the HTTP API integration timeout', () => {
+  it('keep ingest and boards within the HTTP API integration timeout', () => {
     assert.throws(() => synth({ ingestTimeoutSeconds: 30 }), /ingestTimeoutSeconds.*outside 1\.\.29/);
+    assert.throws(() => synth({ boardsTimeoutSeconds: 30 }), /boardsTimeoutSeconds.*outside 1\.\.29/);
+  });
+
+  it('give the ranker room for a connection and a round of writes before its deadline', () => {
+    assert.throws(() => synth({ rankerTimeoutSeconds: 4 }), /rankerTimeoutSeconds.*outside 5\.\.900/);
+    assert.equal(functionProps(synth({ rankerTimeoutSeconds: 5 }).json, 'ranker').Timeout, 5);
+    assert.equal(functionProps(synthDefault().json, 'ranker').Timeout, DEFAULTS.rankerTimeoutSeconds);
   });
 
   it('log to their own log group with the stage retention', () => {
@@ -102,7 +134,7 @@ describe('functions', () => {
       assert.equal(resource(json, group).Properties.RetentionInDays, 30, name);
       groups.add(group);
     }
-    assert.equal(groups.size, 3);
+    assert.equal(groups.size, NAMES.length);
   });
 
   it('log JSON: application lines at INFO by default, Lambda platform lines at WARN', () => {
@@ -272,6 +304,47 @@ describe('environment', () => {
     });
   });
 
+  it('gives the ranker the rank index URL, built from the cache endpoint, and its metrics settings only', () => {
+    const { json } = synthDefault();
+    assert.deepEqual(functionProps(json, 'ranker').Environment.Variables, {
+      RANK_INDEX_URL: rankIndexUrl(json),
+      METRICS_NAMESPACE,
+      METRICS_STAGE: 'dev',
+      RUST_LOG: 'info',
+    });
+    assert.equal(ENV.rankIndexUrl, 'RANK_INDEX_URL');
+  });
+
+  it('gives the boards function the token settings, the rank index URL and its metrics settings only', () => {
+    const { json } = synth({ jwtLeewaySeconds: 10, jwtKeyId: 'key-2026' });
+    const env = functionProps(json, 'boards').Environment.Variables;
+    assert.deepEqual(Object.keys(env).sort(), [
+      'JWT_ALGORITHM',
+      'JWT_AUDIENCE',
+      'JWT_ISSUER',
+      'JWT_KEY_ID',
+      'JWT_LEEWAY_SECONDS',
+      'JWT_PUBLIC_KEY_PEM',
+      'METRICS_NAMESPACE',
+      'METRICS_STAGE',
+      'RANK_INDEX_URL',
+      'RUST_LOG',
+    ]);
+    // The same token settings as ingest, so a token ingest accepts the boards accept too.
+    const ingest = functionProps(json, 'ingest').Environment.Variables;
+    for (const name of Object.keys(env).filter((n) => n.startsWith('JWT_'))) assert.equal(env[name], ingest[name], name);
+    assert.deepEqual(env.RANK_INDEX_URL, rankIndexUrl(json));
+    assert.equal(env.METRICS_NAMESPACE, METRICS_NAMESPACE);
+    assert.equal(env.METRICS_STAGE, 'dev');
+  });
+
+  it('gives only the ranker and boards the rank index URL', () => {
+    const { json } = synthDefault();
+    for (const name of ['ingest', 'processor', 'notifier'] as const) {
+      assert.equal(functionProps(json, name).Environment.Variables[ENV.rankIndexUrl], undefined, name);
+    }
+  });
+
   it('tells every function where to put its metrics (ingest its ColdStart): the namespace and the stage', () => {
     assert.equal(METRICS_NAMESPACE, 'ScorePipeline');
     const { json } = synth({ stage: 'staging' });
@@ -323,6 +396,8 @@ describe('environment', () => {
     for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE', 'JWT_PUBLIC_KEY_PEM', 'JWT_SECRET']) assert.equal(env[name], undefined, name);
     const warnings = warningsOf(s).join('\n');
     assert.match(warnings, /ingest function will refuse to start/);
+    assert.match(warnings, /boards function will refuse to start/);
+    assert.equal(functionProps(s.json, 'boards').Environment.Variables.JWT_ISSUER, undefined);
     assert.match(warnings, /jwtIssuer/);
     assert.equal(warningsOf(synthDefault()).length, 0, 'complete settings give no warning');
   });

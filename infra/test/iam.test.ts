@@ -1,6 +1,7 @@
 // Least privilege: each function's role allows exactly the calls its code makes, on exactly the
-// resources it makes them on (plus the X-Ray upload of active tracing), and the operator policy
-// exactly the calls of the users tool.
+// resources it makes them on (plus the X-Ray upload of active tracing, and for the two functions
+// in the rank index's VPC the network interface calls Lambda makes with their roles), and the
+// operator policy exactly the calls of the users tool.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -61,6 +62,44 @@ const LOGS = (group: string) => [`logs:CreateLogStream on ${group}`, `logs:PutLo
 const XRAY = ['xray:PutTelemetryRecords on *', 'xray:PutTraceSegments on *'];
 const CONSUME = (queue: string) =>
   ['sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes', 'sqs:GetQueueUrl', 'sqs:ReceiveMessage'].map((a) => `${a} on ${queue}`);
+/** An EC2 ARN of this stack's account and region, as statementsOfRole writes joined ARNs. */
+const EC2_ARN = (resourceType: string, name: string) => `arn:\${AWS::Partition}:ec2:\${AWS::Region}:\${AWS::AccountId}:${resourceType}/${name}`;
+const ANY_INTERFACE = EC2_ARN('network-interface', '*');
+/**
+ * What Lambda calls with a VPC function's role for its network interfaces: create them only in
+ * the rank index subnets with the clients' security group (the interface ids are not known in
+ * advance), delete and re-address interfaces, and describe them (no resource-level permissions).
+ */
+function NETWORK_INTERFACES(json: CfnTemplate): string[] {
+  const r = ids(json);
+  return [
+    `ec2:CreateNetworkInterface on ${ANY_INTERFACE}`,
+    ...resourcesOfType(json, 'AWS::EC2::Subnet').map(([subnet]) => `ec2:CreateNetworkInterface on ${EC2_ARN('subnet', `\${${subnet}}`)}`),
+    `ec2:CreateNetworkInterface on ${EC2_ARN('security-group', `\${${r.rankIndexClientSecurityGroup}.GroupId}`)}`,
+    `ec2:DeleteNetworkInterface on ${ANY_INTERFACE}`,
+    `ec2:AssignPrivateIpAddresses on ${ANY_INTERFACE}`,
+    `ec2:UnassignPrivateIpAddresses on ${ANY_INTERFACE}`,
+    'ec2:DescribeNetworkInterfaces on *',
+  ];
+}
+/**
+ * What the DynamoDB stream event source reads with the consumer's role (CDK's grantStreamRead):
+ * the stream itself, and ListStreams, which takes no resource.
+ */
+const STREAM_READ = (table: string) => [
+  `dynamodb:DescribeStream on ${table}.StreamArn`,
+  `dynamodb:GetRecords on ${table}.StreamArn`,
+  `dynamodb:GetShardIterator on ${table}.StreamArn`,
+  'dynamodb:ListStreams on *',
+];
+/** The actions a function may have on "*": they take no resource-level permissions. */
+const STAR_ACTIONS: Record<FunctionName, string[]> = {
+  ingest: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+  processor: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+  notifier: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+  ranker: ['dynamodb:ListStreams', 'ec2:DescribeNetworkInterfaces', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+  boards: ['ec2:DescribeNetworkInterfaces', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+};
 
 describe('IAM', () => {
   const { json } = synthDefault();
@@ -68,15 +107,19 @@ describe('IAM', () => {
 
   it('gives each function its own role, assumable only by Lambda, without managed policies', () => {
     const roles = (Object.keys(FUNCTION_IDS) as FunctionName[]).map((fn) => roleOf(json, fn));
-    assert.equal(new Set(roles).size, 3);
+    assert.equal(new Set(roles).size, 5);
     for (const roleId of roles) {
       const role = resource(json, roleId).Properties;
       assert.deepEqual(role.AssumeRolePolicyDocument.Statement, [
         { Action: 'sts:AssumeRole', Effect: 'Allow', Principal: { Service: 'lambda.amazonaws.com' } },
       ]);
-      assert.equal(role.ManagedPolicyArns, undefined, `${roleId} has no managed policies (not even AWSLambdaBasicExecutionRole)`);
+      assert.equal(
+        role.ManagedPolicyArns,
+        undefined,
+        `${roleId} has no managed policies (not even AWSLambdaBasicExecutionRole or AWSLambdaVPCAccessExecutionRole)`,
+      );
     }
-    assert.equal(resourcesOfType(json, 'AWS::IAM::Role').length, 3, 'no other roles');
+    assert.equal(resourcesOfType(json, 'AWS::IAM::Role').length, 5, 'no other roles');
   });
 
   it('grants ingest exactly SendMessage on the submissions queue and GetItem on the submissions table', () => {
@@ -158,8 +201,50 @@ describe('IAM', () => {
     for (const action of DYNAMODB_WRITES) assert.equal(allows(statements, action, r.usersTable), false, action);
   });
 
+  it('grants the ranker its stream reads, its failure queue and its network interfaces only', () => {
+    assert.deepEqual(
+      grants(statementsOf(json, 'ranker')),
+      [
+        ...LOGS(logGroupOf(json, 'ranker')),
+        ...XRAY,
+        ...STREAM_READ(r.submissionsTable),
+        `sqs:SendMessage on ${r.rankerFailureQueue}`,
+        ...NETWORK_INTERFACES(json),
+      ].sort(),
+    );
+  });
+
+  it('lets the ranker read nothing of the table itself: the stream is its only DynamoDB access', () => {
+    const ranker = statementsOf(json, 'ranker');
+    for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES]) {
+      for (const table of [r.submissionsTable, `${r.submissionsTable}/index/byUser`, r.usersTable, r.quotasTable]) {
+        assert.equal(allows(ranker, action, table), false, `ranker may ${action} on ${table}`);
+      }
+    }
+    // Its DynamoDB grants are the stream reads, on the submissions table's stream (ListStreams on "*").
+    assert.deepEqual(grants(ranker).filter((g) => g.startsWith('dynamodb:')), STREAM_READ(r.submissionsTable).sort());
+  });
+
+  it('grants the boards function its logs, traces and network interfaces only: no DynamoDB, no SQS', () => {
+    const boards = statementsOf(json, 'boards');
+    assert.deepEqual(grants(boards), [...LOGS(logGroupOf(json, 'boards')), ...XRAY, ...NETWORK_INTERFACES(json)].sort());
+    assert.deepEqual(grants(boards).filter((g) => g.startsWith('dynamodb:') || g.startsWith('sqs:') || g.startsWith('sns:')), []);
+  });
+
+  it('lets only the VPC functions manage network interfaces, only in the rank index subnets with the clients group', () => {
+    for (const fn of ['ingest', 'processor', 'notifier'] as const) {
+      assert.deepEqual(grants(statementsOf(json, fn)).filter((g) => g.startsWith('ec2:')), [], fn);
+    }
+    for (const fn of ['ranker', 'boards'] as const) {
+      const create = grants(statementsOf(json, fn)).filter((g) => g.startsWith('ec2:CreateNetworkInterface on '));
+      // One network-interface pattern, the two subnets and the one group: nothing else of the account.
+      assert.equal(create.length, 4, fn);
+      assert.ok(create.every((g) => !g.includes(':subnet/*') && !g.includes(':security-group/*')), `${fn}: ${create}`);
+    }
+  });
+
   it('lets only the processor touch the quotas table, with UpdateItem and GetItem only', () => {
-    for (const fn of ['ingest', 'notifier'] as const) {
+    for (const fn of ['ingest', 'notifier', 'ranker', 'boards'] as const) {
       const statements = statementsOf(json, fn);
       for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES]) {
         assert.equal(allows(statements, action, r.quotasTable), false, `${fn} may ${action} on the quotas table`);
@@ -233,21 +318,23 @@ describe('IAM', () => {
     }
   });
 
-  it('allows nothing on every resource ("*") but the X-Ray trace upload, and grants no wildcard actions', () => {
+  it('allows on every resource ("*") only actions without resource-level permissions, and grants no wildcard actions', () => {
     for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
       for (const s of statementsOf(json, fn)) {
         if (s.resources.includes('*')) {
-          assert.deepEqual(
-            s,
-            { effect: 'Allow', actions: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'], resources: ['*'] },
-            `${fn}: only the X-Ray upload may name "*", in a statement of its own`,
-          );
+          assert.deepEqual(s.resources, ['*'], `${fn}: "*" in a statement of its own`);
+          assert.equal(s.effect, 'Allow');
+          for (const action of s.actions) assert.ok(STAR_ACTIONS[fn].includes(action), `${fn}: ${action} on "*"`);
         }
         for (const action of s.actions) {
           assert.ok(!action.includes('*') || action === 'kms:GenerateDataKey*', `${fn}: wildcard action ${action}`);
         }
       }
-      assert.deepEqual(grants(statementsOf(json, fn)).filter((g) => g.endsWith(' on *')), XRAY, `${fn} uploads traces (active tracing)`);
+      assert.deepEqual(
+        grants(statementsOf(json, fn)).filter((g) => g.endsWith(' on *')),
+        STAR_ACTIONS[fn].map((a) => `${a} on *`),
+        `${fn}: X-Ray upload (active tracing)${fn === 'ranker' || fn === 'boards' ? ', DescribeNetworkInterfaces' : ''}${fn === 'ranker' ? ', ListStreams' : ''}`,
+      );
     }
   });
 

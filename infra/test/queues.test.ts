@@ -1,4 +1,4 @@
-// Queues, dead-letter queues, event sources and topics.
+// Queues, dead-letter queues, the SQS event sources and topics (the ranker's stream source: rank-index.test.ts).
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -26,7 +26,8 @@ describe('queues', () => {
   it('are encrypted, TLS-only, and keep messages 14 days', () => {
     const { json } = synthDefault();
     const queues = resourcesOfType(json, 'AWS::SQS::Queue');
-    assert.equal(queues.length, 4);
+    // Two queues, their two DLQs, and the ranker's failure queue.
+    assert.equal(queues.length, 5);
     for (const [id, q] of queues) {
       assert.ok(q.Properties.SqsManagedSseEnabled === true || q.Properties.KmsMasterKeyId !== undefined, `${id} is encrypted`);
       assert.equal(q.Properties.MessageRetentionPeriod, FOURTEEN_DAYS, id);

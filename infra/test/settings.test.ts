@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import {
   DEFAULT_LAMBDA_ZIP_DIR,
   DEFAULTS,
+  MAX_RANKER_BATCH_SIZE,
   MAX_USER_QUOTA_LIMIT,
   MAX_USER_QUOTA_WINDOW_SECONDS,
   readSettings,
@@ -98,6 +99,59 @@ describe('settings', () => {
       [{ userQuotaWindowSeconds: 0 }, /^context "userQuotaWindowSeconds": 0 is outside 1\.\.86400$/],
       [{ userQuotaWindowSeconds: '86401' }, /^context "userQuotaWindowSeconds": 86401 is outside 1\.\.86400$/],
       [{ userQuotaWindowSeconds: '1m' }, /^context "userQuotaWindowSeconds": expected an integer, got "1m"$/],
+    ];
+    for (const [context, message] of cases) {
+      assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));
+    }
+  });
+
+  it('default the ranker, the boards function and the rank index', () => {
+    const s = read({});
+    assert.deepEqual(s.ranker, { memoryMb: 256, timeoutSeconds: 30, batchSize: 100, batchingWindowSeconds: 1, maxRecordAgeSeconds: 6 * 3600 });
+    assert.deepEqual(s.boards, { memoryMb: 256, timeoutSeconds: 10 });
+    assert.deepEqual(s.rankIndex, { maxDataStorageGb: 5, maxEcpuPerSecond: 10_000, snapshotRetentionDays: 1 });
+    assert.equal(s.rankerIteratorAgeAlarmSeconds, 300);
+    const prod = read({ stage: 'prod', jwtIssuer: 'i', jwtAudience: 'a', jwtPublicKeyPem: PEM });
+    assert.equal(prod.rankIndex.snapshotRetentionDays, 7, 'production keeps a week of snapshots');
+  });
+
+  it('take the ranker, boards and rank index settings from context, as strings, JSON or a stage block', () => {
+    const s = read({
+      stage: 'qa',
+      stages: { qa: { rankerBatchSize: 250, rankIndexMaxDataStorageGb: 2 } },
+      rankerMemoryMb: '512',
+      rankerTimeoutSeconds: 60,
+      rankerBatchingWindowSeconds: '0',
+      rankerMaxRecordAgeSeconds: '86400',
+      boardsMemoryMb: 384,
+      boardsTimeoutSeconds: '5',
+      rankIndexMaxEcpuPerSecond: '1000',
+      rankIndexSnapshotRetentionDays: 35,
+      rankerIteratorAgeAlarmSeconds: '600',
+    });
+    assert.deepEqual(s.ranker, { memoryMb: 512, timeoutSeconds: 60, batchSize: 250, batchingWindowSeconds: 0, maxRecordAgeSeconds: 86_400 });
+    assert.deepEqual(s.boards, { memoryMb: 384, timeoutSeconds: 5 });
+    assert.deepEqual(s.rankIndex, { maxDataStorageGb: 2, maxEcpuPerSecond: 1000, snapshotRetentionDays: 35 });
+    assert.equal(s.rankerIteratorAgeAlarmSeconds, 600);
+  });
+
+  it('refuse ranker, boards and rank index settings out of range', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ rankerTimeoutSeconds: 4 }, /^context "rankerTimeoutSeconds": 4 is outside 5\.\.900$/],
+      [{ rankerBatchSize: 0 }, /^context "rankerBatchSize": 0 is outside 1\.\.1000$/],
+      [{ rankerBatchSize: MAX_RANKER_BATCH_SIZE + 1 }, /^context "rankerBatchSize": 1001 is outside 1\.\.1000$/],
+      [{ rankerBatchingWindowSeconds: 301 }, /^context "rankerBatchingWindowSeconds": 301 is outside 0\.\.300$/],
+      [{ rankerMaxRecordAgeSeconds: 59 }, /^context "rankerMaxRecordAgeSeconds": 59 is outside 60\.\.86400$/],
+      [{ rankerMaxRecordAgeSeconds: -1 }, /^context "rankerMaxRecordAgeSeconds": -1 is outside 60\.\.86400$/],
+      [{ rankerMemoryMb: 64 }, /^context "rankerMemoryMb": 64 is outside 128\.\.10240$/],
+      [{ boardsTimeoutSeconds: 30 }, /^context "boardsTimeoutSeconds": 30 is outside 1\.\.29$/],
+      [{ rankIndexMaxDataStorageGb: 5001 }, /^context "rankIndexMaxDataStorageGb": 5001 is outside 1\.\.5000$/],
+      [{ rankIndexMaxEcpuPerSecond: 15_000_001 }, /^context "rankIndexMaxEcpuPerSecond": 15000001 is outside 1000\.\.15000000$/],
+      [{ rankIndexSnapshotRetentionDays: 36 }, /^context "rankIndexSnapshotRetentionDays": 36 is outside 1\.\.35$/],
+      [{ rankerIteratorAgeAlarmSeconds: 'soon' }, /^context "rankerIteratorAgeAlarmSeconds": expected an integer, got "soon"$/],
+      [{ rankerIteratorAgeAlarmSeconds: 600, rankerMaxRecordAgeSeconds: 600 }, /^context "rankerIteratorAgeAlarmSeconds": 600 must be below rankerMaxRecordAgeSeconds \(600\)/],
+      [{ stage: 'qa--2' }, /^context "stage": "qa--2" must not hold "--" or end with "-"/],
+      [{ stage: 'qa-' }, /^context "stage": "qa-" must not hold "--" or end with "-"/],
     ];
     for (const [context, message] of cases) {
       assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));

@@ -150,7 +150,7 @@ describe('tables', () => {
 });
 
 describe('stages', () => {
-  const STATEFUL = ['AWS::DynamoDB::Table', 'AWS::SQS::Queue', 'AWS::Logs::LogGroup', 'AWS::KMS::Key'];
+  const STATEFUL = ['AWS::DynamoDB::Table', 'AWS::SQS::Queue', 'AWS::Logs::LogGroup', 'AWS::KMS::Key', 'AWS::ElastiCache::ServerlessCache'];
 
   function assertProtection(json: CfnTemplate, production: boolean) {
     for (const [name, t] of Object.entries(tables(json))) {

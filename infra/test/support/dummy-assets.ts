@@ -10,13 +10,14 @@ import * as zlib from 'node:zlib';
 import { BOOTSTRAP, ELF_MACHINE } from '../../lib/lambda-zip.ts';
 import type { Architecture } from '../../lib/settings.ts';
 
-export const FUNCTION_BINARIES = ['ingest', 'processor', 'notifier'] as const;
+/** The stack's binaries (lib/score-pipeline-stack.ts BINARIES; a test keeps the two lists equal). */
+export const FUNCTION_BINARIES = ['ingest', 'processor', 'notifier', 'ranker', 'boards'] as const;
 
-/** Writes `<dir>/<bin>/bootstrap.zip` for the three functions; returns `dir`. */
+/** Writes `<dir>/<bin>/bootstrap.zip` for every function; returns `dir`. */
 export function writeDummyZips(dir: string, architecture: Architecture, options: { mode?: number } = {}): string {
   for (const bin of FUNCTION_BINARIES) {
     fs.mkdirSync(path.join(dir, bin), { recursive: true });
-    // The binary's name after the header keeps the three assets distinct, like the real ones.
+    // The binary's name after the header keeps the assets distinct, like the real ones.
     const bootstrap = Buffer.concat([fakeElf(ELF_MACHINE[architecture]), Buffer.from(bin)]);
     const zip = singleEntryZip(BOOTSTRAP, bootstrap, { mode: options.mode ?? 0o755 });
     fs.writeFileSync(path.join(dir, bin, 'bootstrap.zip'), zip);

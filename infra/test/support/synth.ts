@@ -115,7 +115,7 @@ export function refTarget(value: unknown): string | undefined {
   return undefined;
 }
 
-export const FUNCTION_IDS = { ingest: 'Ingest', processor: 'Processor', notifier: 'Notifier' } as const;
+export const FUNCTION_IDS = { ingest: 'Ingest', processor: 'Processor', notifier: 'Notifier', ranker: 'Ranker', boards: 'Boards' } as const;
 export type FunctionName = keyof typeof FUNCTION_IDS;
 
 export function functionId(t: CfnTemplate, name: FunctionName): string {
@@ -126,9 +126,21 @@ export function functionProps(t: CfnTemplate, name: FunctionName): any {
   return resource(t, functionId(t, name)).Properties;
 }
 
-/** The logical ids of the stack's queues, tables and topics, found by construct id. */
+/** The logical id of the one resource of `type` (for a top-level L1 resource, whose id has no hash). */
+export function onlyOfType(t: CfnTemplate, type: string): string {
+  const found = resourcesOfType(t, type);
+  if (found.length !== 1) throw new Error(`expected one ${type}, found ${JSON.stringify(found.map(([id]) => id))}`);
+  return found[0]![0];
+}
+
+/** The logical ids of the stack's queues, tables, topics and rank index, found by construct id. */
 export function ids(t: CfnTemplate) {
   return {
+    rankerFailureQueue: logicalId(t, 'AWS::SQS::Queue', 'RankerFailureQueue'),
+    rankIndex: onlyOfType(t, 'AWS::ElastiCache::ServerlessCache'),
+    rankIndexVpc: logicalId(t, 'AWS::EC2::VPC', 'RankIndexVpc'),
+    rankIndexSecurityGroup: logicalId(t, 'AWS::EC2::SecurityGroup', 'RankIndexSecurityGroup'),
+    rankIndexClientSecurityGroup: logicalId(t, 'AWS::EC2::SecurityGroup', 'RankIndexClientSecurityGroup'),
     submissionsQueue: logicalId(t, 'AWS::SQS::Queue', 'SubmissionsQueue'),
     submissionsDlq: logicalId(t, 'AWS::SQS::Queue', 'SubmissionsDeadLetterQueue'),
     rejectionsQueue: logicalId(t, 'AWS::SQS::Queue', 'RejectionsQueue'),
@@ -150,8 +162,10 @@ export interface Statement {
   readonly effect: string;
   readonly actions: string[];
   /**
-   * Logical ids for references, `<table id>/index/<name>` for a table's index ARN, the literal
-   * string otherwise (e.g. "*"), or else the JSON of the value.
+   * Logical ids for references (`<id>.<attribute>` for an attribute other than Arn, e.g. a table's
+   * StreamArn), `<table id>/index/<name>` for a table's index ARN, the literal string (e.g. "*"),
+   * an ARN joined from pieces written out (`arn:${AWS::Partition}:ec2:...:subnet/${<subnet id>}`),
+   * or else the JSON of the value.
    */
   readonly resources: string[];
 }
@@ -184,14 +198,36 @@ function statementsOfDocument(doc: any): Statement[] {
   return (doc.Statement as any[]).map((s) => ({
     effect: s.Effect,
     actions: ([] as string[]).concat(s.Action),
-    resources: ([] as unknown[]).concat(s.Resource).map((r) => refTarget(r) ?? resourceString(r)),
+    resources: ([] as unknown[]).concat(s.Resource).map(resourceString),
   }));
 }
 
-/** A resource as a string: see `indexArnString`, the literal string, or else its JSON. */
+/** A resource as a string: see `Statement.resources`. */
 function resourceString(r: unknown): string {
   if (typeof r === 'string') return r;
-  return indexArnString(r) ?? JSON.stringify(r);
+  return referenceString(r) ?? indexArnString(r) ?? joinString(r) ?? JSON.stringify(r);
+}
+
+/** `<id>` for a Ref or an Arn attribute, `<id>.<attribute>` for another attribute; undefined for anything else. */
+function referenceString(r: unknown): string | undefined {
+  if (r === null || typeof r !== 'object' || Object.keys(r).length !== 1) return undefined;
+  const v = r as Record<string, unknown>;
+  if (typeof v.Ref === 'string') return v.Ref;
+  const getAtt = v['Fn::GetAtt'];
+  if (Array.isArray(getAtt) && getAtt.length === 2 && typeof getAtt[0] === 'string' && typeof getAtt[1] === 'string') {
+    return getAtt[1] === 'Arn' ? getAtt[0] : `${getAtt[0]}.${getAtt[1]}`;
+  }
+  return undefined;
+}
+
+/** A `Fn::Join` with no separator written out, each reference as `${<referenceString>}`; undefined for anything else. */
+function joinString(r: unknown): string | undefined {
+  if (r === null || typeof r !== 'object' || Object.keys(r).length !== 1) return undefined;
+  const join = (r as Record<string, unknown>)['Fn::Join'];
+  if (!Array.isArray(join) || join.length !== 2 || join[0] !== '' || !Array.isArray(join[1])) return undefined;
+  const parts = (join[1] as unknown[]).map((part) => (typeof part === 'string' ? part : referenceString(part)));
+  if (parts.some((part) => part === undefined)) return undefined;
+  return (join[1] as unknown[]).map((part, i) => (typeof part === 'string' ? part : `\${${parts[i]}}`)).join('');
 }
 
 /**
