@@ -943,10 +943,23 @@ async fn a_board_holds_each_players_best_once_and_ranks_the_earlier_of_equal_sco
     let bobs_tie = post_in_order(&client, &[(&bob, score("storm", 300))]).await[0];
     assert!(stack.wait_until_drained(DRAIN).await);
 
-    // WHEN anyone reads storm's boards
+    // WHEN anyone reads storm's boards (of the day the scores were received, should a run cross
+    // midnight UTC)
     // THEN each holds one entry per player, their best, the earlier of the tied scores first;
     // the suspended user's score and the other hero's are absent
-    for period in ["", "?period=all-time", "?period=daily", "?period=weekly"] {
+    let all_time = read_board(&client, "/v1/leaderboards/storm", &bob).await;
+    let received = all_time["entries"][0]["receivedAt"].as_str().unwrap()[..10].to_owned();
+    let today = time::Date::parse(
+        &received,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .unwrap();
+    for period in [
+        String::new(),
+        "?period=all-time".to_owned(),
+        format!("?period=daily&date={received}"),
+        format!("?period=weekly&date={received}"),
+    ] {
         let body = read_board(&client, &format!("/v1/leaderboards/storm{period}"), &bob).await;
         assert_eq!(body["heroId"], "storm");
         assert_eq!(
@@ -959,11 +972,14 @@ async fn a_board_holds_each_players_best_once_and_ranks_the_earlier_of_equal_sco
         assert!(body["entries"][0]["receivedAt"].is_string());
         assert!(body.get("nextCursor").is_none(), "{body}");
     }
-    let today = time::OffsetDateTime::now_utc().date();
-    let daily = read_board(&client, "/v1/leaderboards/storm?period=daily", &bob).await;
+    let daily = read_board(
+        &client,
+        &format!("/v1/leaderboards/storm?period=daily&date={received}"),
+        &bob,
+    )
+    .await;
     assert_eq!(daily["period"], "daily");
     assert_eq!(daily["periodStart"], iso(today));
-    let all_time = read_board(&client, "/v1/leaderboards/storm", &bob).await;
     assert_eq!(
         (&all_time["period"], &all_time["periodStart"]),
         (&json!("all-time"), &Value::Null)
