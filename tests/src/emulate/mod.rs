@@ -742,9 +742,10 @@ impl Emulation {
             if !NOT_EMULATED_YET.iter().any(|prefix| id.starts_with(prefix)) {
                 continue;
             }
-            let name = resources.physical_ids.get(id).ok_or_else(|| {
-                EmulationError::Deployed(format!("the function {id}"))
-            })?;
+            let name = resources
+                .physical_ids
+                .get(id)
+                .ok_or_else(|| EmulationError::Deployed(format!("the function {id}")))?;
             for mapping in moto.event_source_mappings(name).await? {
                 moto.disable_event_source_mapping(mapping["UUID"].as_str().unwrap_or_default())
                     .await?;
@@ -995,7 +996,10 @@ mod tests {
             ranker["Properties"]["Environment"]["Variables"]["RANK_INDEX_URL"]["Fn::Join"][1],
             serde_json::json!(["rediss://", "127.0.0.1", ":", "6379"])
         );
-        assert_eq!(out["Outputs"]["RankIndexName"]["Value"], "emulated-RankIndex");
+        assert_eq!(
+            out["Outputs"]["RankIndexName"]["Value"],
+            "emulated-RankIndex"
+        );
     }
 
     #[test]
