@@ -28,6 +28,8 @@ struct TableShape {
     indexes: BTreeSet<(String, Keys, String)>,
     billing: String,
     ttl: Option<String>,
+    /// The stream's view type, if the table has a stream.
+    stream: Option<String>,
 }
 
 fn template_table(template: &Template, prefix: &str) -> TableShape {
@@ -81,6 +83,9 @@ fn template_table(template: &Template, prefix: &str) -> TableShape {
                 .unwrap()
                 .to_owned()
         }),
+        stream: p["StreamSpecification"]["StreamViewType"]
+            .as_str()
+            .map(str::to_owned),
     }
 }
 
@@ -149,6 +154,11 @@ async fn provisioned_table(clients: &AwsClients, name: &str) -> TableShape {
             .and_then(|b| b.billing_mode())
             .map_or("PROVISIONED".to_owned(), |b| b.as_str().to_owned()),
         ttl,
+        stream: table
+            .stream_specification()
+            .filter(|s| s.stream_enabled())
+            .and_then(|s| s.stream_view_type())
+            .map(|v| v.as_str().to_owned()),
     }
 }
 
