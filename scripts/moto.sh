@@ -17,6 +17,8 @@ MOTO_VERSION=5.2.5
 STARTUP_TIMEOUT_SECONDS=30
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/stop_pid.sh
+source "$repo_root/scripts/lib/stop_pid.sh"
 venv_dir=$repo_root/.venv
 state_dir=$repo_root/target/moto
 pid_file=$state_dir/moto.pid
@@ -91,16 +93,6 @@ start_server() {
         sleep 0.1
         waited_tenths=$((waited_tenths + 1))
     done
-}
-
-stop_pid() {
-    local pid=$1
-    kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
 }
 
 export_aws_environment() {

@@ -19,6 +19,8 @@ STARTUP_TIMEOUT_SECONDS=20
 MIN_MAJOR_VERSION=7
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=lib/stop_pid.sh
+source "$repo_root/scripts/lib/stop_pid.sh"
 state_dir=$repo_root/target/redis
 pid_file=$state_dir/redis.pid
 url_file=$state_dir/redis.url
@@ -94,16 +96,6 @@ start_server() {
         waited_tenths=$((waited_tenths + 1))
     done
     redis_url=redis://127.0.0.1:$redis_port
-}
-
-stop_pid() {
-    local pid=$1
-    kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -9 "$pid" 2>/dev/null || true
 }
 
 run() {
