@@ -122,6 +122,27 @@ fn finish(routes: Router) -> Router {
         .layer(middleware::from_fn(connection::drain_or_close))
 }
 
+/// Serves `router` as a Lambda function behind API Gateway (the ingest and boards functions).
+/// The first request of an execution environment writes the function's `ColdStart` EMF line,
+/// and its log lines carry `cold_start: true` (`shared::lambda::invocation_span`).
+pub async fn run_on_lambda(
+    router: Router,
+    function: &'static str,
+) -> Result<(), lambda_http::Error> {
+    use shared::lambda::{ColdStart, invocation_span};
+    use shared::metrics::{EmfMetrics, Metric};
+    let metrics = EmfMetrics::from_env(&shared::config::ProcessEnv, function);
+    let cold_start = Arc::new(ColdStart::new());
+    let first_request = move |request: Request, next: Next| {
+        let cold = cold_start.take();
+        if cold {
+            metrics.emit(&[Metric::cold_start()]);
+        }
+        next.run(request).instrument(invocation_span(cold))
+    };
+    lambda_http::run(router.layer(middleware::from_fn(first_request))).await
+}
+
 /// Gives every request a correlation id (the caller's `X-Correlation-Id` if it is well-formed),
 /// runs the request inside a span that carries it, and echoes it in the response.
 async fn correlate(mut request: Request, next: Next) -> Response {

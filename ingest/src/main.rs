@@ -2,14 +2,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::middleware::{self, Next};
 use ingest::{App, Authenticator};
 use shared::aws::{AwsClients, dynamodb::DynamoSubmissionStore, load_sdk_config, sqs::SqsQueue};
 use shared::config::{IngestConfig, ProcessEnv};
-use shared::lambda::{ColdStart, invocation_span};
-use shared::metrics::{EmfMetrics, Metric};
-use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -25,16 +20,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         config.submissions_table,
     ));
     let app = Arc::new(App::new(verifier, queue, store).with_burst_limit(config.burst_limit));
-    // The first request of this environment writes the function's only EMF line, `ColdStart`,
-    // and its log lines carry `cold_start: true` (shared::lambda::invocation_span).
-    let metrics = EmfMetrics::from_env(&ProcessEnv, "ingest");
-    let cold_start = Arc::new(ColdStart::new());
-    let first_request = move |request: Request, next: Next| {
-        let cold = cold_start.take();
-        if cold {
-            metrics.emit(&[Metric::cold_start()]);
-        }
-        next.run(request).instrument(invocation_span(cold))
-    };
-    lambda_http::run(ingest::router(app).layer(middleware::from_fn(first_request))).await
+    ingest::run_on_lambda(ingest::router(app), "ingest").await
 }

@@ -89,6 +89,17 @@ fn seed(runtime: &tokio::runtime::Runtime, index: &RedisRankIndex) {
     eprintln!("seeded in {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// A score of 1 for the player at rank 500,001: below their best, so it changes nothing.
+fn offer_below_best(board: &BoardRef) -> BoardChange {
+    let mut worse = entry(500_000);
+    worse.score = Score::new(1).unwrap();
+    BoardChange::Offer {
+        board: board.clone(),
+        entry: worse,
+        expires_at: None,
+    }
+}
+
 fn rank_index(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -140,13 +151,7 @@ fn rank_index(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("offer");
-    let mut worse = entry(500_000);
-    worse.score = Score::new(1).unwrap();
-    let offer = [BoardChange::Offer {
-        board: board.clone(),
-        entry: worse,
-        expires_at: None,
-    }];
+    let offer = [offer_below_best(&board)];
     group.bench_function("not-an-improvement", |b| {
         b.to_async(&runtime)
             .iter(|| async { black_box(index.apply(&offer).await.unwrap()) });
@@ -193,13 +198,7 @@ fn server_time_per_call(
             let us = per_call(&mut connection, "evalsha").await;
             eprintln!("server time per call, page limit=100 {name}: {us:?} us");
         }
-        let mut worse = entry(500_000);
-        worse.score = Score::new(1).unwrap();
-        let offer = [BoardChange::Offer {
-            board: board.clone(),
-            entry: worse,
-            expires_at: None,
-        }];
+        let offer = [offer_below_best(board)];
         reset_stats(&mut connection).await;
         for _ in 0..CALLS {
             index.apply(&offer).await.unwrap();

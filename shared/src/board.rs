@@ -178,6 +178,18 @@ pub struct BoardPage {
     pub next: Option<RankKey>,
 }
 
+impl BoardPage {
+    /// The page from up to `limit + 1` entries read in rank order: the first `limit`, and where
+    /// the next page starts if the extra one shows that more follow.
+    pub fn from_read(mut entries: Vec<RankedEntry>, limit: usize) -> Self {
+        let next = (entries.len() > limit && limit > 0).then(|| {
+            entries.truncate(limit);
+            entries[limit - 1].entry.rank_key()
+        });
+        Self { entries, next }
+    }
+}
+
 /// A player's place on a board and the entries around it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Standing {

@@ -306,13 +306,17 @@ pub struct RankerConfig {
 impl RankerConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
-            rank_index_url: required(
-                env,
-                RANK_INDEX_URL,
-                "the rank index URL (rediss://host:port)",
-            )?,
+            rank_index_url: rank_index_url(env)?,
         })
     }
+}
+
+fn rank_index_url(env: &dyn EnvSource) -> Result<String, ConfigError> {
+    required(
+        env,
+        RANK_INDEX_URL,
+        "the rank index URL (rediss://host:port)",
+    )
 }
 
 /// The boards function's settings: how callers authenticate and where the rank index is.
@@ -326,11 +330,7 @@ impl BoardsConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
             auth: auth_from_env(env)?,
-            rank_index_url: required(
-                env,
-                RANK_INDEX_URL,
-                "the rank index URL (rediss://host:port)",
-            )?,
+            rank_index_url: rank_index_url(env)?,
         })
     }
 }

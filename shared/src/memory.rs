@@ -555,12 +555,7 @@ impl RankIndex for MemoryRankIndex {
             return Ok(BoardPage::default());
         };
         let skip = after.map_or(0, |after| stored.order.range(..=after.clone()).count());
-        let mut entries = stored.ranked(skip, limit + 1);
-        let next = (entries.len() > limit).then(|| {
-            entries.truncate(limit);
-            entries[limit - 1].entry.rank_key()
-        });
-        Ok(BoardPage { entries, next })
+        Ok(BoardPage::from_read(stored.ranked(skip, limit + 1), limit))
     }
 
     async fn standing(

@@ -332,12 +332,7 @@ impl RankIndex for RedisRankIndex {
             .invoke_async(&mut connection)
             .await
             .map_err(port_error)?;
-        let mut entries = ranked(skipped, members)?;
-        let next = (entries.len() > limit).then(|| {
-            entries.truncate(limit);
-            entries[limit - 1].entry.rank_key()
-        });
-        Ok(BoardPage { entries, next })
+        Ok(BoardPage::from_read(ranked(skipped, members)?, limit))
     }
 
     async fn standing(
