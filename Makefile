@@ -10,7 +10,8 @@ run:
 	@$(CARGO) run --bin local
 
 ## emulate: the deployed system on this machine: the CDK stack synthesized and deployed into moto,
-## the real Lambda binaries (host builds), API Gateway and the event source mappings emulated
+## the five real Lambda binaries (host builds), API Gateway and the event source mappings emulated,
+## a Redis cluster standing in for the serverless cache
 ## (prints a URL and tokens, then notifications; Ctrl-C stops everything)
 emulate:
 	@scripts/emulate.sh run
@@ -64,7 +65,7 @@ bench:
 	$(CARGO) bench -p score-processor --bench batch
 	scripts/redis.sh run -- $(CARGO) bench -p score-shared --bench rank_index
 
-## coldstart: cold starts of the three functions (release builds) against a hello-world
+## coldstart: cold starts of the five functions (release builds) against a hello-world
 ## lambda_runtime function, under the emulated Runtime API with the deployed environment
 coldstart:
 	scripts/emulate.sh coldstart

@@ -5,12 +5,13 @@
 #                                   with a fresh ES256 key pair for tokens (target/emulate/
 #                                   jwt-private.pem signs them) and dummy zips (the emulation runs
 #                                   host builds of the same source instead)
-#   scripts/emulate.sh run [ARGS]   prepare, build the three functions and the emulator for this
-#                                   machine, start moto, deploy and run (`make emulate`); ARGS go
-#                                   to the emulator (see: cargo run --bin emulate -- --help)
+#   scripts/emulate.sh run [ARGS]   prepare, build the five functions and the emulator for this
+#                                   machine, start moto and a Redis cluster (the cache's stand-in),
+#                                   deploy and run (`make emulate`); ARGS go to the emulator (see:
+#                                   cargo run --bin emulate -- --help)
 #   scripts/emulate.sh coldstart [RUNS]
 #                                   the cold-start benchmark (`make coldstart`): release builds of
-#                                   the three functions and of a hello-world lambda_runtime
+#                                   the five functions and of a hello-world lambda_runtime
 #                                   function, RUNS (20) cold starts of each against the deployed
 #                                   environment; a Markdown table on stdout
 #
@@ -57,11 +58,12 @@ prepare() {
 
 run() {
     prepare
-    echo "emulate.sh: building ingest, processor, notifier and the emulator for this machine" >&2
-    (cd "$repo_root" && cargo build --bin ingest --bin processor --bin notifier --bin emulate) ||
+    echo "emulate.sh: building the five functions and the emulator for this machine" >&2
+    (cd "$repo_root" && cargo build -p score-ingest -p score-processor -p score-notifier --bins && cargo build --bin emulate) ||
         fail "cargo build failed (output above)"
     local bin_dir=${CARGO_TARGET_DIR:-$repo_root/target}/debug
-    EMULATE_DIR=$out_dir exec "$repo_root/scripts/moto.sh" run -- "$bin_dir/emulate" --bin-dir "$bin_dir" "$@"
+    EMULATE_DIR=$out_dir exec "$repo_root/scripts/redis.sh" run -- "$repo_root/scripts/moto.sh" run -- \
+        "$bin_dir/emulate" --bin-dir "$bin_dir" "$@"
 }
 
 coldstart() {
@@ -73,7 +75,7 @@ coldstart() {
         cargo build --bin emulate) ||
         fail "cargo build failed (output above)"
     local target=${CARGO_TARGET_DIR:-$repo_root/target}
-    EMULATE_DIR=$out_dir "$repo_root/scripts/moto.sh" run -- "$target/debug/emulate" \
+    EMULATE_DIR=$out_dir "$repo_root/scripts/redis.sh" run -- "$repo_root/scripts/moto.sh" run -- "$target/debug/emulate" \
         --bin-dir "$target/release" --addr 127.0.0.1:0 --stack-name ScorePipeline-coldstart \
         --cold-starts "$runs" --hello "$target/release/examples/hello_lambda"
 }

@@ -35,6 +35,9 @@ pub const USER_QUOTA_WINDOW_SECONDS: &str = "USER_QUOTA_WINDOW_SECONDS";
 pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
 /// The rank index: `redis://host:port`, or `rediss://` with TLS (a Redis or Valkey cluster).
 pub const RANK_INDEX_URL: &str = "RANK_INDEX_URL";
+/// What every rank index key starts with (letters, digits, `-`, `_`; `lb` when unset), so that
+/// deployments can share one cluster.
+pub const RANK_INDEX_NAMESPACE: &str = "RANK_INDEX_NAMESPACE";
 
 /// Default burst a user may send to one ingest instance (two full batches).
 pub const DEFAULT_BURST_LIMIT: u32 = 200;
@@ -297,40 +300,53 @@ impl ProcessorConfig {
     }
 }
 
+/// Where the rank index is and which of its keys are this deployment's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RankIndexSettings {
+    pub url: String,
+    /// `None`: the adapter's default namespace.
+    pub namespace: Option<String>,
+}
+
+impl RankIndexSettings {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            url: required(
+                env,
+                RANK_INDEX_URL,
+                "the rank index URL (rediss://host:port)",
+            )?,
+            namespace: env.var(RANK_INDEX_NAMESPACE),
+        })
+    }
+}
+
 /// The ranker function's settings: where the rank index is.
 #[derive(Clone, Debug)]
 pub struct RankerConfig {
-    pub rank_index_url: String,
+    pub rank_index: RankIndexSettings,
 }
 
 impl RankerConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
-            rank_index_url: rank_index_url(env)?,
+            rank_index: RankIndexSettings::from_env(env)?,
         })
     }
-}
-
-fn rank_index_url(env: &dyn EnvSource) -> Result<String, ConfigError> {
-    required(
-        env,
-        RANK_INDEX_URL,
-        "the rank index URL (rediss://host:port)",
-    )
 }
 
 /// The boards function's settings: how callers authenticate and where the rank index is.
 #[derive(Clone, Debug)]
 pub struct BoardsConfig {
     pub auth: AuthConfig,
-    pub rank_index_url: String,
+    pub rank_index: RankIndexSettings,
 }
 
 impl BoardsConfig {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
         Ok(Self {
             auth: auth_from_env(env)?,
-            rank_index_url: rank_index_url(env)?,
+            rank_index: RankIndexSettings::from_env(env)?,
         })
     }
 }
@@ -544,5 +560,30 @@ mod tests {
                 "{name}={value}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn the_rank_index_needs_a_url_and_may_name_a_namespace() {
+        let err = RankerConfig::from_env(&env(&[])).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Missing { name, .. } if *name == RANK_INDEX_URL),
+            "{err}"
+        );
+        let plain = RankerConfig::from_env(&env(&[(RANK_INDEX_URL, "rediss://cache:6379")]))
+            .unwrap()
+            .rank_index;
+        assert_eq!(plain.url, "rediss://cache:6379");
+        assert_eq!(plain.namespace, None);
+        let shared = BoardsConfig::from_env(&env(&[
+            HS,
+            &[
+                (RANK_INDEX_URL, "rediss://cache:6379"),
+                (RANK_INDEX_NAMESPACE, "staging"),
+            ],
+        ]
+        .concat()))
+        .unwrap()
+        .rank_index;
+        assert_eq!(shared.namespace.as_deref(), Some("staging"));
     }
 }

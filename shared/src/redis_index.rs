@@ -118,6 +118,14 @@ impl RedisRankIndex {
         Self::with_namespace(url, DEFAULT_NAMESPACE)
     }
 
+    /// The index the settings name: their URL, their namespace or the default one.
+    pub fn from_settings(settings: &crate::config::RankIndexSettings) -> Result<Self, PortError> {
+        Self::with_namespace(
+            &settings.url,
+            settings.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE),
+        )
+    }
+
     /// As [`RedisRankIndex::new`], with every key under `namespace` (letters, digits, `-`, `_`)
     /// instead of `lb`.
     pub fn with_namespace(url: &str, namespace: &str) -> Result<Self, PortError> {

@@ -219,9 +219,19 @@ impl ChangeFeed for MemoryChangeFeed {
 /// this reads an emulator's streams (moto), not AWS's.
 pub struct DynamoStreamFeed {
     moto: Moto,
-    dynamodb: aws_sdk_dynamodb::Client,
-    table: String,
+    stream: StreamOf,
     state: Mutex<Option<StreamState>>,
+}
+
+/// Which stream a feed reads.
+enum StreamOf {
+    /// A table's latest stream, found with DescribeTable.
+    Table {
+        dynamodb: aws_sdk_dynamodb::Client,
+        table: String,
+    },
+    /// The stream an event source mapping names.
+    Arn(String),
 }
 
 struct StreamState {
@@ -235,31 +245,41 @@ impl DynamoStreamFeed {
     pub fn new(moto: Moto, dynamodb: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
         Self {
             moto,
-            dynamodb,
-            table: table.into(),
+            stream: StreamOf::Table {
+                dynamodb,
+                table: table.into(),
+            },
+            state: Mutex::new(None),
+        }
+    }
+
+    /// The stream `stream_arn`, read as an event source mapping reads it: every call made in
+    /// the name of the caller `moto` is set up for (the mapped function's role).
+    pub fn of_stream(moto: Moto, stream_arn: impl Into<String>) -> Self {
+        Self {
+            moto,
+            stream: StreamOf::Arn(stream_arn.into()),
             state: Mutex::new(None),
         }
     }
 
     async fn open(&self) -> Result<StreamState, PortError> {
-        let table = self
-            .dynamodb
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| shared::aws::sdk_error("dynamodb", e))?;
-        let stream_arn = table
-            .table()
-            .and_then(|t| t.latest_stream_arn())
-            .ok_or_else(|| PortError::Refused {
-                service: "dynamodb streams",
-                detail: format!(
-                    "table {} has no stream; the rank index needs one",
-                    self.table
-                ),
-            })?
-            .to_owned();
+        let stream_arn = match &self.stream {
+            StreamOf::Arn(arn) => arn.clone(),
+            StreamOf::Table { dynamodb, table } => dynamodb
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| shared::aws::sdk_error("dynamodb", e))?
+                .table()
+                .and_then(|t| t.latest_stream_arn())
+                .ok_or_else(|| PortError::Refused {
+                    service: "dynamodb streams",
+                    detail: format!("table {table} has no stream; the rank index needs one"),
+                })?
+                .to_owned(),
+        };
         let iterators = self.shards(&stream_arn).await?;
         Ok(StreamState {
             stream_arn,

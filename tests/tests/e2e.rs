@@ -170,14 +170,13 @@ scenarios! {
         a_rejected_submission_retried_five_times_with_its_key_is_notified_once,
         a_retry_after_the_user_was_suspended_leaves_the_accepted_verdict_standing,
         a_reused_key_with_another_score_leaves_the_first_stored_and_reports_the_conflict,
-    ],
-    not_emulated: [
-        // The emulated deployment has no ranker and boards functions yet (issue 13's next step).
         a_board_holds_each_players_best_once_and_ranks_the_earlier_of_equal_scores_first,
         a_players_standing_and_the_page_around_them_agree_with_the_board,
         cursors_page_through_a_board_of_250_players_with_no_repeat_and_no_gap,
         a_revocation_takes_the_player_off_every_board_and_their_next_best_stays_off,
         a_board_read_needs_a_token_and_valid_parameters,
+    ],
+    not_emulated: [
         a_queue_that_keeps_refusing_gets_a_503_and_nothing_is_accepted,
         a_record_that_fails_transiently_is_retried_and_then_stored,
         a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is_lost,

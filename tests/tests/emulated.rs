@@ -131,10 +131,31 @@ async fn percent_encoded_paths_reach_the_function_decoded_on_the_default_stage()
 
 /// Every line a function writes is one JSON object with Lambda's keys; every line written
 /// during an invocation names it; one submission's correlation id and X-Ray trace are in all
-/// three functions' lines; each function reports its cold start once.
+/// three stages' lines; each of the five functions reports its cold start once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_functions_log_lambda_json_lines_that_tie_the_three_stages_together() {
     let emulation = start_for_tests(users(), |_| {}).await;
+    // An accepted score, ranked by the ranker and read through the boards function.
+    let accepted = reqwest::Client::new()
+        .post(format!("{}/v1/scores", emulation.stack.url))
+        .bearer_auth(emulation.stack.token("alice"))
+        .header("content-type", "application/json")
+        .body(score(7))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    assert!(emulation.stack.wait_until_drained(DRAIN).await);
+    let board: Value = reqwest::Client::new()
+        .get(format!("{}/v1/leaderboards/storm", emulation.stack.url))
+        .bearer_auth(emulation.stack.token("alice"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(board["entries"][0]["userId"], "alice", "{board}");
     let response = reqwest::Client::new()
         .post(format!("{}/v1/scores", emulation.stack.url))
         .bearer_auth(emulation.stack.token("mallory"))

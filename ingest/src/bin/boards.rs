@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = BoardsConfig::from_env(&ProcessEnv)?;
     let verifier = Authenticator::from_config(&config.auth)?;
     // Connects on the first read, so a cold start neither waits for nor fails on the cluster.
-    let index = Arc::new(RedisRankIndex::new(&config.rank_index_url)?);
+    let index = Arc::new(RedisRankIndex::from_settings(&config.rank_index)?);
     let boards = Arc::new(Boards::new(verifier, index));
     ingest::run_on_lambda(ingest::boards_router(boards), "boards").await
 }

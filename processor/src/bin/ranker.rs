@@ -17,7 +17,7 @@ use tracing::Instrument;
 async fn main() -> Result<(), Error> {
     let _logs = shared::telemetry::init();
     let config = RankerConfig::from_env(&ProcessEnv)?;
-    let ranker = Ranker::new(Arc::new(RedisRankIndex::new(&config.rank_index_url)?));
+    let ranker = Ranker::new(Arc::new(RedisRankIndex::from_settings(&config.rank_index)?));
     let metrics = EmfMetrics::from_env(&ProcessEnv, "ranker");
     let cold_start = ColdStart::new();
     let (ranker, metrics, cold_start) = (&ranker, &metrics, &cold_start);

@@ -1,7 +1,8 @@
 //! `emulate`: the deployed system on this machine. Deploys the synthesized CDK template into
-//! moto, runs the three real Lambda binaries against a Lambda Runtime API with the deployed
-//! functions' environment, and plays API Gateway and the SQS event source mappings from the
-//! deployed resources (see `pipeline_tests::emulate`).
+//! moto, runs the five real Lambda binaries against a Lambda Runtime API with the deployed
+//! functions' environment, and plays API Gateway and the SQS and DynamoDB stream event source
+//! mappings from the deployed resources, with a Redis cluster standing in for the serverless
+//! cache (see `pipeline_tests::emulate`).
 //!
 //! Prints one JSON line to stdout when ready (`{"url": ..., "tokens": {...}}`), then one JSON
 //! line per notification the topic publishes. The functions' log lines go to stderr as
@@ -19,20 +20,32 @@ use clap::Parser;
 use pipeline_tests::backend::print_published;
 use pipeline_tests::emulate::coldstart::{measure_once, median_and_p90};
 use pipeline_tests::emulate::runtime_api::RuntimeApi;
-use pipeline_tests::emulate::{Emulation, EmulationOptions, default_bin_dir, prepare_dir};
+use pipeline_tests::emulate::{
+    Emulation, EmulationOptions, RankIndexStandIn, default_bin_dir, prepare_dir,
+};
 use pipeline_tests::tokens::{seeded_tokens, seeded_users};
 
 /// Run the deployed score pipeline locally: the CDK stack in moto, the real Lambda binaries,
 /// API Gateway and the event source mappings emulated from the deployed template.
 ///
-/// Needs a running moto (MOTO_ENDPOINT), the prepared template (`scripts/emulate.sh prepare`)
-/// and host builds of ingest, processor and notifier; `make emulate` does all of it.
+/// Needs a running moto (MOTO_ENDPOINT), a Redis cluster (RANK_INDEX_URL), the prepared
+/// template (`scripts/emulate.sh prepare`) and host builds of the five functions; `make
+/// emulate` does all of it.
 #[derive(Parser, Debug)]
 #[command(version, about, long_about)]
 struct Args {
     /// The moto server to deploy into.
     #[arg(long, env = "MOTO_ENDPOINT")]
     moto_endpoint: String,
+
+    /// The Redis or Valkey cluster the ranker and boards functions use instead of the stack's
+    /// serverless cache (`scripts/redis.sh start` prints one).
+    #[arg(long, env = "RANK_INDEX_URL")]
+    rank_index_url: String,
+
+    /// The rank index key namespace of this deployment; default: the stack name.
+    #[arg(long)]
+    rank_index_namespace: Option<String>,
 
     /// Where the API Gateway emulation listens.
     #[arg(long, default_value = "127.0.0.1:3000")]
@@ -43,8 +56,7 @@ struct Args {
     #[arg(long, env = "EMULATE_DIR")]
     prepared: Option<PathBuf>,
 
-    /// Where the host builds of ingest, processor and notifier are; default: next to this
-    /// binary.
+    /// Where the host builds of the five functions are; default: next to this binary.
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 
@@ -84,6 +96,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         users: seeded_users(),
         echo_logs: true,
         encode_every_body: false,
+        rank_index: RankIndexStandIn {
+            url: args.rank_index_url.clone(),
+            namespace: args
+                .rank_index_namespace
+                .clone()
+                .unwrap_or_else(|| args.stack_name.clone()),
+        },
     };
     tracing::info!(stack = %options.stack_name, moto = %options.moto_endpoint, "deploying the synthesized template into moto");
     let emulation = Emulation::start(options)
@@ -124,7 +143,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The event each function gets for its first invocation: one that needs no AWS call.
 fn first_event(binary: &str) -> Bytes {
     let event = match binary {
-        "ingest" => serde_json::json!({
+        // The boards function answers this path with a 404 of its own.
+        "ingest" | "boards" => serde_json::json!({
             "version": "2.0", "routeKey": "$default", "rawPath": "/openapi.json",
             "rawQueryString": "", "headers": {"host": "localhost"}, "isBase64Encoded": false,
             "requestContext": {
@@ -135,7 +155,7 @@ fn first_event(binary: &str) -> Bytes {
                 "time": "01/Dec/2026:00:00:00 +0000", "timeEpoch": 0
             }
         }),
-        "processor" | "notifier" => serde_json::json!({ "Records": [] }),
+        "processor" | "notifier" | "ranker" => serde_json::json!({ "Records": [] }),
         _ => serde_json::json!({ "hello": "world" }),
     };
     Bytes::from(event.to_string())

@@ -137,6 +137,22 @@ pub fn resolve(
                     .collect::<Option<Vec<_>>>()?;
                 return Some(parts.join(separator));
             }
+            if let (Some(id), Some(attribute)) = (
+                value["Fn::GetAtt"][0].as_str(),
+                value["Fn::GetAtt"][1].as_str(),
+            ) && attribute != "Arn"
+            {
+                // What the deployment read back (a table's `StreamArn`), or a security group's
+                // id, which is its physical id.
+                if let Some(known) = physical_ids.get(&format!("{id}.{attribute}")) {
+                    return Some(known.clone());
+                }
+                let kind = template.resource(id)?["Type"].as_str()?;
+                return match (kind, attribute) {
+                    ("AWS::EC2::SecurityGroup", "GroupId") => physical_ids.get(id).cloned(),
+                    _ => None,
+                };
+            }
             if object.contains_key("Fn::GetAtt") && value["Fn::GetAtt"][1] == "Arn" {
                 let id = referenced_id(value)?;
                 let physical = physical_ids.get(&id)?;
@@ -376,6 +392,21 @@ fn dynamodb_calls(operation: &str, body: &Value) -> Vec<Call> {
             };
             vec![call(operation, resource)]
         }
+        // DynamoDB Streams: IAM names them dynamodb:* on the stream's ARN.
+        "DescribeStream" | "GetShardIterator" => vec![call(
+            operation,
+            body["StreamArn"].as_str().unwrap_or_default().to_owned(),
+        )],
+        // moto's shard iterators are `{stream ARN}|1|{id}`.
+        "GetRecords" => vec![call(
+            operation,
+            body["ShardIterator"]
+                .as_str()
+                .and_then(|iterator| iterator.split('|').next())
+                .unwrap_or_default()
+                .to_owned(),
+        )],
+        "ListStreams" => vec![call(operation, "*".to_owned())],
         other => vec![call(
             other,
             table_arn(body["TableName"].as_str().unwrap_or_default()),
@@ -488,6 +519,24 @@ mod tests {
                 "dynamodb:Query",
                 &format!("{}/index/byUser", table_arn("subs"))
             )]
+        );
+
+        let stream = format!("{}/stream/2026-12-02T00:00:00.000", table_arn("subs"));
+        let records = json!({
+            "headers": {"authorization": auth, "x-amz-target": "DynamoDBStreams_20120810.GetRecords"},
+            "body": json!({"ShardIterator": format!("{stream}|1|abc"), "Limit": 100}).to_string(),
+        });
+        assert_eq!(
+            decode(&records).unwrap().calls,
+            [call("dynamodb:GetRecords", &stream)]
+        );
+        let iterator = json!({
+            "headers": {"authorization": auth, "x-amz-target": "DynamoDBStreams_20120810.GetShardIterator"},
+            "body": json!({"StreamArn": stream, "ShardId": "s-1"}).to_string(),
+        });
+        assert_eq!(
+            decode(&iterator).unwrap().calls,
+            [call("dynamodb:GetShardIterator", &stream)]
         );
 
         let sns = json!({

@@ -1,12 +1,22 @@
 //! The deployed system on one machine: the synthesized CDK template deployed into moto's
-//! CloudFormation, the three real Lambda binaries (host builds) each running against a Lambda
-//! Runtime API with the environment the deployed function has, and the two parts moto cannot
+//! CloudFormation, the five real Lambda binaries (host builds) each running against a Lambda
+//! Runtime API with the environment the deployed function has, and the parts moto cannot
 //! play, emulated from the deployed resources: API Gateway (the HTTP API's routes, stage and
-//! integration timeout, payload format 2.0) and the SQS event source mappings (batch size,
-//! batching window, ReportBatchItemFailures, the queue's visibility timeout and redrive).
+//! integration timeout, payload format 2.0), the SQS event source mappings (batch size,
+//! batching window, ReportBatchItemFailures, the queue's visibility timeout and redrive) and
+//! the ranker's DynamoDB stream mapping (filter criteria, batch size, batching window,
+//! ReportBatchItemFailures; see [`stream_mapping`]).
 //!
 //! What is not as deployed, and why:
 //! - every function gets `AWS_ENDPOINT_URL` pointing at moto;
+//! - moto has no ElastiCache Serverless: the cache resource is removed from the template, and
+//!   the ranker and boards functions get `RANK_INDEX_URL` (a local Redis cluster, the same
+//!   engine in the same cluster mode) and `RANK_INDEX_NAMESPACE` (the stack name, so that
+//!   emulations sharing the server keep apart) instead of the cache's address;
+//! - moto would play the stream mapping itself (it invokes the function on each write and
+//!   empties the shard), so that mapping is removed from the template and played here from
+//!   its template properties; the VPC, subnets and security groups are deployed but loopback
+//!   is not partitioned;
 //! - the logging configuration comes from the template (moto drops LoggingConfig);
 //! - moto skips the HTTP API, alarms, and queue and topic policies (CloudWatch and IAM are
 //!   checked offline in infra/ and by the least-privilege test);
@@ -22,6 +32,7 @@ pub mod gateway;
 pub mod iam;
 pub mod moto;
 pub mod runtime_api;
+pub mod stream_mapping;
 pub mod template;
 
 use std::collections::BTreeMap;
@@ -39,10 +50,13 @@ use shared::aws::dynamodb::DynamoUserDirectory;
 use shared::aws::provision::{
     QueueProvisioning, ensure_queue_with_dead_letters, subscribe_queue_to_topic,
 };
+use shared::config::{RANK_INDEX_NAMESPACE, RANK_INDEX_URL};
+use shared::redis_index::RedisRankIndex;
 use shared::users::User;
 use tokio::sync::watch;
 
 use crate::backend::aws::{AwsResources, SqsSource, aws_backend};
+use crate::change_feed::{DynamoStreamFeed, spawn_stream_consumer};
 use crate::event_source::{HandlerFuture, PollSettings, SqsHandler, spawn_consumer};
 use crate::stack::{AssembledParts, LocalStack};
 use crate::tokens::TokenMinter;
@@ -56,22 +70,23 @@ use template::{Template, TemplateError};
 pub const ACCOUNT_ID: &str = "123456789012";
 /// Where `scripts/emulate.sh prepare` writes, relative to the repository root.
 pub const PREPARE_DIR: &str = "target/emulate";
+/// Set (to anything) to echo the emulated functions' log lines to stderr in tests.
+pub const ECHO_LOGS_VARIABLE: &str = "EMULATE_ECHO_LOGS";
 /// The environment variable naming that directory.
 pub const EMULATE_DIR_VARIABLE: &str = "EMULATE_DIR";
 /// The CDK bootstrap version the template's rule checks.
 const BOOTSTRAP_VERSION_PARAMETER: &str = "/cdk-bootstrap/hnb659fds/version";
 const STACK_CREATE_TIMEOUT: Duration = Duration::from_secs(120);
-/// The three functions: stack output naming each, and its binary.
-/// The deployed functions the emulation does not run yet (issue 13's next step): the ranker (its
-/// DynamoDB stream mapping is not played) and the boards function (its routes are not served).
-/// Their resources are deployed into moto all the same.
-const NOT_EMULATED_YET: [&str; 2] = ["Ranker", "Boards"];
-
-const FUNCTIONS: [(&str, &str); 3] = [
+/// The five functions: the stack output naming each, and its binary.
+const FUNCTIONS: [(&str, &str); 5] = [
     ("IngestFunctionName", "ingest"),
     ("ProcessorFunctionName", "processor"),
     ("NotifierFunctionName", "notifier"),
+    ("RankerFunctionName", "ranker"),
+    ("BoardsFunctionName", "boards"),
 ];
+/// How long the emulated stream poller waits on an idle stream before reading it again.
+const STREAM_READ_WAIT: Duration = Duration::from_secs(1);
 
 /// Why the emulated deployment could not start.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +150,16 @@ pub struct EmulationOptions {
     /// Base64-encode every request body, text ones too (API Gateway may; the function must
     /// decode them all).
     pub encode_every_body: bool,
+    /// The Redis cluster standing in for the template's serverless cache (moto has none).
+    pub rank_index: RankIndexStandIn,
+}
+
+/// The local server the deployed functions reach instead of the stack's ElastiCache Serverless
+/// cache, and the key namespace that keeps this emulation's boards apart from others sharing it.
+#[derive(Clone, Debug)]
+pub struct RankIndexStandIn {
+    pub url: String,
+    pub namespace: String,
 }
 
 /// One function as deployed.
@@ -164,6 +189,19 @@ pub struct DeployedMapping {
     pub max_receive_count: Option<u32>,
 }
 
+/// One DynamoDB stream event source mapping as deployed.
+#[derive(Clone, Debug)]
+pub struct DeployedStreamMapping {
+    pub function: String,
+    /// The table whose stream it reads (its logical id).
+    pub table_logical_id: String,
+    pub stream_arn: String,
+    pub batch_size: usize,
+    pub batching_window: Duration,
+    pub filters: stream_mapping::EventFilters,
+    pub report_batch_item_failures: bool,
+}
+
 /// What was deployed and is running.
 pub struct Emulation {
     pub stack_name: String,
@@ -172,6 +210,7 @@ pub struct Emulation {
     pub resources: StackResources,
     pub functions: Vec<DeployedFunction>,
     pub mappings: Vec<DeployedMapping>,
+    pub stream_mappings: Vec<DeployedStreamMapping>,
     pub logs: LogSink,
     /// The queue subscribed to the topic that [`Emulation::stack`]'s observer reads.
     pub notifications_tap_url: String,
@@ -337,8 +376,12 @@ fn moto_compatible(template: &[u8]) -> Result<Vec<u8>, EmulationError> {
     let mut document: Value = serde_json::from_slice(template)
         .map_err(|e| EmulationError::Prepared(format!("the template is not JSON: {e}")))?;
     let mut caches = Vec::new();
+    let mut stream_mappings = Vec::new();
     if let Some(resources) = document["Resources"].as_object_mut() {
         for (id, resource) in resources.iter_mut() {
+            if is_stream_mapping(resource) {
+                stream_mappings.push(id.clone());
+            }
             if resource["Type"] == "AWS::KMS::Key"
                 && let Some(properties) = resource["Properties"].as_object_mut()
             {
@@ -353,8 +396,14 @@ fn moto_compatible(template: &[u8]) -> Result<Vec<u8>, EmulationError> {
         for id in &caches {
             resources.remove(id);
         }
+        // moto plays a DynamoDB stream mapping itself, enabled or not: every write invokes the
+        // function in moto and, whatever the answer, empties the shard the emulation reads. The
+        // mapping goes, and the emulation plays it from the template.
+        for id in &stream_mappings {
+            resources.remove(id);
+        }
     }
-    for id in &caches {
+    for id in caches.iter().chain(&stream_mappings) {
         replace_references(&mut document, id);
     }
     Ok(document.to_string().into_bytes())
@@ -422,6 +471,7 @@ fn lambda_environment(
     configuration: &Value,
     runtime_api: &str,
     moto_endpoint: &str,
+    rank_index: &RankIndexStandIn,
 ) -> BTreeMap<String, String> {
     let mut env = string_map(&configuration["Environment"]["Variables"]);
     let logging = template.logging_config(&function.logical_id);
@@ -471,7 +521,99 @@ fn lambda_environment(
     if let Ok(backtrace) = std::env::var("RUST_BACKTRACE") {
         set("RUST_BACKTRACE", backtrace);
     }
+    // The second: the rank index is the local stand-in for the cache, under this emulation's
+    // namespace.
+    if env.contains_key(RANK_INDEX_URL) {
+        env.insert(RANK_INDEX_URL.to_owned(), rank_index.url.clone());
+        env.insert(
+            RANK_INDEX_NAMESPACE.to_owned(),
+            rank_index.namespace.clone(),
+        );
+    }
     env
+}
+
+/// Whether a template resource is an event source mapping on a DynamoDB stream (its source
+/// is a table's `StreamArn`).
+fn is_stream_mapping(resource: &Value) -> bool {
+    resource["Type"] == "AWS::Lambda::EventSourceMapping"
+        && resource["Properties"]["EventSourceArn"]["Fn::GetAtt"][1] == "StreamArn"
+}
+
+/// The template's DynamoDB stream mappings, with the functions they feed and the streams of
+/// the deployed tables.
+async fn stream_mappings_of(
+    template: &Template,
+    resources: &StackResources,
+    functions: &[DeployedFunction],
+    dynamodb: &aws_sdk_dynamodb::Client,
+) -> Result<Vec<DeployedStreamMapping>, EmulationError> {
+    let mut mappings = Vec::new();
+    for (id, resource) in template.resources_of_type("AWS::Lambda::EventSourceMapping") {
+        if !is_stream_mapping(resource) {
+            continue;
+        }
+        let properties = &resource["Properties"];
+        let function = template::referenced_id(&properties["FunctionName"])
+            .and_then(|logical_id| functions.iter().find(|f| f.logical_id == logical_id))
+            .ok_or_else(|| EmulationError::Deployed(format!("the function of the mapping {id}")))?;
+        let table_logical_id = template::referenced_id(&properties["EventSourceArn"])
+            .ok_or_else(|| EmulationError::Deployed(format!("the table of the mapping {id}")))?;
+        let table = resources
+            .physical_ids
+            .get(&table_logical_id)
+            .ok_or_else(|| EmulationError::Deployed(format!("the table {table_logical_id}")))?;
+        let stream_arn = dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| {
+                setup(format!("describing {table}"))(
+                    shared::aws::sdk_error("dynamodb", e).to_string(),
+                )
+            })?
+            .table()
+            .and_then(|t| t.latest_stream_arn())
+            .map(str::to_owned)
+            .ok_or_else(|| EmulationError::Deployed(format!("a stream on {table}")))?;
+        let mut mapping = stream_mapping_of(&function.name, stream_arn, properties)?;
+        mapping.table_logical_id = table_logical_id;
+        mappings.push(mapping);
+    }
+    Ok(mappings)
+}
+
+/// A DynamoDB stream mapping from its template properties.
+fn stream_mapping_of(
+    function: &str,
+    stream_arn: String,
+    mapping: &Value,
+) -> Result<DeployedStreamMapping, EmulationError> {
+    if mapping["StartingPosition"].as_str() != Some("TRIM_HORIZON") {
+        return Err(EmulationError::Deployed(format!(
+            "a TRIM_HORIZON starting position on the mapping of {function} (the emulation reads \
+             streams from their start; it has {})",
+            mapping["StartingPosition"]
+        )));
+    }
+    let filters = stream_mapping::EventFilters::parse(&mapping["FilterCriteria"])
+        .map_err(|e| EmulationError::Deployed(format!("filters it can judge: {e}")))?;
+    Ok(DeployedStreamMapping {
+        function: function.to_owned(),
+        table_logical_id: String::new(),
+        stream_arn,
+        batch_size: mapping["BatchSize"].as_u64().unwrap_or(100) as usize,
+        batching_window: Duration::from_secs(
+            mapping["MaximumBatchingWindowInSeconds"]
+                .as_u64()
+                .unwrap_or(0),
+        ),
+        filters,
+        report_batch_item_failures: mapping["FunctionResponseTypes"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t == "ReportBatchItemFailures")),
+    })
 }
 
 /// The queue URL of a queue ARN on moto.
@@ -619,8 +761,10 @@ pub fn batch_outcome(
     }
 }
 
-/// For tests: an emulation in the moto that `MOTO_ENDPOINT` names, as its own stack, on an
-/// ephemeral port, with `users` seeded. Panics saying what to do when it cannot start.
+/// For tests: an emulation in the moto that `MOTO_ENDPOINT` names, with the Redis cluster that
+/// `RANK_INDEX_URL` names standing in for the cache, as its own stack (and rank index
+/// namespace), on an ephemeral port, with `users` seeded; `EMULATE_ECHO_LOGS` echoes the
+/// functions' logs. Panics saying what to do when it cannot start.
 pub async fn start_for_tests(
     users: Vec<User>,
     configure: impl FnOnce(&mut EmulationOptions),
@@ -640,9 +784,21 @@ pub async fn start_for_tests(
         stack_name: format!("emu-{}", &uuid::Uuid::now_v7().simple().to_string()[20..]),
         gateway_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         users,
-        echo_logs: false,
+        echo_logs: std::env::var_os(ECHO_LOGS_VARIABLE).is_some(),
         encode_every_body: false,
+        rank_index: RankIndexStandIn {
+            url: match std::env::var(RANK_INDEX_URL) {
+                Ok(url) if !url.is_empty() => url,
+                _ => panic!(
+                    "{RANK_INDEX_URL} is not set: the emulated ranker and boards need a Redis \
+                     cluster standing in for the cache; run the tests through \
+                     `scripts/redis.sh run -- scripts/moto.sh run -- cargo test` (make test does)"
+                ),
+            },
+            namespace: String::new(),
+        },
     };
+    options.rank_index.namespace = options.stack_name.clone();
     configure(&mut options);
     match Emulation::start(options).await {
         Ok(emulation) => emulation,
@@ -717,11 +873,12 @@ impl Emulation {
                 &configuration,
                 &runtime_api,
                 moto.endpoint(),
+                &options.rank_index,
             );
             let binary_path = options.bin_dir.join(binary);
             if !binary_path.is_file() {
                 return Err(EmulationError::Prepared(format!(
-                    "{} is missing: build the functions for this machine first (cargo build --bin ingest --bin processor --bin notifier)",
+                    "{} is missing: build the functions for this machine first (cargo build --workspace --bins)",
                     binary_path.display()
                 )));
             }
@@ -736,23 +893,9 @@ impl Emulation {
             functions.push(function);
         }
 
-        // The functions not emulated yet are deployed but not run: their mappings are disabled
-        // in moto as well, which would otherwise try to run them.
-        for (id, _) in template.resources_of_type("AWS::Lambda::Function") {
-            if !NOT_EMULATED_YET.iter().any(|prefix| id.starts_with(prefix)) {
-                continue;
-            }
-            let name = resources
-                .physical_ids
-                .get(id)
-                .ok_or_else(|| EmulationError::Deployed(format!("the function {id}")))?;
-            for mapping in moto.event_source_mappings(name).await? {
-                moto.disable_event_source_mapping(mapping["UUID"].as_str().unwrap_or_default())
-                    .await?;
-            }
-        }
-
         // Event source mappings: read, disabled in moto, played here.
+        let stream_mappings =
+            stream_mappings_of(&template, &resources, &functions, &clients.dynamodb).await?;
         let mut mappings = Vec::new();
         for function in &functions {
             for mapping in moto.event_source_mappings(&function.name).await? {
@@ -838,13 +981,16 @@ impl Emulation {
             rejections_topic_arn: topic_arn,
             notifications_tap_url: Some(tap.queue_url.clone()),
         };
-        // The deployed stack has no ranker and boards functions yet: its boards stay empty.
+        // The boards the deployed functions keep, for the checks that read them directly.
+        let rank_index =
+            RedisRankIndex::with_namespace(&options.rank_index.url, &options.rank_index.namespace)
+                .map_err(|e| setup("connecting to the rank index stand-in")(e.to_string()))?;
         let mut backend = aws_backend(
             &clients,
             aws_resources,
             submissions_mapping.visibility_timeout,
             moto.endpoint(),
-            Arc::new(shared::memory::MemoryRankIndex::new()),
+            Arc::new(rank_index),
         );
         backend.label = "emulated";
         backend.max_receive_count = submissions_mapping.max_receive_count;
@@ -857,13 +1003,6 @@ impl Emulation {
                 .iter()
                 .find(|f| f.logical_id == route.function_logical_id)
             else {
-                if NOT_EMULATED_YET
-                    .iter()
-                    .any(|prefix| route.function_logical_id.starts_with(prefix))
-                {
-                    // Its requests fall through to `$default` (ingest), which answers 404.
-                    continue;
-                }
                 return Err(EmulationError::Deployed(format!(
                     "the function of route {}",
                     route.route_key
@@ -926,6 +1065,45 @@ impl Emulation {
             ));
         }
 
+        // The stream mappings (the ranker's): a drain waits until they have caught up.
+        let mut ranking = None;
+        for mapping in &stream_mappings {
+            let function = functions
+                .iter()
+                .find(|f| f.name == mapping.function)
+                .cloned()
+                .ok_or_else(|| {
+                    EmulationError::Deployed(format!("function {}", mapping.function))
+                })?;
+            // Lambda reads the stream with the function's role: so does this poller.
+            let stream = DynamoStreamFeed::of_stream(
+                Moto::new(moto.endpoint()).as_caller(&function.access_key_id),
+                &mapping.stream_arn,
+            );
+            let feed = stream_mapping::MappedFeed {
+                stream: Arc::new(stream),
+                filters: mapping.filters.clone(),
+                batching_window: mapping.batching_window,
+            };
+            let (task, progress) = spawn_stream_consumer(
+                Arc::new(feed),
+                stream_mapping::stream_handler(
+                    runtime.clone(),
+                    function,
+                    mapping.report_batch_item_failures,
+                ),
+                mapping.batch_size,
+                STREAM_READ_WAIT,
+                consumers_stopped.clone(),
+            );
+            consumers.push(task);
+            if ranking.replace(progress).is_some() {
+                return Err(EmulationError::Deployed(
+                    "one stream mapping (the ranker's); the stack has more".to_owned(),
+                ));
+            }
+        }
+
         let held: Vec<Box<dyn std::any::Any + Send + Sync>> =
             vec![Box::new(supervisors), Box::new(runtime)];
         let stack = LocalStack::assembled(AssembledParts {
@@ -937,9 +1115,17 @@ impl Emulation {
             http: running.task,
             stop_consumers,
             consumers,
-            ranking: None,
+            ranking,
             held,
         });
+        // What the policies name by attribute: the streams, as moto labelled them.
+        let mut resources = resources;
+        for mapping in &stream_mappings {
+            resources.physical_ids.insert(
+                format!("{}.StreamArn", mapping.table_logical_id),
+                mapping.stream_arn.clone(),
+            );
+        }
         Ok(Self {
             stack_name: options.stack_name,
             stack,
@@ -947,6 +1133,7 @@ impl Emulation {
             resources,
             functions,
             mappings,
+            stream_mappings,
             logs,
             notifications_tap_url: tap.queue_url,
         })
@@ -1000,6 +1187,32 @@ mod tests {
             out["Outputs"]["RankIndexName"]["Value"],
             "emulated-RankIndex"
         );
+    }
+
+    #[test]
+    fn a_stream_mapping_goes_and_a_queue_mapping_stays() {
+        let template = serde_json::json!({
+            "Resources": {
+                "Table": {"Type": "AWS::DynamoDB::Table"},
+                "Ranker": {"Type": "AWS::Lambda::Function"},
+                "RankerStream": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {
+                    "FunctionName": {"Ref": "Ranker"},
+                    "EventSourceArn": {"Fn::GetAtt": ["Table", "StreamArn"]}}},
+                "ProcessorQueue": {"Type": "AWS::Lambda::EventSourceMapping", "DependsOn": ["RankerStream"], "Properties": {
+                    "FunctionName": {"Ref": "Ranker"},
+                    "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]}}}
+            }
+        });
+        let out: Value =
+            serde_json::from_slice(&moto_compatible(template.to_string().as_bytes()).unwrap())
+                .unwrap();
+        assert!(out["Resources"].get("RankerStream").is_none());
+        assert_eq!(
+            out["Resources"]["ProcessorQueue"]["DependsOn"],
+            serde_json::json!([])
+        );
+        assert!(is_stream_mapping(&template["Resources"]["RankerStream"]));
+        assert!(!is_stream_mapping(&template["Resources"]["ProcessorQueue"]));
     }
 
     #[test]

@@ -40,11 +40,15 @@ pub enum MotoError {
 pub struct Moto {
     endpoint: String,
     http: reqwest::Client,
+    /// The access key id every request names, which moto's request recorder attributes it to.
+    caller: String,
 }
 
 /// Resources of a deployed stack: logical id to physical id, and its outputs.
 #[derive(Clone, Debug, Default)]
 pub struct StackResources {
+    /// Logical id to physical id, and `{logical id}.{attribute}` to the attributes the
+    /// emulation read back (a table's `StreamArn`).
     pub physical_ids: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
 }
@@ -57,17 +61,26 @@ impl Moto {
                 .timeout(Duration::from_secs(120))
                 .build()
                 .expect("a plain HTTP client builds"),
+            caller: "emulator".to_owned(),
         }
+    }
+
+    /// The same server, its requests made in the name of `access_key_id` (as the deployed
+    /// caller would sign them), so that recorded calls name that caller.
+    pub fn as_caller(mut self, access_key_id: impl Into<String>) -> Self {
+        self.caller = access_key_id.into();
+        self
     }
 
     pub fn endpoint(&self) -> &str {
         &self.endpoint
     }
 
-    fn authorization(service: &str) -> String {
+    fn authorization(&self, service: &str) -> String {
         format!(
-            "AWS4-HMAC-SHA256 Credential=emulator/20261201/{REGION}/{service}/aws4_request, \
-             SignedHeaders=host, Signature=0"
+            "AWS4-HMAC-SHA256 Credential={}/20261201/{REGION}/{service}/aws4_request, \
+             SignedHeaders=host, Signature=0",
+            self.caller
         )
     }
 
@@ -83,7 +96,7 @@ impl Moto {
             source,
         };
         let response = request
-            .header("authorization", Self::authorization(service))
+            .header("authorization", self.authorization(service))
             .send()
             .await
             .map_err(http)?;
