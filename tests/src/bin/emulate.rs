@@ -28,7 +28,7 @@ use pipeline_tests::tokens::{seeded_tokens, seeded_users};
 /// Run the deployed score pipeline locally: the CDK stack in moto, the real Lambda binaries,
 /// API Gateway and the event source mappings emulated from the deployed template.
 ///
-/// Needs a running moto (MOTO_ENDPOINT), a Redis cluster (RANK_INDEX_URL), the prepared
+/// Needs a running moto (MOTO_ENDPOINT), a Redis cluster (RANK_INDEX_TLS_URL), the prepared
 /// template (`scripts/emulate.sh prepare`) and host builds of the five functions; `make
 /// emulate` does all of it.
 #[derive(Parser, Debug)]
@@ -39,9 +39,14 @@ struct Args {
     moto_endpoint: String,
 
     /// The Redis or Valkey cluster the ranker and boards functions use instead of the stack's
-    /// serverless cache (`scripts/redis.sh start` prints one).
-    #[arg(long, env = "RANK_INDEX_URL")]
+    /// serverless cache, rediss:// as deployed (`scripts/redis.sh start` prints one).
+    #[arg(long, env = "RANK_INDEX_TLS_URL")]
     rank_index_url: String,
+
+    /// The CA file the functions trust for that cluster's certificate (`scripts/redis.sh`
+    /// makes one per run).
+    #[arg(long, env = "RANK_INDEX_CA_FILE")]
+    rank_index_ca_file: Option<PathBuf>,
 
     /// The rank index key namespace of this deployment; default: the stack name.
     #[arg(long)]
@@ -98,6 +103,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         encode_every_body: false,
         rank_index: RankIndexStandIn {
             url: args.rank_index_url.clone(),
+            ca_file: args.rank_index_ca_file.clone(),
+            // This binary reads no board itself; the plain address when there is one.
+            harness_url: std::env::var(shared::config::RANK_INDEX_URL)
+                .unwrap_or_else(|_| args.rank_index_url.clone()),
             namespace: args
                 .rank_index_namespace
                 .clone()

@@ -10,9 +10,10 @@
 //! What is not as deployed, and why:
 //! - every function gets `AWS_ENDPOINT_URL` pointing at moto;
 //! - moto has no ElastiCache Serverless: the cache resource is removed from the template, and
-//!   the ranker and boards functions get `RANK_INDEX_URL` (a local Redis cluster, the same
-//!   engine in the same cluster mode) and `RANK_INDEX_NAMESPACE` (the stack name, so that
-//!   emulations sharing the server keep apart) instead of the cache's address;
+//!   the ranker and boards functions get `RANK_INDEX_URL` (a local Redis cluster over TLS, the
+//!   same protocol in the same cluster mode), `SSL_CERT_FILE` (the test CA that signed its
+//!   certificate) and `RANK_INDEX_NAMESPACE` (the stack name, so that emulations sharing the
+//!   server keep apart) instead of the cache's address;
 //! - moto would play the stream mapping itself (it invokes the function on each write and
 //!   empties the shard), so that mapping is removed from the template and played here from
 //!   its template properties; the VPC, subnets and security groups are deployed but loopback
@@ -158,7 +159,13 @@ pub struct EmulationOptions {
 /// cache, and the key namespace that keeps this emulation's boards apart from others sharing it.
 #[derive(Clone, Debug)]
 pub struct RankIndexStandIn {
+    /// What the functions get: `rediss://` as deployed (the serverless cache only speaks TLS).
     pub url: String,
+    /// The CA that signed the stand-in's certificate, which the functions then trust
+    /// (`SSL_CERT_FILE`); `None` when it has a publicly trusted one.
+    pub ca_file: Option<PathBuf>,
+    /// How the harness reads the same server (for the checks that read boards directly).
+    pub harness_url: String,
     pub namespace: String,
 }
 
@@ -529,6 +536,12 @@ fn lambda_environment(
             RANK_INDEX_NAMESPACE.to_owned(),
             rank_index.namespace.clone(),
         );
+        if let Some(ca_file) = &rank_index.ca_file {
+            env.insert(
+                "SSL_CERT_FILE".to_owned(),
+                ca_file.to_string_lossy().into_owned(),
+            );
+        }
     }
     env
 }
@@ -761,8 +774,26 @@ pub fn batch_outcome(
     }
 }
 
+/// What `scripts/redis.sh run` exports besides `RANK_INDEX_URL`: the same server's TLS address
+/// and the CA its certificate is from.
+pub const RANK_INDEX_TLS_URL_VARIABLE: &str = "RANK_INDEX_TLS_URL";
+pub const RANK_INDEX_CA_FILE_VARIABLE: &str = "RANK_INDEX_CA_FILE";
+
+/// A variable naming the Redis cluster that stands in for the cache; panics saying what to do
+/// when it is not set.
+fn stand_in_variable(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: the emulated ranker and boards need a Redis cluster (with TLS, as \
+             the cache has) standing in for the cache; run the tests through \
+             `scripts/redis.sh run -- scripts/moto.sh run -- cargo test` (make test does)"
+        ),
+    }
+}
+
 /// For tests: an emulation in the moto that `MOTO_ENDPOINT` names, with the Redis cluster that
-/// `RANK_INDEX_URL` names standing in for the cache, as its own stack (and rank index
+/// `scripts/redis.sh` started standing in for the cache (the functions over TLS), as its own stack (and rank index
 /// namespace), on an ephemeral port, with `users` seeded; `EMULATE_ECHO_LOGS` echoes the
 /// functions' logs. Panics saying what to do when it cannot start.
 pub async fn start_for_tests(
@@ -787,14 +818,11 @@ pub async fn start_for_tests(
         echo_logs: std::env::var_os(ECHO_LOGS_VARIABLE).is_some(),
         encode_every_body: false,
         rank_index: RankIndexStandIn {
-            url: match std::env::var(RANK_INDEX_URL) {
-                Ok(url) if !url.is_empty() => url,
-                _ => panic!(
-                    "{RANK_INDEX_URL} is not set: the emulated ranker and boards need a Redis \
-                     cluster standing in for the cache; run the tests through \
-                     `scripts/redis.sh run -- scripts/moto.sh run -- cargo test` (make test does)"
-                ),
-            },
+            url: stand_in_variable(RANK_INDEX_TLS_URL_VARIABLE),
+            ca_file: Some(PathBuf::from(stand_in_variable(
+                RANK_INDEX_CA_FILE_VARIABLE,
+            ))),
+            harness_url: stand_in_variable(RANK_INDEX_URL),
             namespace: String::new(),
         },
     };
@@ -982,9 +1010,11 @@ impl Emulation {
             notifications_tap_url: Some(tap.queue_url.clone()),
         };
         // The boards the deployed functions keep, for the checks that read them directly.
-        let rank_index =
-            RedisRankIndex::with_namespace(&options.rank_index.url, &options.rank_index.namespace)
-                .map_err(|e| setup("connecting to the rank index stand-in")(e.to_string()))?;
+        let rank_index = RedisRankIndex::with_namespace(
+            &options.rank_index.harness_url,
+            &options.rank_index.namespace,
+        )
+        .map_err(|e| setup("connecting to the rank index stand-in")(e.to_string()))?;
         let mut backend = aws_backend(
             &clients,
             aws_resources,
