@@ -629,6 +629,18 @@ fn stream_mapping_of(
     })
 }
 
+/// The deployed function `name`, which a mapping feeds.
+fn function_named(
+    functions: &[DeployedFunction],
+    name: &str,
+) -> Result<DeployedFunction, EmulationError> {
+    functions
+        .iter()
+        .find(|f| f.name == name)
+        .cloned()
+        .ok_or_else(|| EmulationError::Deployed(format!("function {name}")))
+}
+
 /// The queue URL of a queue ARN on moto.
 fn queue_url(moto_endpoint: &str, arn: &str) -> String {
     let mut parts = arn.rsplit(':');
@@ -1068,13 +1080,7 @@ impl Emulation {
         let (stop_consumers, consumers_stopped) = watch::channel(false);
         let mut consumers = Vec::new();
         for mapping in &mappings {
-            let function = functions
-                .iter()
-                .find(|f| f.name == mapping.function)
-                .cloned()
-                .ok_or_else(|| {
-                    EmulationError::Deployed(format!("function {}", mapping.function))
-                })?;
+            let function = function_named(&functions, &mapping.function)?;
             // Lambda's poller receives and deletes with the function's role: so does this one.
             let poller = aws_sdk_sqs::Client::from_conf(
                 aws_sdk_sqs::config::Builder::from(&sdk_config)
@@ -1098,13 +1104,7 @@ impl Emulation {
         // The stream mappings (the ranker's): a drain waits until they have caught up.
         let mut ranking = None;
         for mapping in &stream_mappings {
-            let function = functions
-                .iter()
-                .find(|f| f.name == mapping.function)
-                .cloned()
-                .ok_or_else(|| {
-                    EmulationError::Deployed(format!("function {}", mapping.function))
-                })?;
+            let function = function_named(&functions, &mapping.function)?;
             // Lambda reads the stream with the function's role: so does this poller.
             let stream = DynamoStreamFeed::of_stream(
                 Moto::new(moto.endpoint()).as_caller(&function.access_key_id),
