@@ -136,14 +136,7 @@ async fn percent_encoded_paths_reach_the_function_decoded_on_the_default_stage()
 async fn the_functions_log_lambda_json_lines_that_tie_the_three_stages_together() {
     let emulation = start_for_tests(users(), |_| {}).await;
     // An accepted score, ranked by the ranker and read through the boards function.
-    let accepted = reqwest::Client::new()
-        .post(format!("{}/v1/scores", emulation.stack.url))
-        .bearer_auth(emulation.stack.token("alice"))
-        .header("content-type", "application/json")
-        .body(score(7))
-        .send()
-        .await
-        .unwrap();
+    let accepted = post(&emulation, "alice", "application/json", score(7)).await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     assert!(emulation.stack.wait_until_drained(DRAIN).await);
     let board: Value = reqwest::Client::new()

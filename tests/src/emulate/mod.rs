@@ -590,9 +590,12 @@ async fn stream_mappings_of(
             .and_then(|t| t.latest_stream_arn())
             .map(str::to_owned)
             .ok_or_else(|| EmulationError::Deployed(format!("a stream on {table}")))?;
-        let mut mapping = stream_mapping_of(&function.name, stream_arn, properties)?;
-        mapping.table_logical_id = table_logical_id;
-        mappings.push(mapping);
+        mappings.push(stream_mapping_of(
+            &function.name,
+            table_logical_id,
+            stream_arn,
+            properties,
+        )?);
     }
     Ok(mappings)
 }
@@ -600,6 +603,7 @@ async fn stream_mappings_of(
 /// A DynamoDB stream mapping from its template properties.
 fn stream_mapping_of(
     function: &str,
+    table_logical_id: String,
     stream_arn: String,
     mapping: &Value,
 ) -> Result<DeployedStreamMapping, EmulationError> {
@@ -614,7 +618,7 @@ fn stream_mapping_of(
         .map_err(|e| EmulationError::Deployed(format!("filters it can judge: {e}")))?;
     Ok(DeployedStreamMapping {
         function: function.to_owned(),
-        table_logical_id: String::new(),
+        table_logical_id,
         stream_arn,
         batch_size: mapping["BatchSize"].as_u64().unwrap_or(100) as usize,
         batching_window: Duration::from_secs(
