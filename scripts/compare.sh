@@ -4,8 +4,11 @@
 # sends the same request (one valid submission, POST /v1/scores, HS256 token) to:
 #
 #   bare          a bare axum server answering 202 without parsing: the ceiling of this stack;
+#   peer          a straightforward ingest server (tests/src/bin/peer.rs: axum, jsonwebtoken,
+#                 serde refusing unknown fields, a bounded channel), the bar to clear;
 #   ingest alone  the real ingest router on a queue that encodes messages and drops them
-#                 (`bare --app ingest`): what one ingest Lambda does, with info logs;
+#                 (`bare --app ingest`): what one ingest Lambda does, with its log lines as
+#                 deployed (Lambda's JSON format at info, one write each, to a file);
 #   local         the local stack (target/release/local): ingest, processor and notifier in one
 #                 process on one core, in memory, info logs (as shipped);
 #   local, warn   the same with RUST_LOG=warn (no per-submission log lines).
@@ -51,7 +54,7 @@ log() { echo "compare: $*" >&2; }
 
 log "building release binaries (local, bare, loadgen and the three Lambda functions)..."
 "$CARGO" build --release --quiet \
-  --bin local --bin bare --bin loadgen --bin ingest --bin processor --bin notifier
+  --bin local --bin bare --bin peer --bin loadgen --bin ingest --bin processor --bin notifier
 
 workdir=$(mktemp -d "${TMPDIR:-/tmp}/score-compare.XXXXXX")
 server_pids=()
@@ -252,8 +255,10 @@ measure() {
 
 wait_for_quiet
 HALF_RATE="" measure bare no-drain target/release/bare --addr 127.0.0.1:0
+HALF_RATE="" measure peer no-drain target/release/peer --addr 127.0.0.1:0
 HALF_RATE=$(calc "%.0f" "$(field bare .requests_per_s) / 2")
-measure ingest no-drain target/release/bare --app ingest --addr 127.0.0.1:0
+AWS_LAMBDA_FUNCTION_NAME=compare-ingest AWS_LAMBDA_LOG_FORMAT=JSON \
+  measure ingest no-drain target/release/bare --app ingest --addr 127.0.0.1:0
 measure local drain target/release/local --addr 127.0.0.1:0
 RUST_LOG=warn measure local-warn drain target/release/local --addr 127.0.0.1:0
 
@@ -300,7 +305,7 @@ Closed model, $CONCURRENCY connections:
 | server | req/s | ratio to bare | p50 / p99 / p99.9 ms | server cores | loadgen cores | others cores | peak RSS |
 | --- | --- | --- | --- | --- | --- | --- | --- |
 EOF
-for run in bare ingest local local-warn; do
+for run in bare peer ingest local local-warn; do
   label=$run
   [[ $run == ingest ]] && label="ingest alone"
   [[ $run == local-warn ]] && label="local, RUST_LOG=warn"
@@ -316,7 +321,7 @@ The same closed runs with wrk ($(wrk --version 2>&1 | head -n1 | cut -d' ' -f1-2
 | server | req/s | ratio to bare | p50 / p99 ms | server cores | non-2xx |
 | --- | --- | --- | --- | --- | --- |
 EOF
-  for run in bare ingest local local-warn; do
+  for run in bare peer ingest local local-warn; do
     label=$run
     [[ $run == ingest ]] && label="ingest alone"
     [[ $run == local-warn ]] && label="local, RUST_LOG=warn"
@@ -348,16 +353,21 @@ for h in ingest-half local-half local-warn-half ingest-own-half local-own-half l
 done
 
 local_ratio=$(calc "%.2f" "$(field local .requests_per_s) / $bare_rps")
+ingest_to_bare=$(calc "%.2f" "$(field ingest .requests_per_s) / $bare_rps")
+ingest_to_peer=$(calc "%.2f" "$(field ingest .requests_per_s) / $(field peer .requests_per_s)")
 local_half_p99=$(field local-half .latency.p99_ms)
 first_202=$(jq -r .first_202_ms_median "$workdir/startup.json")
 median() { jq -r "[.runs[].$1] | sort | .[length/2|floor]" "$workdir/startup.json"; }
 cat <<EOF
 
-Unexpected answers or errors in the measured runs: $(for r in bare ingest local local-warn ingest-half local-half local-warn-half ingest-own-half local-own-half local-warn-own-half; do printf '%s %s; ' "$r" "$(field "$r" '.unexpected + .errors')"; done)
+Unexpected answers or errors in the measured runs: $(for r in bare peer ingest local local-warn ingest-half local-half local-warn-half ingest-own-half local-own-half local-warn-own-half; do printf '%s %s; ' "$r" "$(field "$r" '.unexpected + .errors')"; done)
 
-| local stack | figure |
+| figure | value |
 | --- | --- |
-| throughput ratio to bare (goal >= 0.6) | $local_ratio ($(verdict "$local_ratio >= 0.6")) |
+| ingest alone, throughput ratio to the peer (goal >= 1) | $ingest_to_peer ($(verdict "$ingest_to_peer >= 1")) |
+| ingest alone, throughput ratio to bare (goal >= 0.6) | $ingest_to_bare ($(verdict "$ingest_to_bare >= 0.6")) |
+| ingest alone, log bytes per accepted request (its one info line) | $(awk '{ bytes += length($0) + 1 } END { printf "%.0f", bytes / (NR ? NR : 1) }' "$workdir/ingest.log") |
+| local stack, throughput ratio to bare (goal >= 0.6) | $local_ratio ($(verdict "$local_ratio >= 0.6")) |
 | p99 at half the ceiling's rate (goal <= 2 ms) | $(ms "$local_half_p99") ms ($(verdict "$local_half_p99 <= 2")) |
 | p99 at half its own throughput | $(ms "$(field local-own-half .latency.p99_ms)") ms |
 | process start to first 202, median of $STARTS starts (goal <= 10 ms) | $(ms "$first_202") ms ($(verdict "$first_202 <= 10")); min $(ms "$(jq -r .first_202_ms_min "$workdir/startup.json")"), max $(ms "$(jq -r .first_202_ms_max "$workdir/startup.json")"); ready line after $(ms "$(median ready_line_ms)") ms |

@@ -213,10 +213,6 @@ impl IngestError {
 impl IntoResponse for IngestError {
     fn into_response(self) -> Response {
         let problem = self.problem();
-        match problem.status {
-            s if s.is_server_error() => tracing::error!(error = %self, "request failed"),
-            _ => tracing::info!(error = %self, status = problem.status.as_u16(), "request refused"),
-        }
         let mut body = json!({
             "type": format!("/problems/{}", problem.slug),
             "title": problem.title,
@@ -246,9 +242,15 @@ impl IntoResponse for IngestError {
             }
             _ => {}
         }
+        response.extensions_mut().insert(Refusal(self.to_string()));
         response
     }
 }
+
+/// Why a request got a problem answer, carried on the response to the one place that logs
+/// each request's outcome (`correlate` in lib.rs), with the method and path it knows.
+#[derive(Clone, Debug)]
+pub struct Refusal(pub String);
 
 /// RFC 6750: no error code when no credentials were sent, `invalid_token` otherwise.
 fn www_authenticate(reason: &TokenError) -> HeaderValue {

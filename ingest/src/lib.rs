@@ -154,24 +154,32 @@ async fn correlate(mut request: Request, next: Next) -> Response {
         _ => None,
     }
     .unwrap_or_else(CorrelationId::generate);
-    let span = tracing::info_span!(
-        "request",
-        correlation_id = %correlation_id,
-        method = %request.method(),
-        path = %request.uri().path(),
-    );
+    // The span holds the correlation id alone: it is on every line of the request, and the
+    // request's one info line costs every submission its bytes (see shared::telemetry).
+    let span = tracing::info_span!("request", correlation_id = %correlation_id);
+    let method = request.method().clone();
+    let uri = request.uri().clone();
     request.extensions_mut().insert(correlation_id.clone());
     let deadline = work_deadline(request.extensions());
     request.extensions_mut().insert(deadline);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status();
+    let refusal = response.extensions_mut().remove::<error::Refusal>();
     span.in_scope(|| {
         let elapsed_us = started.elapsed().as_micros() as u64;
-        if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), elapsed_us, "request done");
-        } else {
-            tracing::debug!(status = status.as_u16(), elapsed_us, "request done");
+        let (method, path, status) = (method.as_str(), uri.path(), status.as_u16());
+        match refusal {
+            Some(error::Refusal(error)) if status >= 500 => {
+                tracing::error!(method, path, status, elapsed_us, error, "request failed")
+            }
+            Some(error::Refusal(error)) => {
+                tracing::info!(method, path, status, error, "request refused")
+            }
+            None if status >= 500 => {
+                tracing::error!(method, path, status, elapsed_us, "request failed")
+            }
+            None => tracing::debug!(method, path, status, elapsed_us, "request done"),
         }
     });
     if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
@@ -240,8 +248,10 @@ async fn post_score(
     let submission_id = request.submissions[0].submission_id;
     enqueue(&app, &request, deadline_of(&parts.extensions)).await?;
     let status_url = status_url(submission_id);
-    let body = json!({ "submissionId": submission_id, "statusUrl": status_url });
-    let mut response = (StatusCode::ACCEPTED, json_body(&body)).into_response();
+    // Written out rather than built as a JSON value: a UUID and its path need no escaping, and
+    // this is every accepted request's answer.
+    let body = format!(r#"{{"submissionId":"{submission_id}","statusUrl":"{status_url}"}}"#);
+    let mut response = (StatusCode::ACCEPTED, json_text(body)).into_response();
     if let Ok(location) = HeaderValue::from_str(&status_url) {
         response.headers_mut().insert(header::LOCATION, location);
     }
@@ -454,12 +464,12 @@ async fn enqueue(
     by_deadline(deadline, "sqs", app.queue.enqueue(request, deadline))
         .await
         .map_err(IngestError::QueueUnavailable)?;
-    for id in request.submission_ids() {
-        tracing::info!(
-            submission_id = %id,
-            user_id = %request.principal.subject,
-            "submission enqueued"
-        );
+    // One line per request: the correlation id ties it to the processor's lines and to the
+    // stored items, which carry the submission ids and the user. Most requests hold one
+    // submission, and every byte here is paid per request: the count is given when it is not 1.
+    match request.submissions.len() {
+        1 => tracing::info!("request enqueued"),
+        submissions => tracing::info!(submissions, "request enqueued"),
     }
     Ok(())
 }
@@ -469,12 +479,16 @@ fn status_url(id: SubmissionId) -> String {
 }
 
 pub(crate) fn json_body(value: &serde_json::Value) -> Response {
+    json_text(value.to_string())
+}
+
+fn json_text(body: String) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        value.to_string(),
+        body,
     )
         .into_response()
 }

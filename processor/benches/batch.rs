@@ -5,8 +5,9 @@
 //! Variants:
 //! - `cold_cache`: the cache is off, so every batch looks its 100 users up (one call);
 //! - `warm_cache`: every user is cached, as in a warm Lambda within the TTL (no lookup);
-//! - `warm_cache_json_logs`: as warm, with the Lambda's JSON log format at `info` written to a
-//!   sink, because the processor logs one line per submission and that is part of its CPU;
+//! - `warm_cache_json_logs`: as warm, with the Lambda's JSON log format at `info` written to
+//!   /dev/null, one write per line as under Lambda: the batch's line (and a line per rejected or
+//!   unfinished submission, none here) is part of its CPU;
 //! - `accepted_100_new/store_latency_5ms`: a fresh batch of new submissions each time, against a
 //!   store that waits 5 ms (a DynamoDB request in the region) for each round of requests the
 //!   DynamoDB adapter would make: one per BatchWriteItem call (the calls run concurrently), and
@@ -294,22 +295,33 @@ fn batch_of_100(c: &mut Criterion) {
     );
     group.finish();
 
-    report_cpu_per_record(&runtime, warm, "no log subscriber");
+    report_cpu_per_record(&runtime, warm, "no log subscriber", None);
     let _logs = tracing::subscriber::set_default(lambda_json_logs());
-    report_cpu_per_record(&runtime, warm, "Lambda JSON logs at info");
+    report_cpu_per_record(&runtime, warm, "Lambda JSON logs at info", Some(2.0));
 }
 
-/// The Lambda's log format (shared::telemetry under Lambda) at `info`, written to a sink.
+/// The Lambda's log format (shared::telemetry under Lambda) at `info`, each line written to
+/// /dev/null with its own write(2), as under Lambda each goes to stderr before the call returns.
 fn lambda_json_logs() -> impl tracing::Subscriber + Send + Sync {
+    let null = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .expect("/dev/null opens for writing");
     shared::telemetry::lambda_json_subscriber(
         tracing_subscriber::EnvFilter::new("info"),
-        std::io::sink,
+        Arc::new(null),
     )
 }
 
 /// CPU time per record by this thread's CPU clock (the current-thread runtime runs the whole
 /// batch on this thread), over enough batches that the clock's granularity does not matter.
-fn report_cpu_per_record(runtime: &tokio::runtime::Runtime, warm: &Fixture, logs: &str) {
+/// `goal_us` is the issue's bound for the configuration as deployed (JSON logs at info).
+fn report_cpu_per_record(
+    runtime: &tokio::runtime::Runtime,
+    warm: &Fixture,
+    logs: &str,
+    goal_us: Option<f64>,
+) {
     let rounds = 1_000;
     // Fresh batches, made before the clock starts.
     let batches: Vec<Vec<SqsMessage>> = (0..rounds).map(|_| batch()).collect();
@@ -321,11 +333,14 @@ fn report_cpu_per_record(runtime: &tokio::runtime::Runtime, warm: &Fixture, logs
     let wall = wall.elapsed();
     if let (Some(before), Some(after)) = (cpu_before, thread_cpu()) {
         let per_record = (after - before).as_secs_f64() * 1e6 / (rounds * RECORDS) as f64;
+        let verdict = goal_us.map_or_else(String::new, |goal| {
+            let met = if per_record <= goal { "met" } else { "NOT met" };
+            format!(" (goal <= {goal} us: {met})")
+        });
         eprintln!(
             "processor, warm cache, {logs}: {per_record:.2} us CPU per record ({:.2} us wall) \
-             over {rounds} batches of {RECORDS} (goal <= 20 us: {})",
+             over {rounds} batches of {RECORDS}{verdict}",
             wall.as_secs_f64() * 1e6 / (rounds * RECORDS) as f64,
-            if per_record <= 20.0 { "met" } else { "NOT met" }
         );
     } else {
         eprintln!("no /proc/thread-self/schedstat: no CPU-time figure");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
 use futures::future::join_all;
-use shared::ids::{SubmissionId, UserId};
+use shared::ids::{CorrelationId, SubmissionId, UserId};
 use shared::lambda::{batch_response, by_deadline};
 use shared::limits::QUEUE_SEND_BATCH;
 use shared::message::{MESSAGE_VERSION, QueuedSubmission, Rejection, decode_submissions};
@@ -67,6 +67,31 @@ pub fn decide(user: Option<&User>) -> Outcome {
     }
 }
 
+/// The span of one submission's own lines.
+fn submission_span(message: &QueuedSubmission) -> tracing::Span {
+    info_span!(
+        "submission",
+        correlation_id = %message.correlation_id,
+        submission_id = %message.submission_id,
+        user_id = %message.principal.subject,
+    )
+}
+
+/// The correlation ids of a batch's requests, as one space-separated log field.
+struct CorrelationIds<'a>(&'a [CorrelationId]);
+
+impl std::fmt::Display for CorrelationIds<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (index, id) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str(" ")?;
+            }
+            f.write_str(id.as_str())?;
+        }
+        Ok(())
+    }
+}
+
 /// What became of one batch; `failed_message_ids` go back to SQS for retry.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct BatchSummary {
@@ -91,6 +116,10 @@ pub struct BatchSummary {
     /// Submissions marked `failed` on their message's last receive.
     pub marked_failed: usize,
     pub failed_message_ids: Vec<String>,
+    /// The correlation ids of the requests with a submission finished as accepted, in batch
+    /// order: the batch line names them, so each accepted outcome is traceable without a line
+    /// of its own.
+    pub accepted_requests: Vec<CorrelationId>,
 }
 
 impl BatchSummary {
@@ -181,6 +210,7 @@ impl Processor {
             unreadable_user = summary.unreadable_user,
             marked_failed = summary.marked_failed,
             failed = summary.failed_message_ids.len(),
+            accepted_requests = %CorrelationIds(&summary.accepted_requests),
             "batch processed"
         );
         summary
@@ -246,28 +276,29 @@ impl Processor {
         let mut give_up: Vec<(&QueuedSubmission, FailureReason)> = Vec::new();
         for (index, (p, outcome)) in parsed.iter().zip(&decided.outcomes).enumerate() {
             let message = &p.message;
-            let _span = info_span!(
-                "submission",
-                correlation_id = %message.correlation_id,
-                submission_id = %message.submission_id,
-                user_id = %message.principal.subject,
-            )
-            .entered();
             let id = message.submission_id;
             let unfinished = match outcome {
                 Err(reason) => Some(*reason),
                 Ok(_) if unwritten.contains(&id) => Some(FailureReason::StoreUnavailable),
                 Ok(_) if unsent.contains(&id) => None,
                 Ok(_) => {
-                    self.count_finished(&mut summary, &finals[&id], conflicted.contains(&index));
+                    let finished = &finals[&id];
+                    self.count_finished(
+                        &mut summary,
+                        message,
+                        finished,
+                        conflicted.contains(&index),
+                    );
                     continue;
                 }
             };
-            tracing::warn!(
-                message_id = p.message_id,
-                last_receive = p.last_receive,
-                "submission not finished; SQS will deliver it again"
-            );
+            submission_span(message).in_scope(|| {
+                tracing::warn!(
+                    message_id = p.message_id,
+                    last_receive = p.last_receive,
+                    "submission not finished; SQS will deliver it again"
+                )
+            });
             summary.failed_message_ids.push(p.message_id.to_owned());
             if let (Some(reason), true) = (unfinished, p.last_receive) {
                 give_up.push((message, reason));
@@ -277,19 +308,23 @@ impl Processor {
         summary
     }
 
-    /// Counts one finished submission by what it ended as.
+    /// Counts one finished submission by what it ended as. An accepted one is named by its
+    /// request's correlation id on the batch line; the others get a line of their own.
     fn count_finished(
         &self,
         summary: &mut BatchSummary,
+        message: &QueuedSubmission,
         (record, existed): &(SubmissionRecord, bool),
         conflicted: bool,
     ) {
         if conflicted {
             summary.conflicts += 1;
-            tracing::warn!(
-                stored_outcome = ?record.outcome,
-                "another submission is stored under this id; refused as idempotency_conflict"
-            );
+            submission_span(message).in_scope(|| {
+                tracing::warn!(
+                    stored_outcome = ?record.outcome,
+                    "another submission is stored under this id; refused as idempotency_conflict"
+                )
+            });
             return;
         }
         if *existed {
@@ -298,14 +333,21 @@ impl Processor {
         match record.outcome {
             Outcome::Accepted => {
                 summary.accepted += 1;
-                tracing::info!(already_decided = existed, "submission stored as accepted");
+                // Consecutive submissions of one request share its correlation id.
+                if summary.accepted_requests.last() != Some(&message.correlation_id) {
+                    summary
+                        .accepted_requests
+                        .push(message.correlation_id.clone());
+                }
             }
             Outcome::Rejected(reason) => {
                 summary.rejected += 1;
                 if reason == RejectionReason::RateLimited {
                     summary.rate_limited += 1;
                 }
-                tracing::info!(%reason, already_decided = existed, "submission stored as rejected and handed on unless notified");
+                submission_span(message).in_scope(
+                    || tracing::info!(%reason, already_decided = existed, "submission rejected"),
+                );
             }
             Outcome::Failed(_) => {}
         }

@@ -209,6 +209,33 @@ async fn an_active_users_submission_is_stored_as_accepted_and_not_sent_on() {
 }
 
 #[tokio::test]
+async fn the_batch_names_the_requests_of_its_accepted_submissions_and_no_others() {
+    // GIVEN two accepted submissions, a rejected one between them, and one whose store put
+    // keeps failing
+    let f = fixture();
+    let messages = [
+        submission_from("alice", 1),
+        submission_from("mallory", 2),
+        submission_from("alice", 3),
+        submission_from("alice", 4),
+    ];
+    f.store_faults
+        .fail_item(messages[3].submission_id, Times::Always);
+    // WHEN the batch is processed
+    let summary = f.process(&records(&messages)).await;
+    // THEN the batch's summary (its log line) names the accepted ones' requests, in order
+    assert_eq!(
+        summary.accepted_requests,
+        [
+            messages[0].correlation_id.clone(),
+            messages[2].correlation_id.clone()
+        ]
+    );
+    assert_eq!(summary.accepted, 2);
+    assert_eq!(summary.failed_message_ids, ["m3"]);
+}
+
+#[tokio::test]
 async fn each_rejection_is_stored_with_its_reason_and_sent_once() {
     let f = fixture();
     let messages = [

@@ -42,13 +42,20 @@ impl TokenAlgorithm {
     }
 }
 
-impl fmt::Display for TokenAlgorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl TokenAlgorithm {
+    /// The name a token's header gives it (`alg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::Hs256 => "HS256",
             Self::Rs256 => "RS256",
             Self::Es256 => "ES256",
-        })
+        }
+    }
+}
+
+impl fmt::Display for TokenAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -267,7 +274,7 @@ impl TokenVerifier {
             .decode(encoded)
             .map_err(|_| TokenError::Malformed)?;
         let header: RawHeader = serde_json::from_slice(&json).map_err(|_| TokenError::Malformed)?;
-        if header.alg.as_deref() != Some(&self.algorithm.to_string()) {
+        if header.alg.as_deref() != Some(self.algorithm.as_str()) {
             return Err(TokenError::WrongAlgorithm);
         }
         match &self.keys {

@@ -10,11 +10,17 @@
 //! - `JSON` (any case): one JSON object per line, `timestamp` (RFC 3339, UTC, milliseconds:
 //!   `2026-12-01T23:05:01.123Z`), `level` (`TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`),
 //!   `message`, then the fields of the spans the event happens in, outermost first, then the
-//!   event's own fields, then `target`. The outermost span is the one lambda_runtime opens for each
-//!   invocation (`Lambda runtime invoke`), so every line of an invocation carries its `requestId`
-//!   (and `xrayTraceId` when X-Ray tracing is active); our spans add `correlation_id` and the
-//!   submission's ids. A field appears once: an inner span's value replaces an outer one's, and
-//!   the event's own value replaces both. No field can replace `timestamp`, `level` or `message`.
+//!   event's own fields. The outermost span is the one lambda_runtime opens for each invocation
+//!   (`Lambda runtime invoke`), with its `requestId` (and `xrayTraceId` when Lambda passes a
+//!   trace header); our spans add `correlation_id` and the submission's ids. A field appears
+//!   once, where its last value was given: an inner span's value replaces an outer one's, and the
+//!   event's own value replaces both. No field can replace `timestamp`, `level` or `message`.
+//!
+//!   Warnings and errors are written in full, with `target` (the module) last. Lines below `WARN`
+//!   are what a million submissions pay for, so they leave out `target`, and a line that carries
+//!   a `correlation_id` leaves out the invocation's `requestId` and `xrayTraceId`: the
+//!   correlation id names the request in every stage, ingest serves one request per invocation,
+//!   and the processor's and notifier's batch lines, which name no single request, keep both.
 //! - `Text`, or not set: `timestamp<TAB>requestId<TAB>LEVEL<TAB>message key=value ...`, the
 //!   layout of Lambda's managed runtimes, with `-` for the request id outside an invocation
 //!   (cold start set-up).
@@ -61,7 +67,6 @@
 use std::fmt::Write as _;
 use std::io::{BufWriter, IsTerminal, Write as _};
 
-use serde_json::{Map, Value};
 use time::{OffsetDateTime, UtcOffset};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -250,8 +255,20 @@ struct LambdaLines<W> {
     writer: W,
 }
 
-/// A span's fields as JSON values, kept in the span's extensions.
-struct SpanFields(Map<String, Value>);
+/// A field: its name and its value already rendered as JSON (`"text"`, `42`, `true`).
+type RenderedField = (&'static str, String);
+
+/// A span's fields, rendered once when the span is made (or a field recorded), kept in the
+/// span's extensions: an event copies text, it does not render its spans' values again.
+struct SpanFields(Vec<RenderedField>);
+
+/// The field that names a request across the stages.
+const CORRELATION_FIELD: &str = "correlation_id";
+const REQUEST_ID_FIELD: &str = "requestId";
+/// The invocation's ids, left out of lines below `WARN` that carry a [`CORRELATION_FIELD`].
+const INVOCATION_FIELDS: [&str; 2] = [REQUEST_ID_FIELD, "xrayTraceId"];
+/// Names only [`json_line`] writes: no field replaces them.
+const RESERVED: [&str; 3] = ["timestamp", "level", "message"];
 
 impl<S, W> Layer<S> for LambdaLines<W>
 where
@@ -260,9 +277,9 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
-            let mut fields = Map::new();
-            attrs.record(&mut JsonValues(&mut fields));
-            span.extensions_mut().insert(SpanFields(fields));
+            let mut fields = Rendered::default();
+            attrs.record(&mut fields);
+            span.extensions_mut().insert(SpanFields(fields.fields));
         }
     }
 
@@ -270,26 +287,37 @@ where
         if let Some(span) = ctx.span(id) {
             let mut extensions = span.extensions_mut();
             if let Some(SpanFields(fields)) = extensions.get_mut::<SpanFields>() {
-                values.record(&mut JsonValues(fields));
+                let mut recorded = Rendered::default();
+                values.record(&mut recorded);
+                for (name, value) in recorded.fields {
+                    match fields.iter_mut().find(|(n, _)| *n == name) {
+                        Some(field) => field.1 = value,
+                        None => fields.push((name, value)),
+                    }
+                }
             }
         }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut fields = Map::new();
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(SpanFields(span_fields)) = span.extensions().get::<SpanFields>() {
-                    fields.extend(span_fields.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-            }
-        }
-        event.record(&mut JsonValues(&mut fields));
-        let timestamp = rfc3339_millis(OffsetDateTime::now_utc());
+        let mut own = Rendered::default();
+        event.record(&mut own);
         let metadata = event.metadata();
+        let scope = ctx.event_scope(event);
+        let spans: Vec<_> = scope
+            .into_iter()
+            .flat_map(|scope| scope.from_root())
+            .collect();
+        let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
+        let mut fields: Vec<(&'static str, &str)> = Vec::with_capacity(12);
+        for span_fields in extensions.iter().filter_map(|e| e.get::<SpanFields>()) {
+            fields.extend(span_fields.0.iter().map(|(n, v)| (*n, v.as_str())));
+        }
+        fields.extend(own.fields.iter().map(|(n, v)| (*n, v.as_str())));
+        let timestamp = rfc3339_millis(OffsetDateTime::now_utc());
         let line = match self.format {
-            LambdaLogFormat::Json => json_line(timestamp, metadata, fields),
-            LambdaLogFormat::Text => text_line(timestamp, metadata, fields),
+            LambdaLogFormat::Json => json_line(&timestamp, metadata, &own.message, &fields),
+            LambdaLogFormat::Text => text_line(&timestamp, metadata, &own.message, &fields),
         };
         // Nowhere to report a failed log write; the line is lost either way.
         drop(
@@ -300,39 +328,73 @@ where
     }
 }
 
-fn json_line(timestamp: String, metadata: &Metadata<'_>, mut fields: Map<String, Value>) -> String {
-    let mut line = Map::new();
-    line.insert("timestamp".to_owned(), timestamp.into());
-    line.insert("level".to_owned(), metadata.level().as_str().into());
-    let message = fields.shift_remove("message");
-    line.insert("message".to_owned(), message.unwrap_or_else(|| "".into()));
-    for (name, value) in fields {
-        line.entry(name).or_insert(value);
-    }
-    line.entry("target").or_insert(metadata.target().into());
-    let mut text = Value::Object(line).to_string();
-    text.push('\n');
-    text
+/// Whether the field at `index` is the last of its name: an inner span's value replaces an
+/// outer one's, and the event's own replaces both.
+fn last_of_its_name(fields: &[(&'static str, &str)], index: usize) -> bool {
+    let name = fields[index].0;
+    !fields[index + 1..].iter().any(|(n, _)| *n == name)
 }
 
-fn text_line(timestamp: String, metadata: &Metadata<'_>, mut fields: Map<String, Value>) -> String {
-    let request_id = fields.shift_remove("requestId");
-    let message = fields.shift_remove("message");
+fn json_line(
+    timestamp: &str,
+    metadata: &Metadata<'_>,
+    message: &str,
+    fields: &[(&'static str, &str)],
+) -> String {
+    let full = *metadata.level() <= Level::WARN;
+    let correlated = fields.iter().any(|(n, _)| *n == CORRELATION_FIELD);
+    let mut line = String::with_capacity(160 + message.len() + fields.len() * 48);
+    line.push_str("{\"timestamp\":\"");
+    line.push_str(timestamp);
+    line.push_str("\",\"level\":\"");
+    line.push_str(metadata.level().as_str());
+    line.push_str("\",\"message\":");
+    push_json_string(&mut line, message);
+    for (index, (name, value)) in fields.iter().enumerate() {
+        if RESERVED.contains(name)
+            || !last_of_its_name(fields, index)
+            || (!full && correlated && INVOCATION_FIELDS.contains(name))
+        {
+            continue;
+        }
+        line.push(',');
+        push_json_string(&mut line, name);
+        line.push(':');
+        line.push_str(value);
+    }
+    if full && !fields.iter().any(|(n, _)| *n == "target") {
+        line.push_str(",\"target\":");
+        push_json_string(&mut line, metadata.target());
+    }
+    line.push_str("}\n");
+    line
+}
+
+fn text_line(
+    timestamp: &str,
+    metadata: &Metadata<'_>,
+    message: &str,
+    fields: &[(&'static str, &str)],
+) -> String {
+    let request_id = fields
+        .iter()
+        .rev()
+        .find(|(n, _)| *n == REQUEST_ID_FIELD)
+        .and_then(|(_, v)| serde_json::from_str::<String>(v).ok());
     let mut text = format!(
         "{timestamp}\t{}\t{}\t{}",
-        request_id.as_ref().and_then(Value::as_str).unwrap_or("-"),
+        request_id.as_deref().unwrap_or("-"),
         metadata.level(),
-        message
-            .as_ref()
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .replace('\n', "\\n"),
+        message.replace('\n', "\\n"),
     );
-    for (name, value) in &fields {
-        match value {
-            Value::String(s)
-                if !s.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') =>
-            {
+    for (index, (name, value)) in fields.iter().enumerate() {
+        if *name == REQUEST_ID_FIELD || RESERVED.contains(name) || !last_of_its_name(fields, index)
+        {
+            continue;
+        }
+        // A plain string goes bare; anything needing quotes keeps its JSON form.
+        match serde_json::from_str::<String>(value) {
+            Ok(s) if !s.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') => {
                 write!(text, " {name}={s}")
             }
             _ => write!(text, " {name}={value}"),
@@ -343,37 +405,89 @@ fn text_line(timestamp: String, metadata: &Metadata<'_>, mut fields: Map<String,
     text
 }
 
-/// Records fields as JSON values: numbers and booleans as such, errors by their message,
-/// anything else by its `Debug` text.
-struct JsonValues<'a>(&'a mut Map<String, Value>);
+/// Appends `text` as a JSON string literal.
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    let mut plain_from = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let escape = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[plain_from..at]);
+        if escape.is_empty() {
+            write!(out, "\\u{byte:04x}").unwrap_or_default();
+        } else {
+            out.push_str(escape);
+        }
+        plain_from = at + 1;
+    }
+    out.push_str(&text[plain_from..]);
+    out.push('"');
+}
 
-impl JsonValues<'_> {
-    fn put(&mut self, field: &Field, value: Value) {
-        self.0.insert(field.name().to_owned(), value);
+/// Records fields rendered as JSON: numbers and booleans as such, errors by their message,
+/// anything else by its `Debug` text. An event's `message` is kept apart, as plain text.
+#[derive(Default)]
+struct Rendered {
+    message: String,
+    fields: Vec<RenderedField>,
+}
+
+impl Rendered {
+    fn put(&mut self, field: &Field, value: String) {
+        let name = field.name();
+        match self.fields.iter_mut().find(|(n, _)| *n == name) {
+            Some(existing) => existing.1 = value,
+            None => self.fields.push((name, value)),
+        }
+    }
+
+    fn put_text(&mut self, field: &Field, text: &str) {
+        if field.name() == "message" {
+            self.message.clear();
+            self.message.push_str(text);
+            return;
+        }
+        let mut value = String::with_capacity(text.len() + 2);
+        push_json_string(&mut value, text);
+        self.put(field, value);
     }
 }
 
-impl Visit for JsonValues<'_> {
+impl Visit for Rendered {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.put(field, value.into());
+        let rendered = serde_json::Number::from_f64(value)
+            .map_or_else(|| "null".to_owned(), |n| n.to_string());
+        self.put(field, rendered);
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, value.into());
+        self.put(field, value.to_string());
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, value.into());
+        self.put(field, value.to_string());
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, value.into());
+        self.put(field, if value { "true" } else { "false" }.to_owned());
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.put(field, value.into());
+        self.put_text(field, value);
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.put(field, value.to_string().into());
+        self.put_text(field, &value.to_string());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.put(field, format!("{value:?}").into());
+        if field.name() == "message" {
+            self.message.clear();
+            write!(self.message, "{value:?}").unwrap_or_default();
+            return;
+        }
+        self.put_text(field, &format!("{value:?}"));
     }
 }
 
@@ -383,6 +497,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use lambda_runtime::layers::trace::request_span;
+    use serde_json::Value;
     use time::format_description::well_known::Rfc3339;
 
     use super::*;
@@ -452,7 +567,7 @@ mod tests {
     }
 
     #[test]
-    fn a_json_line_has_lambdas_keys_the_invocations_request_id_and_the_correlation_id() {
+    fn an_info_line_names_its_correlation_id_and_a_warning_carries_everything() {
         let before = OffsetDateTime::now_utc();
         let captured = logged(LambdaLogFormat::Json, EnvFilter::new("info"), || {
             an_invocation("8f5e0c1a-request")
@@ -460,31 +575,23 @@ mod tests {
         let after = OffsetDateTime::now_utc();
         let lines = captured.json_lines();
         assert_eq!(lines.len(), 2, "{lines:?}");
+        let keys =
+            |line: &Value| -> Vec<String> { line.as_object().unwrap().keys().cloned().collect() };
         let line = &lines[0];
-        let keys: Vec<&str> = line
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(String::as_str)
-            .collect();
         assert_eq!(
-            keys,
+            keys(line),
             [
                 "timestamp",
                 "level",
                 "message",
-                "requestId",
                 "correlation_id",
-                "submission_id",
-                "target"
+                "submission_id"
             ]
         );
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["message"], "submission stored as accepted");
-        assert_eq!(line["requestId"], "8f5e0c1a-request");
         assert_eq!(line["correlation_id"], "req-7");
         assert_eq!(line["submission_id"], "s-1");
-        assert_eq!(line["target"], module_path!());
         let timestamp = line["timestamp"].as_str().unwrap();
         let parsed = OffsetDateTime::parse(timestamp, &Rfc3339).unwrap();
         let before_ms = before.replace_millisecond(before.millisecond()).unwrap();
@@ -498,9 +605,76 @@ mod tests {
             timestamp.ends_with('Z') && &timestamp[19..20] == ".",
             "{timestamp}"
         );
-        assert_eq!(lines[1]["level"], "WARN");
-        assert_eq!(lines[1]["attempt"], 2);
-        assert_eq!(lines[1]["requestId"], "8f5e0c1a-request");
+        let warning = &lines[1];
+        assert_eq!(
+            keys(warning),
+            [
+                "timestamp",
+                "level",
+                "message",
+                "requestId",
+                "correlation_id",
+                "attempt",
+                "target"
+            ]
+        );
+        assert_eq!(warning["level"], "WARN");
+        assert_eq!(warning["attempt"], 2);
+        assert_eq!(warning["requestId"], "8f5e0c1a-request");
+        assert_eq!(warning["target"], module_path!());
+    }
+
+    #[test]
+    fn info_lines_without_a_correlation_id_keep_the_invocations_ids() {
+        let lines = logged(LambdaLogFormat::Json, EnvFilter::new("info"), || {
+            let mut context = lambda_runtime::Context::default();
+            context.request_id = "r-9".to_owned();
+            context.xray_trace_id =
+                Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".to_owned());
+            let _invocation = request_span(&context).entered();
+            tracing::info!(records = 100_u64, "batch processed");
+            tracing::info!(correlation_id = "req-8", "rejection notified");
+            tracing::error!(correlation_id = "req-8", "store refused the batch");
+        })
+        .json_lines();
+        let trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1";
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines[0]["requestId"], "r-9");
+        assert_eq!(lines[0]["xrayTraceId"], trace);
+        assert!(lines[0].get("target").is_none(), "{}", lines[0]);
+        assert_eq!(lines[0]["records"], 100);
+        assert!(lines[1].get("requestId").is_none(), "{}", lines[1]);
+        assert!(lines[1].get("xrayTraceId").is_none(), "{}", lines[1]);
+        assert_eq!(lines[2]["requestId"], "r-9");
+        assert_eq!(lines[2]["xrayTraceId"], trace);
+        assert_eq!(lines[2]["correlation_id"], "req-8");
+        assert_eq!(lines[2]["target"], module_path!());
+    }
+
+    #[test]
+    fn strings_are_escaped_and_values_keep_their_json_types() {
+        let lines = logged(LambdaLogFormat::Json, EnvFilter::new("info"), || {
+            let _span = tracing::info_span!("s", cold = true, ratio = 0.5_f64).entered();
+            tracing::info!(
+                quoted = "say \"hi\"\\ \u{1}\n\tdone",
+                negative = -3_i64,
+                nan = f64::NAN,
+                debug = ?Some("x"),
+                error = &std::io::Error::other("disk \"full\"") as &(dyn std::error::Error + 'static),
+                "line\nbreak {}",
+                "\u{e9}"
+            );
+        })
+        .json_lines();
+        let line = &lines[0];
+        assert_eq!(line["message"], "line\nbreak \u{e9}");
+        assert_eq!(line["quoted"], "say \"hi\"\\ \u{1}\n\tdone");
+        assert_eq!(line["cold"], true);
+        assert_eq!(line["ratio"], 0.5);
+        assert_eq!(line["negative"], -3);
+        assert_eq!(line["nan"], Value::Null);
+        assert_eq!(line["debug"], "Some(\"x\")");
+        assert_eq!(line["error"], "disk \"full\"");
     }
 
     #[test]
@@ -509,6 +683,9 @@ mod tests {
             let _span = tracing::info_span!("batch", correlation_id = "outer").entered();
             tracing::error!(correlation_id = "inner", level = "spoofed", "failed");
         });
+        let raw = &captured.lines()[0];
+        assert_eq!(raw.matches("\"correlation_id\"").count(), 1, "{raw}");
+        assert_eq!(raw.matches("\"level\"").count(), 1, "{raw}");
         let line = &captured.json_lines()[0];
         assert_eq!(line["correlation_id"], "inner");
         assert_eq!(line["level"], "ERROR");

@@ -70,19 +70,19 @@ async fn the_local_binarys_logs_carry_the_correlation_id_and_end_with_the_stop_l
     assert_eq!(response.status(), 202);
     stop(child).await;
 
-    // THEN the log holds the submission's lines with its correlation id, at ingest and at the
-    // processor, and everything up to the line written last before the process exited
+    // THEN the log holds the submission's correlation id at ingest and on the processor's
+    // batch line, and everything up to the line written last before the process exited
     let logs = std::fs::read_to_string(&log_path).unwrap();
     std::fs::remove_file(&log_path).ok();
     let traced: Vec<&str> = logs.lines().filter(|l| l.contains("trace-me-42")).collect();
     assert!(
-        traced.iter().any(|l| l.contains("submission enqueued")),
+        traced.iter().any(|l| l.contains("request enqueued")),
         "{logs}"
     );
     assert!(
         traced
             .iter()
-            .any(|l| l.contains("submission stored as accepted")),
+            .any(|l| l.contains("batch processed") && l.contains("accepted_requests=trace-me-42")),
         "{logs}"
     );
     let last = logs.lines().last().unwrap_or_default();

@@ -221,6 +221,8 @@ pub struct Emulation {
     pub logs: LogSink,
     /// The queue subscribed to the topic that [`Emulation::stack`]'s observer reads.
     pub notifications_tap_url: String,
+    /// The emulated Runtime API, whose record of invocations stands in for Lambda's own.
+    pub runtime: Arc<RuntimeApi>,
 }
 
 /// The access key id `caller` (a function's binary, or an operator tool) signs with in the
@@ -1139,7 +1141,7 @@ impl Emulation {
         }
 
         let held: Vec<Box<dyn std::any::Any + Send + Sync>> =
-            vec![Box::new(supervisors), Box::new(runtime)];
+            vec![Box::new(supervisors), Box::new(runtime.clone())];
         let stack = LocalStack::assembled(AssembledParts {
             url: format!("http://{}", running.addr),
             addr: running.addr,
@@ -1170,6 +1172,7 @@ impl Emulation {
             stream_mappings,
             logs,
             notifications_tap_url: tap.queue_url,
+            runtime,
         })
     }
 }

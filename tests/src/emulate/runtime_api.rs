@@ -54,8 +54,18 @@ struct FunctionQueue {
     receiver: AsyncMutex<mpsc::Receiver<Invocation>>,
 }
 
+/// One invocation as Lambda's own records show it (the platform lines and the X-Ray segment):
+/// the function, its request id and the trace header the runtime was given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvocationRecord {
+    pub function: String,
+    pub request_id: String,
+    pub trace_header: String,
+}
+
 #[derive(Default)]
 struct Shared {
+    invocations: Mutex<Vec<InvocationRecord>>,
     functions: Mutex<HashMap<String, Arc<FunctionQueue>>>,
     waiting: Mutex<HashMap<String, oneshot::Sender<InvokeOutcome>>>,
     init_errors: Mutex<HashMap<String, String>>,
@@ -147,6 +157,15 @@ impl RuntimeApi {
             .cloned()
     }
 
+    /// Every invocation so far, in the order they were made.
+    pub fn invocations(&self) -> Vec<InvocationRecord> {
+        self.shared
+            .invocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Invokes `function` synchronously (RequestResponse) with `payload`, giving it `timeout`
     /// as its configured timeout. `trace_id` is the X-Ray trace header the runtime receives.
     pub async fn invoke(
@@ -168,6 +187,15 @@ impl RuntimeApi {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(request_id.clone(), sender);
+        self.shared
+            .invocations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(InvocationRecord {
+                function: function.to_owned(),
+                request_id: request_id.clone(),
+                trace_header: trace_id.clone(),
+            });
         let invocation = Invocation {
             request_id: request_id.clone(),
             payload,
