@@ -3,7 +3,7 @@ SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
 CARGO ?= cargo
 
-.PHONY: run emulate coldstart test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare fuzz soak
+.PHONY: run emulate coldstart test fmt check-fmt clippy unit-and-e2e infra-test package release load bench compare profile fuzz soak
 
 ## run: the whole pipeline in one process on 127.0.0.1:3000, in-memory (prints a token)
 run:
@@ -70,9 +70,14 @@ bench:
 coldstart:
 	scripts/emulate.sh coldstart
 
-## compare: local stack vs a bare axum ceiling, pinned, on loopback (Markdown on stdout)
+## compare: ingest alone vs a straightforward peer and a bare axum ceiling, and the local
+## stack, pinned, on loopback (Markdown on stdout)
 compare:
 	scripts/compare.sh
+
+## profile: where ingest's CPU goes, by perf under loopback load (APP=ingest|peer|bare)
+profile:
+	scripts/profile.sh
 
 ## soak: the local stack under a fixed load for a bounded time (SOAK_DURATION=5m, SOAK_RATE=2000
 ## req/s), its memory sampled every 10 s, then a clean stop; see docs/BENCHMARKS.md

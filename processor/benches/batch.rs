@@ -1,4 +1,5 @@
-//! The processor handling one SQS batch of 100 accepted submissions (100 distinct, active
+//! The processor handling one SQS batch of 100 accepted submissions (100 single-submission
+//! requests as ingest enqueues them, v2 messages; 100 distinct, active
 //! users) over the in-memory adapters: decode, authorize against the users directory (through
 //! the user cache), write 100 records in chunks of 25, nothing to hand to the rejections queue.
 //!
@@ -33,7 +34,7 @@ use processor::{Ports, Processor, UserCache};
 use shared::ids::{CorrelationId, SubmissionId, UserId};
 use shared::limits::STORE_PUT_CONCURRENCY;
 use shared::memory::{MemoryQueue, MemoryStore, MemoryUserDirectory, QueueSettings};
-use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, encode};
+use shared::message::{Principal, QueuedItem, QueuedRequest, REQUEST_MESSAGE_VERSION, encode};
 use shared::ports::{BatchReport, PortError, PutReport, SubmissionStore};
 use shared::record::SubmissionRecord;
 use shared::submission::{HeroId, Score, ScoreSubmission};
@@ -46,13 +47,13 @@ fn user(i: usize) -> UserId {
     UserId::parse(format!("user-{i:03}")).unwrap()
 }
 
+/// 100 single-submission requests, encoded as ingest enqueues them (v2 request messages).
 fn batch() -> Vec<SqsMessage> {
     let now = OffsetDateTime::now_utc();
     (0..RECORDS)
         .map(|i| {
-            let message = QueuedSubmission {
-                v: MESSAGE_VERSION,
-                submission_id: SubmissionId::new_unique(),
+            let message = QueuedRequest {
+                v: REQUEST_MESSAGE_VERSION,
                 correlation_id: CorrelationId::generate(),
                 received_at: now,
                 principal: Principal {
@@ -60,12 +61,15 @@ fn batch() -> Vec<SqsMessage> {
                     token_id: Some(format!("token-{i}")),
                     scopes: vec!["scores:write".to_owned()],
                 },
-                submission: ScoreSubmission {
-                    hero_id: HeroId::parse("storm").unwrap(),
-                    score: Score::new(i as u32 * 10).unwrap(),
-                    achieved_at: Some(now - time::Duration::minutes(1)),
-                    client_ref: None,
-                },
+                submissions: vec![QueuedItem {
+                    submission_id: SubmissionId::new_unique(),
+                    submission: ScoreSubmission {
+                        hero_id: HeroId::parse("storm").unwrap(),
+                        score: Score::new(i as u32 * 10).unwrap(),
+                        achieved_at: Some(now - time::Duration::minutes(1)),
+                        client_ref: None,
+                    },
+                }],
             };
             let mut record = SqsMessage::default();
             record.message_id = Some(format!("message-{i}"));
@@ -131,6 +135,52 @@ impl SubmissionStore for LatencyStore {
     ) -> Result<std::collections::HashMap<SubmissionId, SubmissionRecord>, PortError> {
         self.rounds(1, 1).await;
         self.inner.get_many(ids, deadline).await
+    }
+}
+
+/// A store that takes every put as new and keeps nothing, for the CPU figure: a memory table that
+/// grows by 100,000 records in the measurement would be counted (its growth, its page faults),
+/// and no deployed processor holds its records.
+struct DiscardingStore;
+
+#[async_trait]
+impl SubmissionStore for DiscardingStore {
+    async fn put_new(
+        &self,
+        records: &[SubmissionRecord],
+        _deadline: tokio::time::Instant,
+    ) -> Result<PutReport, PortError> {
+        black_box(records);
+        Ok(PutReport::default())
+    }
+
+    async fn mark_notified(
+        &self,
+        _ids: &[SubmissionId],
+        _at: OffsetDateTime,
+        _deadline: tokio::time::Instant,
+    ) -> Result<BatchReport, PortError> {
+        Ok(BatchReport::default())
+    }
+
+    async fn write(
+        &self,
+        _records: &[SubmissionRecord],
+        _deadline: tokio::time::Instant,
+    ) -> Result<BatchReport, PortError> {
+        Ok(BatchReport::default())
+    }
+
+    async fn get(&self, _id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+        Ok(None)
+    }
+
+    async fn get_many(
+        &self,
+        _ids: &[SubmissionId],
+        _deadline: tokio::time::Instant,
+    ) -> Result<std::collections::HashMap<SubmissionId, SubmissionRecord>, PortError> {
+        Ok(std::collections::HashMap::new())
     }
 }
 
@@ -295,9 +345,9 @@ fn batch_of_100(c: &mut Criterion) {
     );
     group.finish();
 
-    report_cpu_per_record(&runtime, warm, "no log subscriber", None);
+    report_cpu_per_record(&runtime, "no log subscriber", None);
     let _logs = tracing::subscriber::set_default(lambda_json_logs());
-    report_cpu_per_record(&runtime, warm, "Lambda JSON logs at info", Some(2.0));
+    report_cpu_per_record(&runtime, "Lambda JSON logs at info", Some(2.0));
 }
 
 /// The Lambda's log format (shared::telemetry under Lambda) at `info`, each line written to
@@ -316,35 +366,56 @@ fn lambda_json_logs() -> impl tracing::Subscriber + Send + Sync {
 /// CPU time per record by this thread's CPU clock (the current-thread runtime runs the whole
 /// batch on this thread), over enough batches that the clock's granularity does not matter.
 /// `goal_us` is the issue's bound for the configuration as deployed (JSON logs at info).
-fn report_cpu_per_record(
-    runtime: &tokio::runtime::Runtime,
-    warm: &Fixture,
-    logs: &str,
-    goal_us: Option<f64>,
-) {
-    let rounds = 1_000;
-    // Fresh batches, made before the clock starts.
-    let batches: Vec<Vec<SqsMessage>> = (0..rounds).map(|_| batch()).collect();
-    let cpu_before = thread_cpu();
-    let wall = Instant::now();
-    for records in &batches {
-        black_box(runtime.block_on(warm.processor.process(records, deadline())));
+///
+/// The processor's own CPU: its users cached (warmed by one batch), its puts taken by a
+/// [`DiscardingStore`], so that what is counted is decoding, deciding, building the records and
+/// outcomes, and logging, not a memory table's growth.
+fn report_cpu_per_record(runtime: &tokio::runtime::Runtime, logs: &str, goal_us: Option<f64>) {
+    let directory = Arc::new(MemoryUserDirectory::new(
+        (0..RECORDS).map(|i| User::active(user(i))),
+    ));
+    let processor = Processor::new(
+        Ports {
+            users: directory,
+            store: Arc::new(DiscardingStore),
+            rejections: Arc::new(MemoryQueue::new("rejections", QueueSettings::default())),
+        },
+        UserCache::new(Duration::from_secs(3600)),
+    );
+    runtime.block_on(processor.process(&batch(), deadline()));
+    // Seven runs of 1,000 fresh batches (made before the clock starts); the median run is the
+    // figure, the others show how much a shared machine moves it.
+    let (runs, rounds) = (7, 1_000);
+    let mut per_record_us = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let batches: Vec<Vec<SqsMessage>> = (0..rounds).map(|_| batch()).collect();
+        let (Some(before), started) = (thread_cpu(), Instant::now()) else {
+            eprintln!("no /proc/thread-self/schedstat: no CPU-time figure");
+            return;
+        };
+        for records in &batches {
+            black_box(runtime.block_on(processor.process(records, deadline())));
+        }
+        let wall = started.elapsed();
+        let Some(after) = thread_cpu() else { return };
+        let records = (rounds * RECORDS) as f64;
+        per_record_us.push((
+            (after - before).as_secs_f64() * 1e6 / records,
+            wall.as_secs_f64() * 1e6 / records,
+        ));
     }
-    let wall = wall.elapsed();
-    if let (Some(before), Some(after)) = (cpu_before, thread_cpu()) {
-        let per_record = (after - before).as_secs_f64() * 1e6 / (rounds * RECORDS) as f64;
-        let verdict = goal_us.map_or_else(String::new, |goal| {
-            let met = if per_record <= goal { "met" } else { "NOT met" };
-            format!(" (goal <= {goal} us: {met})")
-        });
-        eprintln!(
-            "processor, warm cache, {logs}: {per_record:.2} us CPU per record ({:.2} us wall) \
-             over {rounds} batches of {RECORDS}{verdict}",
-            wall.as_secs_f64() * 1e6 / (rounds * RECORDS) as f64,
-        );
-    } else {
-        eprintln!("no /proc/thread-self/schedstat: no CPU-time figure");
-    }
+    per_record_us.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (median, median_wall) = per_record_us[runs / 2];
+    let verdict = goal_us.map_or_else(String::new, |goal| {
+        let met = if median <= goal { "met" } else { "NOT met" };
+        format!(" (goal <= {goal} us: {met})")
+    });
+    eprintln!(
+        "processor, warm cache, {logs}: {median:.2} us CPU per record ({median_wall:.2} us wall), \
+         the median of {runs} runs of {rounds} batches of {RECORDS} (runs from {:.2} to {:.2} us){verdict}",
+        per_record_us[0].0,
+        per_record_us[runs - 1].0,
+    );
 }
 
 criterion_group! {

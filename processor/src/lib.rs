@@ -228,28 +228,30 @@ impl Processor {
         // One new record per distinct id with a verdict and nothing stored yet; a duplicate in
         // the same batch (a redelivery beside its original) shares its first copy's fate.
         let decided_at = OffsetDateTime::now_utc();
-        let mut seen: HashSet<SubmissionId> = HashSet::new();
-        let mut new_records: HashMap<SubmissionId, SubmissionRecord> = HashMap::new();
+        let mut seen: HashSet<SubmissionId> = HashSet::with_capacity(parsed.len());
+        let mut new_records: Vec<SubmissionRecord> = Vec::with_capacity(parsed.len());
         for (p, outcome) in parsed.iter().zip(&decided.outcomes) {
             let id = p.message.submission_id;
             if seen.insert(id)
                 && let Ok(outcome) = outcome
                 && !decided.stored.contains_key(&id)
             {
-                new_records.insert(id, SubmissionRecord::new(&p.message, *outcome, decided_at));
+                new_records.push(SubmissionRecord::new(&p.message, *outcome, decided_at));
             }
         }
-        let (mut stored, unwritten) = self
-            .put_all(new_records.values().cloned().collect(), deadline)
-            .await;
-        stored.extend(decided.stored);
+        let (stored, unwritten) = self.put_all(&new_records, deadline).await;
 
         // What each distinct id ended as: the verdict already stored, or its new record.
-        let mut finals: HashMap<SubmissionId, (SubmissionRecord, bool)> = stored
-            .into_iter()
-            .map(|(id, record)| (id, (record, true)))
-            .collect();
-        for (id, record) in new_records {
+        let mut finals: HashMap<SubmissionId, (SubmissionRecord, bool)> =
+            HashMap::with_capacity(parsed.len());
+        finals.extend(
+            stored
+                .into_iter()
+                .chain(decided.stored)
+                .map(|(id, record)| (id, (record, true))),
+        );
+        for record in new_records {
+            let id = record.submission_id;
             if !unwritten.contains(&id) && !finals.contains_key(&id) {
                 finals.insert(id, (record, false));
             }
@@ -495,7 +497,7 @@ impl Processor {
     /// time is left. Returns the verdicts found already stored, and the ids still unwritten.
     async fn put_all(
         &self,
-        mut pending: Vec<SubmissionRecord>,
+        records: &[SubmissionRecord],
         deadline: Instant,
     ) -> (
         HashMap<SubmissionId, SubmissionRecord>,
@@ -503,11 +505,14 @@ impl Processor {
     ) {
         let mut existing = HashMap::new();
         let mut round = 0;
+        // The first round puts them all; later rounds only those that failed (copied then).
+        let mut retrying: Option<Vec<SubmissionRecord>> = None;
         loop {
+            let pending = retrying.as_deref().unwrap_or(records);
             if pending.is_empty() {
                 return (existing, HashSet::new());
             }
-            let putting = self.ports.store.put_new(&pending, deadline);
+            let putting = self.ports.store.put_new(pending, deadline);
             let failed: HashSet<SubmissionId> = match by_deadline(deadline, "store", putting).await
             {
                 Ok(report) => {
@@ -523,7 +528,12 @@ impl Processor {
             if failed.is_empty() || !self.retry.pause(round, deadline).await {
                 return (existing, failed);
             }
-            pending.retain(|r| failed.contains(&r.submission_id));
+            let again = pending
+                .iter()
+                .filter(|r| failed.contains(&r.submission_id))
+                .cloned()
+                .collect();
+            retrying = Some(again);
         }
     }
 
@@ -585,7 +595,7 @@ impl Processor {
             .map(|(m, reason)| SubmissionRecord::new(m, Outcome::Failed(*reason), now))
             .collect();
         let count = markers.len();
-        let (existing, unwritten) = self.put_all(markers, deadline).await;
+        let (existing, unwritten) = self.put_all(&markers, deadline).await;
         for (message, reason) in give_up {
             if unwritten.contains(&message.submission_id) {
                 tracing::error!(

@@ -269,17 +269,22 @@ struct Table {
 impl Table {
     /// Puts a whole record, as PutItem does, and hands the change to the subscribers.
     fn put(&mut self, record: SubmissionRecord) {
-        let old = self.records.insert(record.submission_id, record.clone());
+        // The change is only made (a copy of the record) when someone follows the table.
+        let change = (!self.subscribers.is_empty()).then(|| record.clone());
+        let outcome = record.outcome;
+        let old = self.records.insert(record.submission_id, record);
         if let Some(old) = &old
             && old.outcome.is_verdict()
-            && old.outcome != record.outcome
+            && old.outcome != outcome
         {
             self.verdict_changes += 1;
         }
-        self.publish(StoredChange {
-            old,
-            new: Some(record),
-        });
+        if let Some(new) = change {
+            self.publish(StoredChange {
+                old,
+                new: Some(new),
+            });
+        }
     }
 
     fn publish(&mut self, change: StoredChange) {

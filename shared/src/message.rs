@@ -50,17 +50,32 @@ impl QueuedRequest {
     /// The request's submissions, each with the request's identity, time and correlation id:
     /// the processor's unit of work.
     pub fn into_submissions(self) -> Vec<QueuedSubmission> {
-        self.submissions
-            .into_iter()
-            .map(|item| QueuedSubmission {
-                v: MESSAGE_VERSION,
-                submission_id: item.submission_id,
-                correlation_id: self.correlation_id.clone(),
-                received_at: self.received_at,
-                principal: self.principal.clone(),
-                submission: item.submission,
-            })
-            .collect()
+        let Self {
+            correlation_id,
+            received_at,
+            principal,
+            mut submissions,
+            ..
+        } = self;
+        // The last one takes the request's context; the others get copies (a single, the
+        // common case, copies nothing).
+        let Some(last) = submissions.pop() else {
+            return Vec::new();
+        };
+        let submission = |item: QueuedItem, correlation_id, principal| QueuedSubmission {
+            v: MESSAGE_VERSION,
+            submission_id: item.submission_id,
+            correlation_id,
+            received_at,
+            principal,
+            submission: item.submission,
+        };
+        let mut fanned: Vec<QueuedSubmission> = Vec::with_capacity(submissions.len() + 1);
+        for item in submissions {
+            fanned.push(submission(item, correlation_id.clone(), principal.clone()));
+        }
+        fanned.push(submission(last, correlation_id, principal));
+        fanned
     }
 
     pub fn submission_ids(&self) -> impl Iterator<Item = SubmissionId> + '_ {
@@ -128,7 +143,17 @@ pub fn decode_submissions(body: Option<&str>) -> Result<Vec<QueuedSubmission>, M
         v: u8,
     }
     let raw = body.ok_or(MalformedMessage::MissingBody)?;
-    match serde_json::from_str::<Version>(raw)?.v {
+    // What this code writes starts with its version (`v` is the first field), so the version is
+    // read off the front in one pass; anything else (whitespace, another field order) is read
+    // for `v` first. Either way `decode` checks the version of what it parsed.
+    let version = if raw.starts_with(r#"{"v":2,"#) {
+        REQUEST_MESSAGE_VERSION
+    } else if raw.starts_with(r#"{"v":1,"#) {
+        MESSAGE_VERSION
+    } else {
+        serde_json::from_str::<Version>(raw)?.v
+    };
+    match version {
         MESSAGE_VERSION => Ok(vec![decode::<QueuedSubmission>(body)?]),
         REQUEST_MESSAGE_VERSION => {
             let submissions = decode::<QueuedRequest>(body)?.into_submissions();
@@ -241,6 +266,25 @@ mod tests {
             assert_eq!(s.received_at, request.received_at);
             assert_eq!(s.principal, request.principal);
         }
+    }
+
+    #[test]
+    fn a_body_that_does_not_start_with_its_version_is_read_the_same() {
+        let request = request(2);
+        let written = encode(&request);
+        let mut fields: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&written).unwrap();
+        let version = fields.shift_remove("v").unwrap();
+        fields.insert("v".to_owned(), version);
+        let reordered = serde_json::to_string(&fields).unwrap();
+        assert!(!reordered.starts_with(r#"{"v""#), "{reordered}");
+        let spaced = written.replacen(r#"{"v":2,"#, r#"{ "v" : 2 ,"#, 1);
+        let expected = decode_submissions(Some(&written)).unwrap();
+        assert_eq!(decode_submissions(Some(&reordered)).unwrap(), expected);
+        assert_eq!(decode_submissions(Some(&spaced)).unwrap(), expected);
+        // A front that names one version and a body of the other is malformed either way.
+        let v1_front = written.replacen(r#"{"v":2,"#, r#"{"v":1,"#, 1);
+        assert!(decode_submissions(Some(&v1_front)).is_err());
     }
 
     #[test]
