@@ -328,11 +328,20 @@ where
     }
 }
 
-/// Whether the field at `index` is the last of its name: an inner span's value replaces an
-/// outer one's, and the event's own replaces both.
-fn last_of_its_name(fields: &[(&'static str, &str)], index: usize) -> bool {
-    let name = fields[index].0;
-    !fields[index + 1..].iter().any(|(n, _)| *n == name)
+/// The fields a line shows, in order: each name once, with its last value (an inner span's
+/// value replaces an outer one's, and the event's own replaces both), none of the reserved
+/// names, and none that `left_out` names.
+fn shown_fields<'f, 'v>(
+    fields: &'f [(&'static str, &'v str)],
+    left_out: impl Fn(&str) -> bool + 'f,
+) -> impl Iterator<Item = (&'static str, &'v str)> + 'f {
+    fields
+        .iter()
+        .enumerate()
+        .filter_map(move |(index, &(name, value))| {
+            let replaced = fields[index + 1..].iter().any(|(n, _)| *n == name);
+            (!replaced && !RESERVED.contains(&name) && !left_out(name)).then_some((name, value))
+        })
 }
 
 fn json_line(
@@ -350,13 +359,10 @@ fn json_line(
     line.push_str(metadata.level().as_str());
     line.push_str("\",\"message\":");
     push_json_string(&mut line, message);
-    for (index, (name, value)) in fields.iter().enumerate() {
-        if RESERVED.contains(name)
-            || !last_of_its_name(fields, index)
-            || (!full && correlated && INVOCATION_FIELDS.contains(name))
-        {
-            continue;
-        }
+    let invocation_left_out = !full && correlated;
+    for (name, value) in shown_fields(fields, |name| {
+        invocation_left_out && INVOCATION_FIELDS.contains(&name)
+    }) {
         line.push(',');
         push_json_string(&mut line, name);
         line.push(':');
@@ -387,11 +393,8 @@ fn text_line(
         metadata.level(),
         message.replace('\n', "\\n"),
     );
-    for (index, (name, value)) in fields.iter().enumerate() {
-        if *name == REQUEST_ID_FIELD || RESERVED.contains(name) || !last_of_its_name(fields, index)
-        {
-            continue;
-        }
+    // The request id has its own column.
+    for (name, value) in shown_fields(fields, |name| name == REQUEST_ID_FIELD) {
         // A plain string goes bare; anything needing quotes keeps its JSON form.
         match serde_json::from_str::<String>(value) {
             Ok(s) if !s.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') => {
