@@ -44,6 +44,9 @@ use shared::submission::{HeroId, Score, parse_submission};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 
+#[global_allocator]
+static ALLOCATOR: shared::Allocator = shared::Allocator;
+
 const ISSUER: &str = "https://issuer.example";
 const AUDIENCE: &str = "scores-api";
 const HS256_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123456789";

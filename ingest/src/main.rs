@@ -6,6 +6,9 @@ use ingest::{App, Authenticator};
 use shared::aws::{AwsClients, dynamodb::DynamoSubmissionStore, load_sdk_config, sqs::SqsQueue};
 use shared::config::{IngestConfig, ProcessEnv};
 
+#[global_allocator]
+static ALLOCATOR: shared::Allocator = shared::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let _logs = shared::telemetry::init();

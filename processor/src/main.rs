@@ -12,6 +12,9 @@ use shared::lambda::{ColdStart, invocation_span, work_deadline};
 use shared::metrics::{EmfMetrics, Metric};
 use tracing::Instrument;
 
+#[global_allocator]
+static ALLOCATOR: shared::Allocator = shared::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let _logs = shared::telemetry::init();

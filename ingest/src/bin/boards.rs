@@ -9,6 +9,9 @@ use ingest::boards::Boards;
 use shared::config::{BoardsConfig, ProcessEnv};
 use shared::redis_index::RedisRankIndex;
 
+#[global_allocator]
+static ALLOCATOR: shared::Allocator = shared::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let _logs = shared::telemetry::init();

@@ -13,6 +13,9 @@ use shared::metrics::{EmfMetrics, Metric};
 use shared::redis_index::RedisRankIndex;
 use tracing::Instrument;
 
+#[global_allocator]
+static ALLOCATOR: shared::Allocator = shared::Allocator;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let _logs = shared::telemetry::init();

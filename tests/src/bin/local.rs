@@ -22,6 +22,9 @@ use shared::memory::QueueSettings;
 use shared::message::encode;
 use shared::quota::QuotaPolicy;
 
+#[global_allocator]
+static ALLOCATOR: shared::Allocator = shared::Allocator;
+
 /// Run the score ingest pipeline locally: the ingest API on ADDR, with the processor and the
 /// notifier fed by SQS-like queues. By default everything is in memory; with `--backend aws` the
 /// same handlers use DynamoDB, SQS and SNS wherever the standard AWS environment points
