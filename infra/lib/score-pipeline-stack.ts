@@ -48,19 +48,27 @@ import {
 } from './settings.ts';
 
 // ---------------------------------------------------------------------------------------------
-// Names shared with the Rust code. Keys and index names mirror shared/src/aws/dynamodb.rs and
-// docs/DYNAMODB.md; environment variable names mirror shared/src/config.rs; routes mirror the
+// Names shared with the Rust code. Table keys mirror the attribute names of
+// shared/src/aws/dynamodb/items.rs and dynamodb/quotas.rs, the tables as
+// shared/src/aws/provision.rs creates them (SUBMISSIONS_TABLE_KEY there) and docs/DYNAMODB.md; no
+// table has an index. Environment variable names mirror shared/src/config.rs; routes mirror the
 // ingest and boards routers (ingest/src/lib.rs, ingest/src/boards.rs).
 
-export const SUBMISSIONS_TABLE_KEY = 'submissionId';
-/** receivedAt is fixed-width RFC 3339, so string order is time order. */
-export const BY_USER_INDEX = {
-  name: 'byUser',
-  partitionKey: 'userId',
-  sortKey: 'receivedAt',
-  sortKeyType: dynamodb.AttributeType.STRING,
-} as const;
-export const SUBMISSIONS_TABLE_INDEXES = [BY_USER_INDEX] as const;
+/**
+ * The submissions table is keyed by the player (the token subject), then the submission id. Every
+ * read knows the player, so the table needs no index: a status read is the caller's own, the
+ * processor's and notifier's messages carry the user, and the operator's revocation Queries one
+ * player's partition.
+ */
+export const SUBMISSIONS_TABLE_KEY = 'userId';
+export const SUBMISSIONS_TABLE_SORT_KEY = 'submissionId';
+/**
+ * The submissions table's construct id. A key schema cannot change in place: this id is new with
+ * the player key (it was `SubmissionsTable`, keyed by submission id alone), so CloudFormation
+ * creates a new table and removes the old one from the stack: retained on production stages,
+ * deleted on the others (docs/DYNAMODB.md, "Upgrading from the table keyed by submission id").
+ */
+export const SUBMISSIONS_TABLE_ID = 'SubmissionsByPlayerTable';
 export const USERS_TABLE_KEY = 'userId';
 /** The quotas table (shared/src/aws/dynamodb/quotas.rs `quota_attribute`): one item per user and window. */
 export const QUOTAS_TABLE_KEY = 'userId';
@@ -323,20 +331,13 @@ export class ScorePipelineStack extends Stack {
     Tags.of(this).add('stage', s.stage);
 
     // --- Storage -----------------------------------------------------------------------------
-    // Its stream (both images: a revocation is an accepted item turned rejected) feeds the
-    // players' leaderboards.
-    const submissionsTable = this.table('SubmissionsTable', SUBMISSIONS_TABLE_KEY, {
+    // Keyed by player and submission id, without an index: one write unit per write. Its stream
+    // (both images: a revocation is an accepted item turned rejected) feeds the players'
+    // leaderboards.
+    const submissionsTable = this.table(SUBMISSIONS_TABLE_ID, SUBMISSIONS_TABLE_KEY, {
+      sortKey: { name: SUBMISSIONS_TABLE_SORT_KEY, type: dynamodb.AttributeType.STRING },
       stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
     });
-    for (const index of SUBMISSIONS_TABLE_INDEXES) {
-      submissionsTable.addGlobalSecondaryIndex({
-        indexName: index.name,
-        partitionKey: { name: index.partitionKey, type: dynamodb.AttributeType.STRING },
-        sortKey: { name: index.sortKey, type: index.sortKeyType },
-        // Index reads map straight to whole records, without a GetItem per result.
-        projectionType: dynamodb.ProjectionType.ALL,
-      });
-    }
     const usersTable = this.table('UsersTable', USERS_TABLE_KEY);
     // Short-lived counters that TTL deletes a day after their window: nothing worth restoring.
     const quotasTable = this.table('QuotasTable', QUOTAS_TABLE_KEY, {
@@ -399,7 +400,7 @@ export class ScorePipelineStack extends Stack {
     // GetItem because a failed condition answers with the stored item
     // (ReturnValuesOnConditionCheckFailure=ALL_OLD), which reads it. BatchGetItem reads earlier
     // verdicts (strongly consistent) so that a stored verdict stands when a client retry arrives
-    // in a later quota window. The table only: the processor reads no index.
+    // in a later quota window. The table only: it has no index.
     allow(
       processor,
       ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:BatchGetItem'],
@@ -550,8 +551,9 @@ export class ScorePipelineStack extends Stack {
   // -------------------------------------------------------------------------------------------
 
   /**
-   * An on-demand table with a string partition key and (unless `options` turn it off)
-   * point-in-time recovery; protected from deletion in production.
+   * An on-demand table with a string partition key, the sort key of `options` if any, and (unless
+   * `options` turn it off) point-in-time recovery. In production it has deletion protection and
+   * is retained: a table the stack drops or replaces (a new construct id) stays in the account.
    */
   private table(id: string, partitionKey: string, options: TableOptions = {}): dynamodb.Table {
     return new dynamodb.Table(this, id, {
@@ -855,9 +857,9 @@ export class ScorePipelineStack extends Stack {
    * What the `users` operator tool (tests/src/bin/users.rs) calls, for an admin to attach to the
    * people and roles who run it; nothing in the stack uses it. The users table: `add` is a PutItem,
    * `suspend`/`activate` a conditional UpdateItem, `list` a paginated Scan. `suspend
-   * --revoke-scores` Queries the submissions table's byUser index (every page) and rewrites the
-   * user's accepted submissions with BatchWriteItem puts on the table. No name, so that several
-   * stages can live in one account.
+   * --revoke-scores` Queries the user's partition of the submissions table (every page; the table
+   * is keyed by player and has no index) and rewrites the user's accepted submissions with
+   * BatchWriteItem puts on the table. No name, so that several stages can live in one account.
    */
   private operatorPolicy(usersTable: dynamodb.Table, submissionsTable: dynamodb.Table): iam.ManagedPolicy {
     return new iam.ManagedPolicy(this, 'OperatorPolicy', {
@@ -871,7 +873,7 @@ export class ScorePipelineStack extends Stack {
         new iam.PolicyStatement({
           sid: 'ReadSubmissionsOfUser',
           actions: ['dynamodb:Query'],
-          resources: [`${submissionsTable.tableArn}/index/${BY_USER_INDEX.name}`],
+          resources: [submissionsTable.tableArn],
         }),
         new iam.PolicyStatement({
           sid: 'RewriteRevokedSubmissions',

@@ -5,7 +5,6 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BY_USER_INDEX } from '../lib/score-pipeline-stack.ts';
 import {
   actionMatches,
   allows,
@@ -134,9 +133,9 @@ describe('IAM', () => {
     );
   });
 
-  it('lets ingest Query or Scan nothing: not the submissions table, byUser, users or quotas', () => {
+  it('lets ingest Query or Scan nothing: not the submissions table, users or quotas', () => {
     const statements = statementsOf(json, 'ingest');
-    for (const target of [r.submissionsTable, `${r.submissionsTable}/index/byUser`, r.usersTable, r.quotasTable]) {
+    for (const target of [r.submissionsTable, r.usersTable, r.quotasTable]) {
       for (const action of ['dynamodb:Query', 'dynamodb:Scan']) {
         assert.equal(allows(statements, action, target), false, `ingest may ${action} on ${target}`);
       }
@@ -190,7 +189,7 @@ describe('IAM', () => {
     for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES].filter((a) => !allowed.includes(a))) {
       assert.equal(allows(processor, action, r.submissionsTable), false, `processor may ${action} on the submissions table`);
     }
-    // The grant names the table itself: no index (leaderboard, byUser) or pattern resources.
+    // The grant names the table itself: no index ARN (the table has none) or pattern resources.
     for (const s of processor.filter((s) => s.resources.some((res) => res.startsWith(r.submissionsTable)))) {
       assert.deepEqual(s.resources, [r.submissionsTable], `${s.actions} resources`);
     }
@@ -217,7 +216,7 @@ describe('IAM', () => {
   it('lets the ranker read nothing of the table itself: the stream is its only DynamoDB access', () => {
     const ranker = statementsOf(json, 'ranker');
     for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES]) {
-      for (const table of [r.submissionsTable, `${r.submissionsTable}/index/byUser`, r.usersTable, r.quotasTable]) {
+      for (const table of [r.submissionsTable, r.usersTable, r.quotasTable]) {
         assert.equal(allows(ranker, action, table), false, `ranker may ${action} on ${table}`);
       }
     }
@@ -298,7 +297,7 @@ describe('IAM', () => {
     for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES]) {
       assert.equal(allows(notifier, action, r.usersTable), false, `notifier may ${action} on the users table`);
     }
-    // The table ARN only: not its indexes, not a pattern.
+    // The table ARN only: not an index ARN (the table has none), not a pattern.
     for (const s of notifier.filter((s) => s.actions.some((a) => a.toLowerCase().startsWith('dynamodb:')))) {
       assert.deepEqual(s.resources, [r.submissionsTable], `${s.actions} resources`);
     }
@@ -336,6 +335,22 @@ describe('IAM', () => {
         `${fn}: X-Ray upload (active tracing)${fn === 'ranker' || fn === 'boards' ? ', DescribeNetworkInterfaces' : ''}${fn === 'ranker' ? ', ListStreams' : ''}`,
       );
     }
+  });
+
+  it('names no index of any table in any statement: the tables have none', () => {
+    const everyStatement = [
+      ...(Object.keys(FUNCTION_IDS) as FunctionName[]).flatMap((fn) => statementsOf(json, fn).map((s) => ({ who: fn, s }))),
+      ...statementsOfManagedPolicy(json, 'OperatorPolicy').map((s) => ({ who: 'operators', s })),
+    ];
+    assert.ok(everyStatement.some(({ s }) => s.resources.includes(r.submissionsTable)), 'guard: the submissions table is granted somewhere');
+    for (const { who, s } of everyStatement) {
+      for (const res of s.resources) {
+        // An index ARN reads `<table id>/index/<name>`, or keeps "/index/" in its JSON if built otherwise.
+        assert.ok(!res.includes('/index/'), `${who}: ${s.actions} on ${res}`);
+      }
+    }
+    // And no stray policy elsewhere (a bucket, queue or topic policy) names one.
+    assert.ok(!JSON.stringify(json.Resources).includes('/index/'), 'the template names no index ARN');
   });
 
   it('matches IAM wildcards the way IAM does (guards the helpers above)', () => {
@@ -379,11 +394,21 @@ describe('operator policy', () => {
         `dynamodb:PutItem on ${r.usersTable}`,
         `dynamodb:UpdateItem on ${r.usersTable}`,
         `dynamodb:Scan on ${r.usersTable}`,
-        // --revoke-scores: every page of the user's byUser partition, then BatchWriteItem puts.
-        `dynamodb:Query on ${r.submissionsTable}/index/${BY_USER_INDEX.name}`,
+        // --revoke-scores: every page of the user's partition of the table (keyed by player,
+        // no index), then BatchWriteItem puts.
+        `dynamodb:Query on ${r.submissionsTable}`,
         `dynamodb:BatchWriteItem on ${r.submissionsTable}`,
       ].sort(),
     );
+  });
+
+  it('lets operators Query the submissions table itself, not an index', () => {
+    const queries = statementsOfManagedPolicy(json, 'OperatorPolicy').filter((s) => s.actions.some((a) => actionMatches(a, 'dynamodb:Query')));
+    assert.equal(queries.length, 1);
+    assert.deepEqual(queries[0]!.actions, ['dynamodb:Query']);
+    assert.deepEqual(queries[0]!.resources, [r.submissionsTable]);
+    const raw = policy.PolicyDocument.Statement.find((s: any) => ([] as string[]).concat(s.Action).includes('dynamodb:Query'));
+    assert.deepEqual(raw.Resource, { 'Fn::GetAtt': [r.submissionsTable, 'Arn'] }, 'the table ARN as is: no suffix');
   });
 
   it('is plain Allow statements: no Deny, conditions, NotAction or NotResource to misread', () => {
@@ -393,12 +418,14 @@ describe('operator policy', () => {
     }
   });
 
-  it('lets operators read nothing else: not the quotas table, the table stream or the submissions by id', () => {
+  it('lets operators read nothing else: not the quotas table, the table stream, nor submissions by id or by Scan', () => {
     const statements = statementsOfManagedPolicy(json, 'OperatorPolicy');
     for (const action of DYNAMODB_READS) {
       assert.equal(allows(statements, action, r.quotasTable), false, `operators may ${action} on the quotas table`);
       assert.equal(allows(statements, action, `${r.submissionsTable}/stream/*`), false, `operators may ${action} on the table's stream`);
-      assert.equal(allows(statements, action, r.submissionsTable), false, `operators may ${action} on the submissions table`);
+      if (action !== 'dynamodb:Query') {
+        assert.equal(allows(statements, action, r.submissionsTable), false, `operators may ${action} on the submissions table`);
+      }
     }
   });
 

@@ -5,7 +5,13 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
-import { QUOTAS_TABLE_KEY, QUOTAS_TABLE_SORT_KEY, QUOTAS_TABLE_TTL } from '../lib/score-pipeline-stack.ts';
+import {
+  QUOTAS_TABLE_KEY,
+  QUOTAS_TABLE_SORT_KEY,
+  QUOTAS_TABLE_TTL,
+  SUBMISSIONS_TABLE_KEY,
+  SUBMISSIONS_TABLE_SORT_KEY,
+} from '../lib/score-pipeline-stack.ts';
 import { type CfnTemplate, ids, REPO_DIR, resource, resourcesOfType, synth, synthDefault } from './support/synth.ts';
 
 const DESIGN = fs.readFileSync(path.join(REPO_DIR, 'docs', 'DYNAMODB.md'), 'utf8');
@@ -39,10 +45,26 @@ function documentedTtlAttribute(heading: string): string {
   return row[1]!;
 }
 
-/** The index table rows: | `name` | `pk` (T) | `sk` (T) | PROJECTION | ... */
-function documentedIndexes() {
-  const rows = [...section('Submissions table').matchAll(/^\| `(\w+)` \| `(\w+)` \((S|N)\) \| `(\w+)` \((S|N)\) \| (\w+) \|/gm)];
-  assert.ok(rows.length >= 1, 'docs/DYNAMODB.md lists the indexes');
+/** The part of `## heading` under `### sub`, up to the next heading of either level. */
+function subsection(heading: string, sub: string): string {
+  const text = section(heading);
+  const start = text.indexOf(`\n### ${sub}\n`);
+  assert.ok(start >= 0, `docs/DYNAMODB.md has a "### ${sub}" subsection under ${heading}`);
+  const next = text.indexOf('\n#', start + 1);
+  return text.slice(start, next < 0 ? undefined : next);
+}
+
+/**
+ * The documented indexes of the table under `heading`: the rows of an index table
+ * (| `name` | `pk` (T) | `sk` (T) | PROJECTION | ...) in its "### Indexes" subsection, or none
+ * when that subsection opens by saying "The table has no index." (never both).
+ */
+function documentedIndexes(heading: string) {
+  const text = subsection(heading, 'Indexes');
+  const rows = [...text.matchAll(/^\| `(\w+)` \| `(\w+)` \((S|N)\) \| `(\w+)` \((S|N)\) \| (\w+) \|/gm)];
+  const none = /^### Indexes\n\nThe table has no index\./.test(text.trimStart());
+  assert.ok(rows.length >= 1 || none, `docs/DYNAMODB.md lists the indexes under ${heading}, or says "The table has no index."`);
+  assert.ok(!(rows.length >= 1 && none), `docs/DYNAMODB.md both lists indexes and says there are none under ${heading}`);
   return rows.map((m) => ({ name: m[1]!, pk: [m[2]!, m[3]!], sk: [m[4]!, m[5]!], projection: m[6]! }));
 }
 
@@ -68,25 +90,63 @@ describe('tables', () => {
     assert.equal(resourcesOfType(synthDefault().json, 'AWS::DynamoDB::Table').length, 3);
   });
 
-  it('key the submissions table as documented', () => {
+  it('key the submissions table by player, then submission id, as documented', () => {
     const t = tables(synthDefault().json).submissions.Properties;
     const pk = documentedPartitionKey('Submissions table');
-    assert.deepEqual(keySchema(t.KeySchema), [`${pk.name}:HASH`]);
-    assert.equal(attributeType(t, pk.name), pk.type);
+    const sk = documentedSortKey('Submissions table');
+    assert.deepEqual(pk, { name: 'userId', type: 'S' }, 'docs/DYNAMODB.md: the partition key is the player');
+    assert.deepEqual(sk, { name: 'submissionId', type: 'S' }, 'docs/DYNAMODB.md: the sort key is the submission id');
+    assert.deepEqual([SUBMISSIONS_TABLE_KEY, SUBMISSIONS_TABLE_SORT_KEY], [pk.name, sk.name], 'the stack names the documented keys');
+    assert.deepEqual(keySchema(t.KeySchema), [`${pk.name}:HASH`, `${sk.name}:RANGE`]);
+    // Only key attributes are defined: nothing is left of an index key (receivedAt).
+    assert.deepEqual(
+      [...t.AttributeDefinitions].sort((a: any, b: any) => a.AttributeName.localeCompare(b.AttributeName)),
+      [
+        { AttributeName: sk.name, AttributeType: sk.type },
+        { AttributeName: pk.name, AttributeType: pk.type },
+      ],
+    );
   });
 
-  it('give the submissions table exactly the documented indexes', () => {
+  it('give the submissions table no index, as documented', () => {
     const t = tables(synthDefault().json).submissions.Properties;
-    const documented = documentedIndexes();
-    assert.deepEqual(t.GlobalSecondaryIndexes.map((i: any) => i.IndexName).sort(), documented.map((i) => i.name).sort());
-    for (const index of documented) {
-      const actual = t.GlobalSecondaryIndexes.find((i: any) => i.IndexName === index.name);
-      assert.deepEqual(keySchema(actual.KeySchema), [`${index.pk[0]}:HASH`, `${index.sk[0]}:RANGE`], index.name);
-      assert.equal(attributeType(t, index.pk[0]!), index.pk[1], `${index.name} partition key type`);
-      assert.equal(attributeType(t, index.sk[0]!), index.sk[1], `${index.name} sort key type`);
-      assert.equal(actual.Projection.ProjectionType, index.projection, `${index.name} projection`);
-    }
+    assert.deepEqual(documentedIndexes('Submissions table'), [], 'docs/DYNAMODB.md says the table has no index');
+    assert.equal(t.GlobalSecondaryIndexes, undefined);
     assert.equal(t.LocalSecondaryIndexes, undefined);
+    // The documented access patterns name no index either.
+    assert.doesNotMatch(subsection('Submissions table', 'Access patterns'), /IndexName|`byUser`|on an index/);
+  });
+
+  it('give the submissions table a new logical id, so that CloudFormation creates the player-keyed table', () => {
+    const { json } = synthDefault();
+    const id = ids(json).submissionsTable;
+    assert.match(id, /^SubmissionsByPlayerTable[0-9A-F]{8}$/);
+    // The old table's id (keyed by submission id alone) is gone from the template: a key schema
+    // cannot change in place, so the stack drops that table (kept on production stages).
+    assert.deepEqual(
+      Object.keys(json.Resources).filter((r) => /^SubmissionsTable[0-9A-F]{8}$/.test(r)),
+      [],
+      'no resource keeps the old logical id',
+    );
+    const upgrade = section('Upgrading from the table keyed by submission id');
+    assert.match(upgrade, /`SubmissionsByPlayerTable`/, 'docs/DYNAMODB.md names the new logical id');
+    assert.match(upgrade, /`SubmissionsTable`/, 'docs/DYNAMODB.md names the old logical id');
+  });
+
+  it('retain the submissions table (and the one it replaces) on production stages, delete it elsewhere', () => {
+    const prod = tables(synth({ stage: 'prod' }).json).submissions;
+    assert.equal(prod.DeletionPolicy, 'Retain');
+    assert.equal(prod.UpdateReplacePolicy, 'Retain');
+    assert.equal(prod.Properties.DeletionProtectionEnabled, true);
+    const dev = tables(synthDefault().json).submissions;
+    assert.equal(dev.DeletionPolicy, 'Delete');
+    assert.equal(dev.UpdateReplacePolicy, 'Delete');
+    assert.equal(dev.Properties.DeletionProtectionEnabled ?? false, false);
+    // A resource dropped from the template goes by the DeletionPolicy of the last template that
+    // had it: Retain (with deletion protection) for the old table on production stages.
+    const upgrade = section('Upgrading from the table keyed by submission id');
+    assert.match(upgrade, /retain/i, 'docs/DYNAMODB.md says production keeps the old table');
+    assert.match(upgrade, /deleted/i, 'docs/DYNAMODB.md says other stages delete it');
   });
 
   it('give the submissions table a stream of new and old images, which feeds the leaderboards', () => {
@@ -101,7 +161,9 @@ describe('tables', () => {
     assert.deepEqual(keySchema(t.KeySchema), [`${pk.name}:HASH`]);
     assert.deepEqual(t.AttributeDefinitions, [{ AttributeName: pk.name, AttributeType: pk.type }]);
     assert.equal(t.GlobalSecondaryIndexes, undefined);
+    assert.equal(t.LocalSecondaryIndexes, undefined);
   });
+
 
   it('key the quotas table by user and window start, with TTL on expiresAt, without indexes', () => {
     const t = tables(synthDefault().json).quotas.Properties;

@@ -29,7 +29,7 @@ use shared::lambda::by_deadline;
 use shared::limits::{ACHIEVED_AT_MAX_FUTURE, INGEST_WORK_BUDGET, MAX_BODY_BYTES, PENDING_HORIZON};
 use shared::message::{Principal, QueuedItem, QueuedRequest, REQUEST_MESSAGE_VERSION};
 use shared::ports::{SubmissionQueue, SubmissionStore};
-use shared::record::{SubmissionRecord, SubmissionStatus};
+use shared::record::{SubmissionKey, SubmissionRecord, SubmissionStatus};
 use shared::submission::{
     ClientRef, FieldError, ScoreSubmission, check_idempotency_key, parse_batch, parse_submission,
 };
@@ -301,7 +301,9 @@ async fn get_submission(
         return Err(IngestError::NotFound);
     };
     let id = SubmissionId::parse(&raw_id).ok_or(IngestError::NotFound)?;
-    let record = by_deadline(deadline, "store", app.store.get(id))
+    // The table is keyed by player: the caller's own records are the only ones it can name.
+    let key = SubmissionKey::new(principal.subject.clone(), id);
+    let record = by_deadline(deadline, "store", app.store.get(&key))
         .await
         .map_err(IngestError::StoreUnavailable)?;
     let view = status_view(&principal, id, record, OffsetDateTime::now_utc())

@@ -19,6 +19,7 @@ use shared::limits::NOTIFY_PUBLISH_BATCH;
 use shared::message::{Rejection, decode};
 use shared::metrics::Metric;
 use shared::ports::{Notifier, SubmissionStore};
+use shared::record::SubmissionKey;
 use shared::rejection::RejectionReason;
 use shared::retry::Backoff;
 use time::OffsetDateTime;
@@ -109,10 +110,10 @@ impl RejectionNotifier {
             .collect();
 
         // The outbox: which of these rejections are already notified.
-        let outboxed: Vec<SubmissionId> = unique
+        let outboxed: Vec<SubmissionKey> = unique
             .iter()
             .filter(|r| is_outboxed(r))
-            .map(|r| r.submission_id)
+            .map(|r| r.key())
             .collect();
         let (notified, unread) = if outboxed.is_empty() {
             (HashSet::new(), false)
@@ -138,10 +139,10 @@ impl RejectionNotifier {
             .map(|r| (*r).clone())
             .collect();
         let unpublished = self.publish_all(&to_publish, deadline).await;
-        let published_outboxed: Vec<SubmissionId> = to_publish
+        let published_outboxed: Vec<SubmissionKey> = to_publish
             .iter()
             .filter(|r| is_outboxed(r) && !unpublished.contains(&(r.submission_id, r.reason)))
-            .map(|r| r.submission_id)
+            .map(Rejection::key)
             .collect();
         let unmarked = self.mark_all(published_outboxed, deadline).await;
         summary.unmarked = unmarked.len();
@@ -215,7 +216,7 @@ impl RejectionNotifier {
     /// and publishing it again is what the mark is there to prevent.
     async fn mark_all(
         &self,
-        mut pending: Vec<SubmissionId>,
+        mut pending: Vec<SubmissionKey>,
         deadline: Instant,
     ) -> HashSet<SubmissionId> {
         let at = OffsetDateTime::now_utc();
@@ -230,7 +231,7 @@ impl RejectionNotifier {
                 Ok(report) => report.failed.into_iter().collect(),
                 Err(error) => {
                     tracing::warn!(%error, count = pending.len(), "marking notifications failed");
-                    pending.iter().copied().collect()
+                    pending.iter().map(|key| key.submission_id).collect()
                 }
             };
             round += 1;
@@ -239,7 +240,7 @@ impl RejectionNotifier {
             if !again {
                 return failed;
             }
-            pending.retain(|id| failed.contains(id));
+            pending.retain(|key| failed.contains(&key.submission_id));
         }
     }
 }

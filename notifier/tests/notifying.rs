@@ -116,12 +116,7 @@ async fn a_rejection_already_notified_is_not_published_again() {
     assert_eq!((again.published, again.already_notified), (0, 1));
     assert!(again.failed_message_ids.is_empty());
     assert_eq!(f.sink.published(), std::slice::from_ref(&rejection));
-    let marked = f
-        .outbox
-        .get(rejection.submission_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let marked = f.outbox.get(&rejection.key()).await.unwrap().unwrap();
     assert!(marked.notified_at.is_some());
 }
 
@@ -172,7 +167,7 @@ async fn an_idempotency_conflict_is_published_without_the_outbox() {
         .handle(&records(std::slice::from_ref(&conflict)), deadline())
         .await;
     assert_eq!(summary.published, 1);
-    let record = f.outbox.get(conflict.submission_id).await.unwrap().unwrap();
+    let record = f.outbox.get(&conflict.key()).await.unwrap().unwrap();
     assert_eq!(record.notified_at, None);
     assert_eq!(
         f.sink.published()[0].reason,

@@ -36,10 +36,13 @@ use shared::limits::STORE_PUT_CONCURRENCY;
 use shared::memory::{MemoryQueue, MemoryStore, MemoryUserDirectory, QueueSettings};
 use shared::message::{Principal, QueuedItem, QueuedRequest, REQUEST_MESSAGE_VERSION, encode};
 use shared::ports::{BatchReport, PortError, PutReport, SubmissionStore};
-use shared::record::SubmissionRecord;
+use shared::record::{SubmissionKey, SubmissionRecord};
 use shared::submission::{HeroId, Score, ScoreSubmission};
 use shared::users::User;
 use time::OffsetDateTime;
+
+#[global_allocator]
+static ALLOCATOR: shared::Allocator = shared::Allocator;
 
 const RECORDS: usize = 100;
 
@@ -106,12 +109,12 @@ impl SubmissionStore for LatencyStore {
 
     async fn mark_notified(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         at: OffsetDateTime,
         deadline: tokio::time::Instant,
     ) -> Result<BatchReport, PortError> {
-        self.rounds(ids.len(), STORE_PUT_CONCURRENCY).await;
-        self.inner.mark_notified(ids, at, deadline).await
+        self.rounds(keys.len(), STORE_PUT_CONCURRENCY).await;
+        self.inner.mark_notified(keys, at, deadline).await
     }
 
     async fn write(
@@ -123,18 +126,18 @@ impl SubmissionStore for LatencyStore {
         self.inner.write(records, deadline).await
     }
 
-    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+    async fn get(&self, key: &SubmissionKey) -> Result<Option<SubmissionRecord>, PortError> {
         self.rounds(1, 1).await;
-        self.inner.get(id).await
+        self.inner.get(key).await
     }
 
     async fn get_many(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         deadline: tokio::time::Instant,
     ) -> Result<std::collections::HashMap<SubmissionId, SubmissionRecord>, PortError> {
         self.rounds(1, 1).await;
-        self.inner.get_many(ids, deadline).await
+        self.inner.get_many(keys, deadline).await
     }
 }
 
@@ -156,7 +159,7 @@ impl SubmissionStore for DiscardingStore {
 
     async fn mark_notified(
         &self,
-        _ids: &[SubmissionId],
+        _keys: &[SubmissionKey],
         _at: OffsetDateTime,
         _deadline: tokio::time::Instant,
     ) -> Result<BatchReport, PortError> {
@@ -171,13 +174,13 @@ impl SubmissionStore for DiscardingStore {
         Ok(BatchReport::default())
     }
 
-    async fn get(&self, _id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+    async fn get(&self, _key: &SubmissionKey) -> Result<Option<SubmissionRecord>, PortError> {
         Ok(None)
     }
 
     async fn get_many(
         &self,
-        _ids: &[SubmissionId],
+        _keys: &[SubmissionKey],
         _deadline: tokio::time::Instant,
     ) -> Result<std::collections::HashMap<SubmissionId, SubmissionRecord>, PortError> {
         Ok(std::collections::HashMap::new())

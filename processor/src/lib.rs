@@ -19,7 +19,7 @@ use shared::ports::{
     BatchReport, PortError, QuotaCounter, RejectionSink, SubmissionStore, UserDirectory,
 };
 use shared::quota::{QuotaPolicy, QuotaWindow};
-use shared::record::{FailureReason, Outcome, SubmissionRecord};
+use shared::record::{FailureReason, Outcome, SubmissionKey, SubmissionRecord};
 use shared::rejection::RejectionReason;
 use shared::retry::Backoff;
 use shared::users::{User, UserStatus};
@@ -425,22 +425,26 @@ impl Processor {
         if allowed.is_empty() {
             return HashMap::new();
         }
-        let ids: Vec<SubmissionId> = allowed
+        // Only a derived id can come back in a later window (a client retry is a new message).
+        // A fresh id comes again only in its own message, counted against the same window,
+        // which admits it again without taking another place; its stored verdict is then kept
+        // by the conditional put. So only derived ids are read (a consistent read each).
+        let derived: Vec<SubmissionKey> = allowed
             .iter()
-            .map(|&i| parsed[i].message.submission_id)
+            .map(|&i| &parsed[i].message)
+            .filter(|message| message.submission_id.is_derived())
+            .map(QueuedSubmission::key)
             .collect();
-        let reading = self.ports.store.get_many(&ids, deadline);
-        let stored: HashMap<SubmissionId, SubmissionRecord> = match by_deadline(
-            deadline, "store", reading,
-        )
-        .await
+        let stored: HashMap<SubmissionId, SubmissionRecord> = match self
+            .earlier_verdicts(&derived, deadline)
+            .await
         {
             Ok(stored) => stored
                 .into_iter()
                 .filter(|(_, record)| record.outcome.is_verdict())
                 .collect(),
             Err(error) => {
-                tracing::warn!(%error, records = ids.len(), "reading earlier verdicts failed; the records will be retried");
+                tracing::warn!(%error, records = derived.len(), "reading earlier verdicts failed; the records will be retried");
                 for &i in &allowed {
                     outcomes[i] = Err(FailureReason::StoreUnavailable);
                 }
@@ -491,6 +495,18 @@ impl Processor {
             }
         }
         stored
+    }
+
+    /// The stored records of `keys` (no call when there are none to read).
+    async fn earlier_verdicts(
+        &self,
+        keys: &[SubmissionKey],
+        deadline: Instant,
+    ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError> {
+        if keys.is_empty() {
+            return Ok(HashMap::new());
+        }
+        by_deadline(deadline, "store", self.ports.store.get_many(keys, deadline)).await
     }
 
     /// Stores the new records with conditional puts, trying the items that failed again while

@@ -16,10 +16,10 @@ use shared::message::{
 };
 use shared::ports::SubmissionStore;
 use shared::quota::QuotaPolicy;
-use shared::record::{FailureReason, Outcome};
+use shared::record::{FailureReason, Outcome, SubmissionKey};
 use shared::rejection::RejectionReason;
 use shared::retry::Backoff;
-use shared::submission::{HeroId, Score, ScoreSubmission};
+use shared::submission::{ClientRef, HeroId, Score, ScoreSubmission};
 use shared::users::{User, UserStatus};
 use time::OffsetDateTime;
 use tokio::time::Instant;
@@ -46,6 +46,14 @@ fn submission_from(name: &str, score: u32) -> QueuedSubmission {
             client_ref: None,
         },
     }
+}
+
+/// A submission whose id the client's `clientRef` derived, as a client retry carries it again.
+fn derived_submission_from(name: &str, client_ref: &str, score: u32) -> QueuedSubmission {
+    let mut message = submission_from(name, score);
+    message.submission_id = SubmissionId::from_client_ref(&user(name), client_ref);
+    message.submission.client_ref = Some(ClientRef::parse(client_ref).unwrap());
+    message
 }
 
 fn sqs_record(message_id: &str, body: &str) -> SqsMessage {
@@ -151,8 +159,14 @@ impl Fixture {
         self.processor.process(records, deadline()).await
     }
 
-    async fn outcome(&self, id: SubmissionId) -> Option<Outcome> {
-        self.store.get(id).await.unwrap().map(|r| r.outcome)
+    async fn outcome(&self, message: &QueuedSubmission) -> Option<Outcome> {
+        self.outcome_of(&message.principal.subject, message.submission_id)
+            .await
+    }
+
+    async fn outcome_of(&self, user: &UserId, id: SubmissionId) -> Option<Outcome> {
+        let key = SubmissionKey::new(user.clone(), id);
+        self.store.get(&key).await.unwrap().map(|r| r.outcome)
     }
 
     async fn sent_rejections(&self) -> Vec<Rejection> {
@@ -201,10 +215,7 @@ async fn an_active_users_submission_is_stored_as_accepted_and_not_sent_on() {
     let message = submission_from("alice", 10);
     let summary = f.process(&records(std::slice::from_ref(&message))).await;
     assert!(summary.failed_message_ids.is_empty());
-    assert_eq!(
-        f.outcome(message.submission_id).await,
-        Some(Outcome::Accepted)
-    );
+    assert_eq!(f.outcome(&message).await, Some(Outcome::Accepted));
     assert!(f.sent_rejections().await.is_empty());
 }
 
@@ -251,10 +262,7 @@ async fn each_rejection_is_stored_with_its_reason_and_sent_once() {
         RejectionReason::MissingPermission,
     ];
     for (message, reason) in messages.iter().zip(expected) {
-        assert_eq!(
-            f.outcome(message.submission_id).await,
-            Some(Outcome::Rejected(reason))
-        );
+        assert_eq!(f.outcome(&message).await, Some(Outcome::Rejected(reason)));
     }
     let mut sent = f.sent_rejections().await;
     sent.sort_by_key(|r| r.score);
@@ -308,17 +316,14 @@ async fn an_unreadable_directory_entry_holds_back_only_its_users_records() {
     assert_eq!(summary.unreadable_user, 2);
     assert_eq!(summary.accepted, 98);
     assert_eq!(f.store.len(), 98);
-    assert_eq!(f.outcome(batch[10].submission_id).await, None);
+    assert_eq!(f.outcome(&batch[10]).await, None);
 
     // AND once the entry is fixed, the retried records go through (the bad entry was not cached)
     f.directory.upsert(User::active(user("bob")));
     let retried = [sqs[10].clone(), sqs[99].clone()];
     let summary = f.process(&retried).await;
     assert!(summary.failed_message_ids.is_empty(), "{summary:?}");
-    assert_eq!(
-        f.outcome(batch[99].submission_id).await,
-        Some(Outcome::Accepted)
-    );
+    assert_eq!(f.outcome(&batch[99]).await, Some(Outcome::Accepted));
 }
 
 #[tokio::test]
@@ -345,7 +350,7 @@ async fn a_malformed_body_fails_only_its_own_record() {
     let summary = f.process(&batch).await;
     assert_eq!(summary.failed_message_ids, ["bad-json", "bad-version"]);
     assert_eq!(summary.malformed, 2);
-    assert_eq!(f.outcome(good.submission_id).await, Some(Outcome::Accepted));
+    assert_eq!(f.outcome(&good).await, Some(Outcome::Accepted));
 }
 
 #[tokio::test]
@@ -507,14 +512,11 @@ async fn submissions_over_the_quota_are_stored_and_sent_as_rate_limited() {
     assert_eq!(summary.rate_limited, 2);
     assert!(summary.failed_message_ids.is_empty());
     for message in &messages[..3] {
-        assert_eq!(
-            f.outcome(message.submission_id).await,
-            Some(Outcome::Accepted)
-        );
+        assert_eq!(f.outcome(&message).await, Some(Outcome::Accepted));
     }
     let limited = Outcome::Rejected(RejectionReason::RateLimited);
     for message in &messages[3..] {
-        assert_eq!(f.outcome(message.submission_id).await, Some(limited));
+        assert_eq!(f.outcome(&message).await, Some(limited));
     }
     let mut sent: Vec<SubmissionId> = f
         .sent_rejections()
@@ -566,10 +568,7 @@ async fn a_redelivered_batch_gets_the_same_verdicts() {
     assert!(again.failed_message_ids.is_empty());
     assert_eq!((again.accepted, again.rate_limited), (2, 2));
     for message in &messages[..2] {
-        assert_eq!(
-            f.outcome(message.submission_id).await,
-            Some(Outcome::Accepted)
-        );
+        assert_eq!(f.outcome(&message).await, Some(Outcome::Accepted));
     }
     // A third delivery, one record at a time, changes nothing either.
     for record in &batch {
@@ -592,18 +591,15 @@ async fn a_quota_outage_fails_the_allowed_records_and_nothing_is_written_for_the
     f.quota_faults.fail_next_calls(1, throttled("dynamodb"));
     let summary = f.process(&records(&[alice.clone(), mallory.clone()])).await;
     assert_eq!(summary.failed_message_ids, ["m0"]);
-    assert_eq!(f.outcome(alice.submission_id).await, None);
+    assert_eq!(f.outcome(&alice).await, None);
     // The suspended user's rejection needs no quota and completes.
     assert_eq!(
-        f.outcome(mallory.submission_id).await,
+        f.outcome(&mallory).await,
         Some(Outcome::Rejected(RejectionReason::SuspendedUser))
     );
     let retry = f.process(&records(std::slice::from_ref(&alice))).await;
     assert!(retry.failed_message_ids.is_empty());
-    assert_eq!(
-        f.outcome(alice.submission_id).await,
-        Some(Outcome::Accepted)
-    );
+    assert_eq!(f.outcome(&alice).await, Some(Outcome::Accepted));
 }
 
 #[tokio::test]
@@ -656,7 +652,15 @@ async fn a_quota_counter_that_hangs_past_the_deadline_fails_its_records() {
 #[tokio::test]
 async fn a_stored_verdict_stands_when_a_retry_lands_in_a_later_window() {
     let f = fixture_with_quota(1);
-    let first = submissions_in_order("alice", 2);
+    // Retries come back with the same id only when the client's key derived it.
+    let first: Vec<QueuedSubmission> = submissions_in_order("alice", 2)
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| QueuedSubmission {
+            submission_id: SubmissionId::from_client_ref(&user("alice"), &format!("run-{i}")),
+            ..m
+        })
+        .collect();
     let (accepted, limited) = (&first[0], &first[1]);
     let summary = f.process(&records(&first)).await;
     assert_eq!((summary.accepted, summary.rate_limited), (1, 1));
@@ -670,14 +674,11 @@ async fn a_stored_verdict_stands_when_a_retry_lands_in_a_later_window() {
     let filler = later(&submissions_in_order("alice", 1)[0], 1);
     f.process(&records(&[filler])).await;
     f.process(&records(&[later(accepted, 1)])).await;
-    assert_eq!(
-        f.outcome(accepted.submission_id).await,
-        Some(Outcome::Accepted)
-    );
+    assert_eq!(f.outcome(&accepted).await, Some(Outcome::Accepted));
     // Two hours later the window is empty, and a retry of the refused one stays refused.
     f.process(&records(&[later(limited, 2)])).await;
     assert_eq!(
-        f.outcome(limited.submission_id).await,
+        f.outcome(&limited).await,
         Some(Outcome::Rejected(RejectionReason::RateLimited))
     );
     let policy = QuotaPolicy::new(1, Duration::from_secs(3600)).unwrap();
@@ -691,18 +692,60 @@ async fn a_stored_verdict_stands_when_a_retry_lands_in_a_later_window() {
 #[tokio::test]
 async fn a_failed_read_of_earlier_verdicts_fails_only_the_allowed_records() {
     let f = fixture_with_quota(10);
-    let alice = submission_from("alice", 1);
+    let alice = derived_submission_from("alice", "run-1", 1);
     let mallory = submission_from("mallory", 2);
-    // The first store call of the batch is the read of earlier verdicts.
+    // The first store call of the batch is the read of earlier verdicts (of derived ids).
     f.store_faults.fail_next_calls(1, throttled("dynamodb"));
     let summary = f.process(&records(&[alice.clone(), mallory.clone()])).await;
     assert_eq!(summary.failed_message_ids, ["m0"]);
-    assert_eq!(f.outcome(alice.submission_id).await, None);
+    assert_eq!(f.outcome(&alice).await, None);
     assert_eq!(f.quotas.admit_calls(), 0);
     assert_eq!(
-        f.outcome(mallory.submission_id).await,
+        f.outcome(&mallory).await,
         Some(Outcome::Rejected(RejectionReason::SuspendedUser))
     );
+}
+
+#[tokio::test]
+async fn only_derived_ids_have_their_earlier_verdicts_read() {
+    // GIVEN a batch of fresh ids (no clientRef, no Idempotency-Key) and two derived ones
+    let f = fixture_with_quota(10);
+    let mut batch = submissions_in_order("alice", 5);
+    batch.push(derived_submission_from("alice", "run-1", 7));
+    batch.push(derived_submission_from("alice", "run-2", 8));
+
+    // WHEN it is processed, and then delivered again
+    let summary = f.process(&records(&batch)).await;
+    let reads_first = f.store.consistent_reads();
+    let again = f.process(&records(&batch)).await;
+
+    // THEN only the derived ids were read, each time; the fresh ones kept their place in the
+    // window the second time without a read, and every verdict stands
+    assert_eq!(summary.accepted, 7);
+    assert_eq!(reads_first, 2);
+    assert_eq!(f.store.consistent_reads(), 4);
+    assert_eq!((again.accepted, again.already_decided), (7, 7));
+    let policy = QuotaPolicy::new(10, Duration::from_secs(3600)).unwrap();
+    let window = policy.window_of(&user("alice"), batch[0].received_at);
+    assert_eq!(f.quotas.counted(&window).len(), 7, "no id counted twice");
+    for message in &batch {
+        assert_eq!(f.outcome(message).await, Some(Outcome::Accepted));
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_fresh_ids_makes_no_read_of_earlier_verdicts() {
+    // GIVEN a store whose first call fails
+    let f = fixture_with_quota(10);
+    f.store_faults.fail_next_calls(1, throttled("dynamodb"));
+
+    // WHEN a batch of fresh ids is processed
+    let summary = f.process(&records(&submissions_in_order("alice", 3))).await;
+
+    // THEN the failed call was a put, tried again, not a read that fails the records
+    assert!(summary.failed_message_ids.is_empty(), "{summary:?}");
+    assert_eq!(summary.accepted, 3);
+    assert_eq!(f.store.consistent_reads(), 0);
 }
 
 fn at_receive(mut record: SqsMessage, count: u32) -> SqsMessage {
@@ -727,10 +770,7 @@ async fn a_stored_verdict_stands_when_the_submission_comes_again_after_a_suspens
     // THEN the first verdict stands and nothing is handed on for notification
     assert!(again.failed_message_ids.is_empty());
     assert_eq!((again.accepted, again.already_decided), (1, 1));
-    assert_eq!(
-        f.outcome(message.submission_id).await,
-        Some(Outcome::Accepted)
-    );
+    assert_eq!(f.outcome(&message).await, Some(Outcome::Accepted));
     assert!(f.sent_rejections().await.is_empty());
     assert_eq!(f.store.verdict_changes(), 0);
 }
@@ -755,7 +795,7 @@ async fn a_reused_id_with_another_score_is_refused_as_an_idempotency_conflict() 
     // THEN the first score stays stored, and the conflict is handed on with the refused score
     assert!(summary.failed_message_ids.is_empty());
     assert_eq!((summary.conflicts, summary.accepted), (1, 0));
-    let stored = f.store.get(first.submission_id).await.unwrap().unwrap();
+    let stored = f.store.get(&first.key()).await.unwrap().unwrap();
     assert_eq!(stored.score.get(), 10);
     let sent = f.sent_rejections().await;
     assert_eq!(sent.len(), 1);
@@ -773,11 +813,7 @@ async fn a_rejection_already_notified_is_not_handed_on_again() {
     assert_eq!(first.len(), 1);
     // The notifier published it and marked the record.
     f.store
-        .mark_notified(
-            &[message.submission_id],
-            OffsetDateTime::now_utc(),
-            deadline(),
-        )
+        .mark_notified(&[message.key()], OffsetDateTime::now_utc(), deadline())
         .await
         .unwrap();
     let again = f.process(&batch).await;
@@ -825,9 +861,15 @@ async fn a_request_message_fans_out_and_goes_back_once_if_any_submission_failed(
     // THEN the two others are stored and the record is handed back once
     assert_eq!(summary.submissions, 3);
     assert_eq!(summary.failed_message_ids, ["m0"]);
-    assert_eq!(f.outcome(ids[0]).await, Some(Outcome::Accepted));
-    assert_eq!(f.outcome(ids[1]).await, None);
-    assert_eq!(f.outcome(ids[2]).await, Some(Outcome::Accepted));
+    assert_eq!(
+        f.outcome_of(&request.principal.subject, ids[0]).await,
+        Some(Outcome::Accepted)
+    );
+    assert_eq!(f.outcome_of(&request.principal.subject, ids[1]).await, None);
+    assert_eq!(
+        f.outcome_of(&request.principal.subject, ids[2]).await,
+        Some(Outcome::Accepted)
+    );
 }
 
 #[tokio::test]
@@ -857,11 +899,11 @@ async fn on_the_last_receive_an_unfinished_submission_is_marked_failed_and_a_red
         (early.marked_failed, early.failed_message_ids.len()),
         (0, 1)
     );
-    assert_eq!(f.outcome(message.submission_id).await, None);
+    assert_eq!(f.outcome(&message).await, None);
     let last = f.process(&[at_receive(record.clone(), 3)]).await;
     assert_eq!((last.marked_failed, last.failed_message_ids.len()), (1, 1));
     assert_eq!(
-        f.outcome(message.submission_id).await,
+        f.outcome(&message).await,
         Some(Outcome::Failed(FailureReason::UnreadableUserEntry))
     );
 
@@ -869,10 +911,7 @@ async fn on_the_last_receive_an_unfinished_submission_is_marked_failed_and_a_red
     f.directory.upsert(User::active(user("bob")));
     let redriven = f.process(&[at_receive(record, 1)]).await;
     assert!(redriven.failed_message_ids.is_empty());
-    assert_eq!(
-        f.outcome(message.submission_id).await,
-        Some(Outcome::Accepted)
-    );
+    assert_eq!(f.outcome(&message).await, Some(Outcome::Accepted));
     assert_eq!(
         f.store.verdict_changes(),
         0,
@@ -896,7 +935,7 @@ async fn two_payloads_under_one_id_in_one_batch_store_the_first_and_refuse_the_s
     assert_eq!((summary.accepted, summary.conflicts), (1, 1));
     assert_eq!(
         f.store
-            .get(first.submission_id)
+            .get(&first.key())
             .await
             .unwrap()
             .unwrap()

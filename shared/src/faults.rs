@@ -19,7 +19,7 @@ use crate::ports::{
     SubmissionQueue, SubmissionStore, UserDirectory,
 };
 use crate::quota::QuotaWindow;
-use crate::record::SubmissionRecord;
+use crate::record::{SubmissionKey, SubmissionRecord};
 use crate::users::DirectoryEntry;
 
 /// How often a planned item fault fires.
@@ -273,14 +273,14 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
 
     async fn mark_notified(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         at: time::OffsetDateTime,
         deadline: Instant,
     ) -> Result<BatchReport, PortError> {
         if let Some(error) = self.plan.call_fault().await {
             return Err(error);
         }
-        let (pass, failed) = self.plan.split(ids, |id| *id);
+        let (pass, failed) = self.plan.split(keys, |key| key.submission_id);
         let report = self.inner.mark_notified(&pass, at, deadline).await?;
         Ok(merged(report, failed))
     }
@@ -298,21 +298,21 @@ impl<P: SubmissionStore + ?Sized> SubmissionStore for Faulty<P> {
         Ok(merged(report, failed))
     }
 
-    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+    async fn get(&self, key: &SubmissionKey) -> Result<Option<SubmissionRecord>, PortError> {
         match self.plan.call_fault().await {
             Some(error) => Err(error),
-            None => self.inner.get(id).await,
+            None => self.inner.get(key).await,
         }
     }
 
     async fn get_many(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         deadline: Instant,
     ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError> {
         match self.plan.call_fault().await {
             Some(error) => Err(error),
-            None => self.inner.get_many(ids, deadline).await,
+            None => self.inner.get_many(keys, deadline).await,
         }
     }
 }

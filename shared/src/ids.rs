@@ -115,6 +115,13 @@ impl SubmissionId {
         matches!(uuid.get_version_num(), 5 | 7).then_some(Self(uuid))
     }
 
+    /// Whether the id was derived from a client's key (`clientRef` or `Idempotency-Key`), so that
+    /// a client retry, a new message maybe long after the first, carries it again. A fresh id
+    /// comes again only in a redelivery of its own message.
+    pub fn is_derived(&self) -> bool {
+        self.0.get_version_num() == 5
+    }
+
     /// When a fresh (v7) id was issued; `None` for derived ids.
     pub fn issued_at(&self) -> Option<OffsetDateTime> {
         let (secs, nanos) = self.0.get_timestamp()?.to_unix();

@@ -25,7 +25,7 @@ use crate::ports::{
     SubmissionQueue, SubmissionStore, UserDirectory,
 };
 use crate::quota::{QuotaWindow, admit_into};
-use crate::record::SubmissionRecord;
+use crate::record::{SubmissionKey, SubmissionRecord};
 use crate::users::{DirectoryEntry, UnreadableUser, User};
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -255,11 +255,14 @@ pub struct MemoryStore {
     write_calls: AtomicU64,
     /// Single-item writes (PutItem, UpdateItem), each one DynamoDB request.
     item_writes: AtomicU64,
+    /// Keys read by `get_many` (strongly consistent: one read unit each on DynamoDB).
+    consistent_reads: AtomicU64,
 }
 
 #[derive(Default)]
 struct Table {
-    records: HashMap<SubmissionId, SubmissionRecord>,
+    /// Keyed as the table is: the player, then the submission id.
+    records: HashMap<SubmissionKey, SubmissionRecord>,
     /// Writes that replaced a stored record with one of another outcome.
     verdict_changes: u64,
     /// Where each change goes, as a DynamoDB stream carries it (old and new image).
@@ -272,7 +275,7 @@ impl Table {
         // The change is only made (a copy of the record) when someone follows the table.
         let change = (!self.subscribers.is_empty()).then(|| record.clone());
         let outcome = record.outcome;
-        let old = self.records.insert(record.submission_id, record);
+        let old = self.records.insert(record.key(), record);
         if let Some(old) = &old
             && old.outcome.is_verdict()
             && old.outcome != outcome
@@ -347,6 +350,11 @@ impl MemoryStore {
         self.item_writes.load(Ordering::Relaxed)
     }
 
+    /// How many keys `get_many` has read (each a strongly consistent read unit on DynamoDB).
+    pub fn consistent_reads(&self) -> u64 {
+        self.consistent_reads.load(Ordering::Relaxed)
+    }
+
     /// How many `write` calls (each one BatchWriteItem's worth) have been made.
     pub fn write_calls(&self) -> u64 {
         self.write_calls.load(Ordering::Relaxed)
@@ -365,7 +373,7 @@ impl SubmissionStore for MemoryStore {
         let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
         let mut report = PutReport::default();
         for record in records {
-            match table.records.get(&record.submission_id) {
+            match table.records.get(&record.key()) {
                 Some(stored) if stored.outcome.is_verdict() => {
                     report.existing.insert(record.submission_id, stored.clone());
                 }
@@ -377,15 +385,15 @@ impl SubmissionStore for MemoryStore {
 
     async fn mark_notified(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         at: OffsetDateTime,
         _deadline: Instant,
     ) -> Result<BatchReport, PortError> {
         self.item_writes
-            .fetch_add(ids.len() as u64, Ordering::Relaxed);
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
         let mut table = self.table.write().unwrap_or_else(PoisonError::into_inner);
-        for id in ids {
-            if let Some(record) = table.records.get_mut(id)
+        for key in keys {
+            if let Some(record) = table.records.get_mut(key)
                 && record.notified_at.is_none()
             {
                 let old = record.clone();
@@ -423,25 +431,30 @@ impl SubmissionStore for MemoryStore {
         Ok(BatchReport::default())
     }
 
-    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+    async fn get(&self, key: &SubmissionKey) -> Result<Option<SubmissionRecord>, PortError> {
         Ok(self
             .table
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .records
-            .get(&id)
+            .get(key)
             .cloned())
     }
 
     async fn get_many(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         _deadline: Instant,
     ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError> {
+        self.consistent_reads
+            .fetch_add(keys.len() as u64, Ordering::Relaxed);
         let table = self.table.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(ids
+        Ok(keys
             .iter()
-            .filter_map(|id| table.records.get(id).map(|r| (*id, r.clone())))
+            .filter_map(|key| {
+                let record = table.records.get(key)?;
+                Some((key.submission_id, record.clone()))
+            })
             .collect())
     }
 }
@@ -846,7 +859,7 @@ mod tests {
             .unwrap();
         let at = OffsetDateTime::now_utc();
         store
-            .mark_notified(&[rejected.submission_id], at, Instant::now())
+            .mark_notified(&[rejected.key()], at, Instant::now())
             .await
             .unwrap();
         let mut seen = Vec::new();

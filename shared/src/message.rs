@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ids::{CorrelationId, SubmissionId, UserId};
+use crate::record::SubmissionKey;
 use crate::rejection::RejectionReason;
 use crate::submission::{HeroId, Score, ScoreSubmission};
 
@@ -97,6 +98,13 @@ pub struct QueuedSubmission {
     pub submission: ScoreSubmission,
 }
 
+impl QueuedSubmission {
+    /// Where the submission's record is kept.
+    pub fn key(&self) -> SubmissionKey {
+        SubmissionKey::new(self.principal.subject.clone(), self.submission_id)
+    }
+}
+
 /// The body of a rejections-queue message, and of the SNS notification the notifier publishes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -110,6 +118,13 @@ pub struct Rejection {
     #[serde(with = "time::serde::rfc3339")]
     pub rejected_at: OffsetDateTime,
     pub correlation_id: CorrelationId,
+}
+
+impl Rejection {
+    /// Where the rejected submission's record is kept (the outbox the notifier marks).
+    pub fn key(&self) -> SubmissionKey {
+        SubmissionKey::new(self.user_id.clone(), self.submission_id)
+    }
 }
 
 /// A queue message body that could not be used. The record is reported failed, so SQS retries it

@@ -10,7 +10,7 @@ use crate::board::{BoardChange, BoardPage, BoardRef, RankKey, Standing};
 use crate::ids::{SubmissionId, UserId};
 use crate::message::{QueuedRequest, Rejection};
 use crate::quota::QuotaWindow;
-use crate::record::SubmissionRecord;
+use crate::record::{SubmissionKey, SubmissionRecord};
 use crate::users::DirectoryEntry;
 
 /// How a port call failed. Adapters retry transient failures themselves; what reaches a handler
@@ -77,7 +77,8 @@ pub struct PutReport {
     pub failed: Vec<SubmissionId>,
 }
 
-/// The submissions table: one record per submission, keyed by its id.
+/// The submissions table: one record per submission, keyed by its player and its id
+/// ([`SubmissionKey`]).
 #[async_trait]
 pub trait SubmissionStore: Send + Sync {
     /// Stores each record whose id has no verdict yet (no item, or only a `failed` marker) and
@@ -89,11 +90,11 @@ pub trait SubmissionStore: Send + Sync {
         deadline: Instant,
     ) -> Result<PutReport, PortError>;
 
-    /// Marks the rejections of `ids` notified at `at` (the outbox), leaving ids already marked
+    /// Marks the rejections of `keys` notified at `at` (the outbox), leaving ids already marked
     /// as they are; reports the ids whose mark did not go through.
     async fn mark_notified(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         at: time::OffsetDateTime,
         deadline: Instant,
     ) -> Result<BatchReport, PortError>;
@@ -108,13 +109,13 @@ pub trait SubmissionStore: Send + Sync {
     ) -> Result<BatchReport, PortError>;
 
     /// Reads one record.
-    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError>;
+    async fn get(&self, key: &SubmissionKey) -> Result<Option<SubmissionRecord>, PortError>;
 
-    /// Reads the records that exist among `ids`, strongly consistent, retrying until
+    /// Reads the records that exist among `keys`, strongly consistent, retrying until
     /// `deadline`; fails as a whole rather than leave a record out.
     async fn get_many(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         deadline: Instant,
     ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError>;
 }

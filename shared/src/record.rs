@@ -72,6 +72,25 @@ impl std::fmt::Display for FailureReason {
     }
 }
 
+/// Where a submission's record is kept: the submissions table's key, the player and then the
+/// submission id. Every reader knows both: a status read is the caller's own, and the pipeline's
+/// messages carry the user. Ids do not collide across players (fresh ids are UUIDv7, derived
+/// ones UUIDv5 over the user), so an id alone still names one submission in reports.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubmissionKey {
+    pub user_id: UserId,
+    pub submission_id: SubmissionId,
+}
+
+impl SubmissionKey {
+    pub fn new(user_id: UserId, submission_id: SubmissionId) -> Self {
+        Self {
+            user_id,
+            submission_id,
+        }
+    }
+}
+
 /// One stored item per submission, written once (a conditional put): the first verdict stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SubmissionRecord {
@@ -91,6 +110,10 @@ pub struct SubmissionRecord {
 }
 
 impl SubmissionRecord {
+    pub fn key(&self) -> SubmissionKey {
+        SubmissionKey::new(self.user_id.clone(), self.submission_id)
+    }
+
     pub fn new(message: &QueuedSubmission, outcome: Outcome, decided_at: OffsetDateTime) -> Self {
         Self {
             submission_id: message.submission_id,

@@ -13,7 +13,9 @@ use std::time::Duration;
 use aws_sdk_dynamodb::operation::batch_get_item::{BatchGetItemInput, BatchGetItemOutput};
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
 use aws_sdk_dynamodb::operation::update_item::UpdateItemInput;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TimeToLiveStatus, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeyType, KeysAndAttributes, TimeToLiveStatus, WriteRequest,
+};
 use aws_sdk_sns::operation::publish_batch::{PublishBatchInput, PublishBatchOutput};
 use aws_sdk_sqs::config::interceptors::{
     BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextMut,
@@ -49,7 +51,7 @@ use shared::ports::{
     SubmissionStore, UserDirectory,
 };
 use shared::quota::{QuotaPolicy, QuotaWindow};
-use shared::record::{Outcome, SubmissionRecord};
+use shared::record::{Outcome, SubmissionKey, SubmissionRecord};
 use shared::rejection::RejectionReason;
 use shared::retry::Backoff;
 use shared::submission::{ClientRef, HeroId, Score, ScoreSubmission};
@@ -395,13 +397,16 @@ async fn records_are_read_back_in_bulk_with_unknown_and_repeated_ids() {
     for chunk in written.chunks(STORE_WRITE_BATCH) {
         store.write(chunk, far_deadline()).await.expect("written");
     }
-    // More than one BatchGetItem's 100 keys, an id never written, and a repeated one.
-    let mut ids: Vec<SubmissionId> = written.iter().map(|r| r.submission_id).collect();
+    // More than one BatchGetItem's 100 keys, an id never written, a repeated key, and a
+    // written id under another player, which names no item: the table is keyed by player.
+    let mut keys: Vec<SubmissionKey> = written.iter().map(SubmissionRecord::key).collect();
     let unknown = SubmissionId::new_unique();
-    ids.push(unknown);
-    ids.push(ids[0]);
+    keys.push(SubmissionKey::new(written[0].user_id.clone(), unknown));
+    keys.push(keys[0].clone());
+    let elsewhere = SubmissionKey::new(user("mallory"), written[1].submission_id);
+    keys.push(elsewhere);
 
-    let found = store.get_many(&ids, far_deadline()).await.expect("read");
+    let found = store.get_many(&keys, far_deadline()).await.expect("read");
 
     assert_eq!(found.len(), written.len());
     assert!(!found.contains_key(&unknown));
@@ -424,10 +429,10 @@ async fn a_bulk_read_that_stays_incomplete_fails_instead_of_leaving_records_out(
         backoff: quick_backoff(),
         ..DynamoSubmissionStore::new(dynamodb_client_with(Some(faults.clone())), &table)
     };
-    let ids: Vec<SubmissionId> = written.iter().map(|r| r.submission_id).collect();
+    let keys: Vec<SubmissionKey> = written.iter().map(SubmissionRecord::key).collect();
 
     let error = store
-        .get_many(&ids, far_deadline())
+        .get_many(&keys, far_deadline())
         .await
         .expect_err("never complete");
 
@@ -449,10 +454,7 @@ async fn a_full_batch_of_25_records_is_written_and_read_back() {
 
     assert_eq!(report, BatchReport::default());
     for record in &records {
-        let stored = store
-            .get(record.submission_id)
-            .await
-            .expect("the read succeeds");
+        let stored = store.get(&record.key()).await.expect("the read succeeds");
         assert_eq!(stored.as_ref(), Some(record));
     }
 }
@@ -513,7 +515,61 @@ async fn an_unknown_submission_id_reads_as_none() {
     let dynamodb = dynamodb_client_with(PLAIN);
     let store =
         DynamoSubmissionStore::new(dynamodb.clone(), new_submissions_table(&dynamodb).await);
-    assert_eq!(store.get(SubmissionId::new_unique()).await, Ok(None));
+    let key = SubmissionKey::new(user("dave"), SubmissionId::new_unique());
+    assert_eq!(store.get(&key).await, Ok(None));
+}
+
+#[tokio::test]
+async fn a_record_is_found_under_its_own_player_only() {
+    let dynamodb = dynamodb_client_with(PLAIN);
+    let store =
+        DynamoSubmissionStore::new(dynamodb.clone(), new_submissions_table(&dynamodb).await);
+    let hero = HeroId::parse("storm").expect("a valid hero");
+    let daves = record(&user("dave"), &hero, 10, Outcome::Accepted);
+    store
+        .write(std::slice::from_ref(&daves), far_deadline())
+        .await
+        .expect("written");
+
+    let under_erin = SubmissionKey::new(user("erin"), daves.submission_id);
+    assert_eq!(store.get(&under_erin).await, Ok(None));
+    assert_eq!(store.get(&daves.key()).await, Ok(Some(daves)));
+}
+
+#[tokio::test]
+async fn a_submissions_table_keyed_the_old_way_is_refused_with_what_to_do() {
+    // GIVEN a table made by an older version: keyed by submission id alone
+    let dynamodb = dynamodb_client_with(PLAIN);
+    let table = unique("submissions-old");
+    dynamodb
+        .create_table()
+        .table_name(&table)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("submissionId")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("submissionId")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("the old table is made");
+
+    let error = ensure_submissions_table(&dynamodb, &table)
+        .await
+        .expect_err("an old table is not used as if it were new");
+
+    let message = format!("{error:#}");
+    assert!(message.contains("submissionId"), "{message}");
+    assert!(message.contains("delete it"), "{message}");
 }
 
 #[tokio::test]
@@ -529,32 +585,28 @@ async fn more_than_25_records_in_one_write_are_refused() {
 }
 
 #[tokio::test]
-async fn a_users_history_lists_their_submissions_newest_first() {
+async fn all_of_a_users_submissions_are_listed_and_no_one_elses() {
     let dynamodb = dynamodb_client_with(PLAIN);
     let store =
         DynamoSubmissionStore::new(dynamodb.clone(), new_submissions_table(&dynamodb).await);
     let hero = HeroId::parse("storm").expect("a valid hero");
     let (dave, erin) = (user("dave"), user("erin"));
-    let mut batch = Vec::new();
-    for (i, score) in [10, 20, 30].into_iter().enumerate() {
-        let mut r = record(&dave, &hero, score, Outcome::Accepted);
-        // Whole seconds and fractions mixed: the stored timestamps must still sort by time.
-        r.received_at =
-            datetime!(2026-11-22 12:00:00 UTC) + time::Duration::milliseconds(500 * i as i64);
-        batch.push(r);
-    }
+    let mut batch: Vec<SubmissionRecord> = [10, 20, 30]
+        .into_iter()
+        .map(|score| record(&dave, &hero, score, Outcome::Accepted))
+        .collect();
+    batch[1].outcome = Outcome::Rejected(RejectionReason::SuspendedUser);
     batch.push(record(&erin, &hero, 40, Outcome::Accepted));
     store
         .write(&batch, far_deadline())
         .await
         .expect("the write succeeds");
 
-    let history = store.history(&dave, 10).await.expect("the query succeeds");
+    let mut listed = store.all_of_user(&dave).await.expect("the query succeeds");
 
-    assert_eq!(
-        history.iter().map(|r| r.score.get()).collect::<Vec<_>>(),
-        [30, 20, 10]
-    );
+    listed.sort_by_key(|r| r.score.get());
+    assert_eq!(listed, batch[..3]);
+    assert_eq!(store.all_of_user(&user("frank")).await, Ok(Vec::new()));
 }
 
 #[tokio::test]
@@ -577,11 +629,7 @@ async fn unprocessed_items_are_written_on_a_retry() {
     assert_eq!(faults.calls(), 3);
     for record in &records {
         assert_eq!(
-            store
-                .get(record.submission_id)
-                .await
-                .expect("read")
-                .as_ref(),
+            store.get(&record.key()).await.expect("read").as_ref(),
             Some(record)
         );
     }
@@ -938,15 +986,23 @@ async fn provisioning_the_stack_twice_gives_the_same_resources() {
         .send()
         .await
         .expect("described");
-    let mut indexes: Vec<&str> = table
-        .table()
-        .expect("a table")
-        .global_secondary_indexes()
+    let described = table.table().expect("a table");
+    let key: Vec<(&str, &KeyType)> = described
+        .key_schema()
         .iter()
-        .filter_map(|i| i.index_name())
+        .map(|k| (k.attribute_name(), k.key_type()))
         .collect();
-    indexes.sort_unstable();
-    assert_eq!(indexes, ["byUser"]);
+    assert_eq!(
+        key,
+        [
+            ("userId", &KeyType::Hash),
+            ("submissionId", &KeyType::Range)
+        ]
+    );
+    assert!(
+        described.global_secondary_indexes().is_empty(),
+        "the submissions table has no index"
+    );
     let stream = table
         .table()
         .and_then(|t| t.stream_specification())

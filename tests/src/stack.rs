@@ -17,13 +17,13 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use shared::auth::{AuthConfig, TokenVerifier};
 use shared::faults::{FaultPlan, Faulty};
-use shared::ids::SubmissionId;
+use shared::ids::{SubmissionId, UserId};
 use shared::message::Rejection;
 use shared::ports::{
     Notifier, PortError, RankIndex, RejectionSink, SubmissionQueue, SubmissionStore, UserDirectory,
 };
 use shared::quota::QuotaPolicy;
-use shared::record::SubmissionRecord;
+use shared::record::{SubmissionKey, SubmissionRecord};
 use shared::users::User;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -447,11 +447,11 @@ impl LocalStack {
         self.is_drained().await
     }
 
-    /// The stored record of a submission, read through the store port.
-    pub async fn stored(&self, id: SubmissionId) -> Option<SubmissionRecord> {
+    /// The stored record of `user`'s submission `id`, read through the store port.
+    pub async fn stored(&self, user: &UserId, id: SubmissionId) -> Option<SubmissionRecord> {
         self.backend
             .store
-            .get(id)
+            .get(&SubmissionKey::new(user.clone(), id))
             .await
             .unwrap_or_else(|e| panic!("reading {id} from the store: {e}"))
     }

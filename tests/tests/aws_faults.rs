@@ -16,6 +16,7 @@ use shared::aws::{AwsClients, load_sdk_config};
 use shared::ids::{CorrelationId, SubmissionId, UserId};
 use shared::message::{MESSAGE_VERSION, Principal, QueuedSubmission, encode};
 use shared::ports::SubmissionStore;
+use shared::record::SubmissionKey;
 use shared::submission::{HeroId, Score, ScoreSubmission};
 use shared::users::User;
 use time::OffsetDateTime;
@@ -123,8 +124,9 @@ async fn throttled_store_writes_are_retried_and_the_batch_succeeds() {
     assert!(summary.failed_message_ids.is_empty(), "{summary:?}");
     assert_eq!(injector.injected(), 3, "the throttling really happened");
     for id in ids {
+        let key = SubmissionKey::new(UserId::parse("alice").unwrap(), id);
         assert!(
-            store.get(id).await.unwrap().is_some(),
+            store.get(&key).await.unwrap().is_some(),
             "{id} was not stored"
         );
     }
@@ -148,7 +150,8 @@ async fn a_store_that_stays_throttled_reports_exactly_the_unwritten_records() {
     );
     assert!(injector.injected() >= 30, "every record's put was tried");
     for id in ids {
-        assert!(store.get(id).await.unwrap().is_none());
+        let key = SubmissionKey::new(UserId::parse("alice").unwrap(), id);
+        assert!(store.get(&key).await.unwrap().is_none());
     }
 }
 

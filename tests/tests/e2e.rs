@@ -254,8 +254,11 @@ fn id_of(body: &Value) -> SubmissionId {
     SubmissionId::parse(body["submissionId"].as_str().unwrap()).unwrap()
 }
 
-async fn outcome(stack: &LocalStack, id: SubmissionId) -> Option<Outcome> {
-    stack.stored(id).await.map(|r| r.outcome)
+async fn outcome(stack: &LocalStack, user: &str, id: SubmissionId) -> Option<Outcome> {
+    stack
+        .stored(&UserId::parse(user).unwrap(), id)
+        .await
+        .map(|r| r.outcome)
 }
 
 /// Asserts the response is problem JSON of the given type and returns its body.
@@ -293,7 +296,10 @@ async fn an_active_users_submission_is_stored_and_its_status_becomes_accepted(st
     assert_eq!(body["statusUrl"], format!("/v1/submissions/{id}"));
 
     assert!(stack.wait_until_drained(DRAIN).await);
-    let record = stack.stored(id).await.unwrap();
+    let record = stack
+        .stored(&UserId::parse("alice").unwrap(), id)
+        .await
+        .unwrap();
     assert_eq!(record.outcome, Outcome::Accepted);
     assert_eq!(record.score.get(), 9001);
     assert_eq!(record.user_id.as_str(), "alice");
@@ -331,7 +337,7 @@ async fn an_unknown_user_is_rejected_with_its_reason(stack: LocalStack) {
         .await;
     assert!(stack.wait_until_drained(DRAIN).await);
     assert_eq!(
-        outcome(&stack, id_of(&body)).await,
+        outcome(&stack, "ghost", id_of(&body)).await,
         Some(Outcome::Rejected(RejectionReason::UnknownUser))
     );
 }
@@ -389,7 +395,10 @@ async fn a_batch_is_accepted_in_request_order_and_every_item_is_stored(stack: Lo
     );
     assert!(stack.wait_until_drained(DRAIN).await);
     for (item, hero) in items.iter().zip(["a", "b", "c"]) {
-        let record = stack.stored(id_of(item)).await.unwrap();
+        let record = stack
+            .stored(&UserId::parse("alice").unwrap(), id_of(item))
+            .await
+            .unwrap();
         assert_eq!(record.hero_id.as_str(), hero);
     }
 }
@@ -673,7 +682,7 @@ async fn a_record_that_fails_transiently_is_retried_and_then_stored(stack: Local
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     assert!(stack.wait_until_drained(DRAIN).await);
-    assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted));
+    assert_eq!(outcome(&stack, "alice", id).await, Some(Outcome::Accepted));
     assert_eq!(
         stack.faults.store.injected(),
         2,
@@ -727,14 +736,14 @@ async fn a_record_that_always_fails_ends_in_the_dead_letters_and_nothing_else_is
     );
     for id in fine {
         assert_eq!(
-            outcome(&stack, id).await,
+            outcome(&stack, "alice", id).await,
             Some(Outcome::Accepted),
             "{id} was lost"
         );
     }
     // Even its failed marker cannot be written (the store refuses that item): it stays pending
     // while parked, which the dead-letter alarm reports.
-    assert_eq!(outcome(&stack, doomed).await, None);
+    assert_eq!(outcome(&stack, "alice", doomed).await, None);
 }
 
 async fn shutdown_drains_queued_work_first(stack: LocalStack) {
@@ -794,7 +803,7 @@ async fn submissions_over_the_users_quota_are_rejected_as_rate_limited_and_notif
 
     let mut limited = Vec::new();
     for id in &ids {
-        match outcome(&stack, *id).await {
+        match outcome(&stack, "bob", *id).await {
             Some(Outcome::Accepted) => {}
             Some(Outcome::Rejected(RejectionReason::RateLimited)) => limited.push(*id),
             other => panic!("{id} ended as {other:?}"),
@@ -820,7 +829,10 @@ async fn submissions_over_the_users_quota_are_rejected_as_rate_limited_and_notif
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert!(stack.wait_until_drained(DRAIN).await);
-    assert_eq!(outcome(&stack, id_of(&body)).await, Some(Outcome::Accepted));
+    assert_eq!(
+        outcome(&stack, "alice", id_of(&body)).await,
+        Some(Outcome::Accepted)
+    );
 }
 
 #[tokio::test]
@@ -1194,7 +1206,12 @@ async fn a_revocation_takes_the_player_off_every_board_and_their_next_best_stays
     // --revoke-scores` writes)
     let mut accepted = Vec::new();
     for id in &ids[..3] {
-        accepted.push(stack.stored(*id).await.unwrap());
+        accepted.push(
+            stack
+                .stored(&UserId::parse(cheater).unwrap(), *id)
+                .await
+                .unwrap(),
+        );
     }
     let revoked = shared::record::revoke_accepted(
         accepted,
@@ -1371,7 +1388,7 @@ async fn a_retry_after_the_user_was_suspended_leaves_the_accepted_verdict_standi
     let token = stack.token("bob");
     let id = post_with_key(&client, &token, "before-suspension", &score("storm", 40)).await;
     assert!(stack.wait_until_drained(DRAIN).await);
-    assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted));
+    assert_eq!(outcome(&stack, "bob", id).await, Some(Outcome::Accepted));
 
     // WHEN bob is suspended and the client retries the same submission
     stack
@@ -1385,7 +1402,7 @@ async fn a_retry_after_the_user_was_suspended_leaves_the_accepted_verdict_standi
 
     // THEN the accepted verdict stands, and bob is told of no refusal
     assert_eq!(again, id);
-    assert_eq!(outcome(&stack, id).await, Some(Outcome::Accepted));
+    assert_eq!(outcome(&stack, "bob", id).await, Some(Outcome::Accepted));
     assert!(
         stack
             .published()
@@ -1410,7 +1427,10 @@ async fn a_reused_key_with_another_score_leaves_the_first_stored_and_reports_the
     assert!(stack.wait_until_drained(DRAIN).await);
 
     assert_eq!(reused, id, "the same key names the same submission");
-    let stored = stack.stored(id).await.expect("stored");
+    let stored = stack
+        .stored(&UserId::parse("alice").unwrap(), id)
+        .await
+        .expect("stored");
     assert_eq!(
         (stored.score.get(), stored.outcome),
         (10, Outcome::Accepted)

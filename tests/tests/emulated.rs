@@ -60,7 +60,8 @@ async fn a_base64_encoded_body_is_decoded_by_the_function_and_accepted() {
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     assert!(emulation.stack.wait_until_drained(DRAIN).await);
     let id = shared::ids::SubmissionId::parse(body["submissionId"].as_str().unwrap()).unwrap();
-    let stored = emulation.stack.stored(id).await.expect("stored");
+    let alice = shared::ids::UserId::parse("alice").unwrap();
+    let stored = emulation.stack.stored(&alice, id).await.expect("stored");
     assert_eq!(stored.score, shared::submission::Score::new(7).unwrap());
 }
 

@@ -176,7 +176,7 @@ async fn the_local_provisioning_creates_what_the_template_defines() {
         .unwrap();
 
     for (logical, name) in [
-        ("SubmissionsTable", &stack.submissions_table),
+        ("SubmissionsByPlayerTable", &stack.submissions_table),
         ("UsersTable", &stack.users_table),
         ("QuotasTable", &stack.quotas_table),
     ] {

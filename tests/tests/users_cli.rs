@@ -222,17 +222,12 @@ async fn suspending_with_revoke_scores_takes_the_users_scores_off_every_leaderbo
         suspended,
         Outcome::Rejected(RejectionReason::RateLimited),
     ]) {
-        let now = store.get(record.submission_id).await.unwrap().unwrap();
+        let now = store.get(&record.key()).await.unwrap().unwrap();
         assert_eq!(now.outcome, expected);
         assert_eq!(now.score, record.score, "only the verdict changes");
     }
     assert_eq!(
-        store
-            .get(honest.submission_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .outcome,
+        store.get(&honest.key()).await.unwrap().unwrap().outcome,
         Outcome::Accepted
     );
 

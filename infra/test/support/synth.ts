@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
-import { addScorePipeline, type ScorePipelineStack } from '../../lib/score-pipeline-stack.ts';
+import { addScorePipeline, SUBMISSIONS_TABLE_ID, type ScorePipelineStack } from '../../lib/score-pipeline-stack.ts';
 import { throwawayPublicKeyPem, writeDummyZips } from './dummy-assets.ts';
 
 export const INFRA_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -145,7 +145,7 @@ export function ids(t: CfnTemplate) {
     submissionsDlq: logicalId(t, 'AWS::SQS::Queue', 'SubmissionsDeadLetterQueue'),
     rejectionsQueue: logicalId(t, 'AWS::SQS::Queue', 'RejectionsQueue'),
     rejectionsDlq: logicalId(t, 'AWS::SQS::Queue', 'RejectionsDeadLetterQueue'),
-    submissionsTable: logicalId(t, 'AWS::DynamoDB::Table', 'SubmissionsTable'),
+    submissionsTable: logicalId(t, 'AWS::DynamoDB::Table', SUBMISSIONS_TABLE_ID),
     usersTable: logicalId(t, 'AWS::DynamoDB::Table', 'UsersTable'),
     quotasTable: logicalId(t, 'AWS::DynamoDB::Table', 'QuotasTable'),
     rejectionsTopic: logicalId(t, 'AWS::SNS::Topic', 'RejectionsTopic'),

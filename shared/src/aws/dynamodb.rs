@@ -1,4 +1,5 @@
-//! DynamoDB adapters: the submissions table ([`SubmissionStore`], plus history reads, and its
+//! DynamoDB adapters: the submissions table ([`SubmissionStore`], plus a player's submissions for
+//! the operator, and its
 //! stream read back as changes) and the users table ([`UserDirectory`], plus operator methods). The table design and
 //! the pure item mappings are in [`items`]; docs/DYNAMODB.md explains them.
 
@@ -10,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::query::QueryOutput;
 use aws_sdk_dynamodb::types::{
     KeysAndAttributes, PutRequest, ReturnValuesOnConditionCheckFailure, WriteRequest,
 };
@@ -19,8 +19,8 @@ use futures::future::join_all;
 use tokio::time::Instant;
 
 pub use self::items::{
-    BY_USER_INDEX, Item, ItemError, STATUS_FAILED, attribute, item_to_record, item_to_user,
-    record_to_item, user_to_item,
+    Item, ItemError, STATUS_FAILED, attribute, item_to_record, item_to_user, record_to_item,
+    submission_key_item, user_to_item,
 };
 use self::items::{text, user_status_text};
 pub use self::quotas::{DynamoQuotaCounter, quota_attribute};
@@ -31,7 +31,7 @@ use super::{
 use crate::ids::{SubmissionId, UserId};
 use crate::limits::{DIRECTORY_LOOKUP_BATCH, STORE_PUT_CONCURRENCY, STORE_WRITE_BATCH};
 use crate::ports::{BatchReport, PortError, PutReport, SubmissionStore, UserDirectory};
-use crate::record::SubmissionRecord;
+use crate::record::{SubmissionKey, SubmissionRecord};
 use crate::retry::Backoff;
 use crate::users::{DirectoryEntry, UnreadableUser, User, UserStatus};
 
@@ -132,33 +132,25 @@ impl DynamoSubmissionStore {
         Ok(PendingWrites(unprocessed))
     }
 
-    /// A user's most recent submissions, newest first (the `byUser` index).
-    pub async fn history(
-        &self,
-        user_id: &UserId,
-        limit: usize,
-    ) -> Result<Vec<SubmissionRecord>, PortError> {
-        self.query_index(BY_USER_INDEX, attribute::USER_ID, user_id.as_str(), limit)
-            .await
-    }
-
-    /// Every submission of a user, newest first: all pages of the `byUser` index. The index is
-    /// eventually consistent, so a record written a moment ago may be missing. Unlike a read for
-    /// display, a malformed item fails the whole call: an operator acting on the list must see it.
+    /// Every submission of a user: all pages of the user's partition of the table, in
+    /// submission-id order, strongly consistent (a record written a moment ago is in it). A
+    /// malformed item fails the whole call: an operator acting on the list must see it.
     pub async fn all_of_user(&self, user_id: &UserId) -> Result<Vec<SubmissionRecord>, PortError> {
-        let partition = user_id.as_str();
         let mut records = Vec::new();
         let mut start_key = None;
         loop {
             let output = self
-                .query_page(
-                    BY_USER_INDEX,
-                    attribute::USER_ID,
-                    partition,
-                    None,
-                    start_key,
-                )
-                .await?;
+                .client
+                .query()
+                .table_name(&self.table_name)
+                .key_condition_expression("#user = :user")
+                .consistent_read(true)
+                .expression_attribute_names("#user", attribute::USER_ID)
+                .expression_attribute_values(":user", text(user_id.as_str()))
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|e| sdk_error(SERVICE, e))?;
             for item in output.items() {
                 records
                     .push(item_to_record(item).map_err(|e| {
@@ -170,67 +162,6 @@ impl DynamoSubmissionStore {
                 _ => return Ok(records),
             }
         }
-    }
-
-    /// The first `limit` items of one index partition in descending sort-key order.
-    async fn query_index(
-        &self,
-        index: &str,
-        partition_attribute: &str,
-        partition_value: &str,
-        limit: usize,
-    ) -> Result<Vec<SubmissionRecord>, PortError> {
-        let output = self
-            .query_page(
-                index,
-                partition_attribute,
-                partition_value,
-                Some(limit),
-                None,
-            )
-            .await?;
-        // One malformed item (written by hand, or by an older version) must not take the whole
-        // list down with a 503 that no retry can cure: it is left out and logged.
-        Ok(output
-            .items()
-            .iter()
-            .filter_map(|item| match item_to_record(item) {
-                Ok(record) => Some(record),
-                Err(error) => {
-                    tracing::error!(
-                        index,
-                        partition = partition_value,
-                        %error,
-                        "an index item is malformed; left out of the result"
-                    );
-                    None
-                }
-            })
-            .collect())
-    }
-
-    /// One page of one index partition, highest sort key first, from `start_key` on.
-    async fn query_page(
-        &self,
-        index: &str,
-        partition_attribute: &str,
-        partition_value: &str,
-        limit: Option<usize>,
-        start_key: Option<Item>,
-    ) -> Result<QueryOutput, PortError> {
-        self.client
-            .query()
-            .table_name(&self.table_name)
-            .index_name(index)
-            .key_condition_expression("#partition = :partition")
-            .expression_attribute_names("#partition", partition_attribute)
-            .expression_attribute_values(":partition", text(partition_value))
-            .scan_index_forward(false)
-            .set_limit(limit.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
-            .set_exclusive_start_key(start_key)
-            .send()
-            .await
-            .map_err(|e| sdk_error(SERVICE, e))
     }
 }
 
@@ -306,12 +237,12 @@ impl DynamoSubmissionStore {
     }
 
     /// One UpdateItem: sets `notifiedAt` where it is not set yet.
-    async fn mark_one(&self, id: SubmissionId, at: &str) -> Result<(), PortError> {
+    async fn mark_one(&self, key: &SubmissionKey, at: &str) -> Result<(), PortError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table_name)
-            .key(attribute::SUBMISSION_ID, text(id.to_string()))
+            .set_key(Some(submission_key_item(key)))
             .update_expression("SET #notified = :at")
             .condition_expression("attribute_exists(#id) AND attribute_not_exists(#notified)")
             .expression_attribute_names("#id", attribute::SUBMISSION_ID)
@@ -374,18 +305,19 @@ impl SubmissionStore for DynamoSubmissionStore {
 
     async fn mark_notified(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         at: time::OffsetDateTime,
         deadline: Instant,
     ) -> Result<BatchReport, PortError> {
         let at = items::timestamp_text(attribute::NOTIFIED_AT, at)
             .map_err(|e| malformed("the notification time".to_owned(), e))?;
         let at = at.as_str();
-        let marks: Vec<_> = ids
+        let marks: Vec<_> = keys
             .iter()
-            .map(|&id| async move {
+            .map(|key| async move {
+                let id = key.submission_id;
                 let outcome = retry_until_finished(&self.backoff, deadline, Unsent, |_| async {
-                    self.mark_one(id, at).await.map(|()| Sent)
+                    self.mark_one(key, at).await.map(|()| Sent)
                 })
                 .await;
                 if let Some(error) = &outcome.error
@@ -475,12 +407,13 @@ impl SubmissionStore for DynamoSubmissionStore {
         }
     }
 
-    async fn get(&self, id: SubmissionId) -> Result<Option<SubmissionRecord>, PortError> {
+    async fn get(&self, key: &SubmissionKey) -> Result<Option<SubmissionRecord>, PortError> {
+        let id = key.submission_id;
         let output = self
             .client
             .get_item()
             .table_name(&self.table_name)
-            .key(attribute::SUBMISSION_ID, text(id.to_string()))
+            .set_key(Some(submission_key_item(key)))
             .send()
             .await
             .map_err(|e| sdk_error(SERVICE, e))?;
@@ -495,12 +428,12 @@ impl SubmissionStore for DynamoSubmissionStore {
 
     async fn get_many(
         &self,
-        ids: &[SubmissionId],
+        keys: &[SubmissionKey],
         deadline: Instant,
     ) -> Result<HashMap<SubmissionId, SubmissionRecord>, PortError> {
+        // BatchGetItem refuses duplicate keys.
         let mut seen = HashSet::new();
-        let distinct: Vec<SubmissionId> =
-            ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        let distinct: Vec<&SubmissionKey> = keys.iter().filter(|key| seen.insert(*key)).collect();
         let reads = BatchGet {
             client: &self.client,
             table_name: &self.table_name,
@@ -509,10 +442,7 @@ impl SubmissionStore for DynamoSubmissionStore {
             consistent: true,
         };
         let chunks = distinct.chunks(DIRECTORY_LOOKUP_BATCH).map(|chunk| {
-            let keys = chunk
-                .iter()
-                .map(|id| Item::from([(attribute::SUBMISSION_ID.to_owned(), text(id.to_string()))]))
-                .collect();
+            let keys = chunk.iter().map(|key| submission_key_item(key)).collect();
             reads.all(keys, deadline, "submissions")
         });
         let mut records = HashMap::new();

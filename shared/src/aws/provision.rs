@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, IndexStatus, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
-    TableStatus, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, IndexStatus, KeySchemaElement, KeyType, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TableStatus, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::json;
 
-use super::dynamodb::{BY_USER_INDEX, attribute, quota_attribute};
+use super::dynamodb::{attribute, quota_attribute};
 use super::{AwsClients, build_error, sdk_error};
 use crate::ids::UserId;
 use crate::ports::PortError;
@@ -135,29 +134,14 @@ fn definition(
         .map_err(|e| build_error(DYNAMODB, e))
 }
 
-/// A global secondary index projecting every attribute, so index reads map to whole records.
-fn index(name: &str, partition: &str, sort: &str) -> Result<GlobalSecondaryIndex, PortError> {
-    GlobalSecondaryIndex::builder()
-        .index_name(name)
-        .key_schema(key(partition, KeyType::Hash)?)
-        .key_schema(key(sort, KeyType::Range)?)
-        .projection(
-            Projection::builder()
-                .projection_type(ProjectionType::All)
-                .build(),
-        )
-        .build()
-        .map_err(|e| build_error(DYNAMODB, e))
-}
+/// The submissions table's key as this module creates it: partition `userId`, sort
+/// `submissionId`, both strings. The table has no index: every read knows the player. Every
+/// write of an item lands on its player's partition, which is what the hot-partition
+/// simulation (`tests/tests/hot_partitions.rs`) counts.
+pub const SUBMISSIONS_TABLE_KEY: [&str; 2] = [attribute::USER_ID, attribute::SUBMISSION_ID];
 
-/// The submissions table's indexes as this module creates them: name, partition key, sort key
-/// (all strings). Every write of an item lands on the table's key and on each index's partition
-/// key, which is what the hot-partition simulation (`tests/tests/hot_partitions.rs`) counts.
-pub const SUBMISSIONS_INDEXES: [(&str, &str, &str); 1] =
-    [(BY_USER_INDEX, attribute::USER_ID, attribute::RECEIVED_AT)];
-
-/// The submissions table: key `submissionId`, the [`SUBMISSIONS_INDEXES`] (`byUser`: `userId`,
-/// `receivedAt`) and a stream of new and old images, which feeds the rank index.
+/// The submissions table: key [`SUBMISSIONS_TABLE_KEY`], no index, and a stream of new and old
+/// images, which feeds the rank index.
 pub async fn ensure_submissions_table(
     client: &aws_sdk_dynamodb::Client,
     table_name: &str,
@@ -169,23 +153,10 @@ pub async fn ensure_submissions_table(
             .create_table()
             .table_name(table_name)
             .billing_mode(BillingMode::PayPerRequest)
-            .set_attribute_definitions(Some(
-                SUBMISSIONS_INDEXES
-                    .iter()
-                    .flat_map(|(_, partition, sort)| [*partition, *sort])
-                    .map(|name| definition(name, ScalarAttributeType::S))
-                    .collect::<Result<Vec<_>, _>>()?
-                    .into_iter()
-                    .chain([definition(SUBMISSION_ID, ScalarAttributeType::S)?])
-                    .collect(),
-            ))
-            .key_schema(key(SUBMISSION_ID, KeyType::Hash)?)
-            .set_global_secondary_indexes(Some(
-                SUBMISSIONS_INDEXES
-                    .iter()
-                    .map(|(name, partition, sort)| index(name, partition, sort))
-                    .collect::<Result<Vec<_>, _>>()?,
-            ))
+            .attribute_definitions(definition(USER_ID, ScalarAttributeType::S)?)
+            .attribute_definitions(definition(SUBMISSION_ID, ScalarAttributeType::S)?)
+            .key_schema(key(USER_ID, KeyType::Hash)?)
+            .key_schema(key(SUBMISSION_ID, KeyType::Range)?)
             .stream_specification(
                 StreamSpecification::builder()
                     .stream_enabled(true)
@@ -198,7 +169,7 @@ pub async fn ensure_submissions_table(
             .map(|_| ())
             .or_else(already_exists)
     };
-    ensure_table(client, table_name, &[BY_USER_INDEX], create)
+    ensure_table(client, table_name, &SUBMISSIONS_TABLE_KEY, create)
         .await
         .map_err(failed(action))
 }
@@ -221,7 +192,7 @@ pub async fn ensure_users_table(
             .map(|_| ())
             .or_else(already_exists)
     };
-    ensure_table(client, table_name, &[], create)
+    ensure_table(client, table_name, &[attribute::USER_ID], create)
         .await
         .map_err(failed(action))
 }
@@ -252,9 +223,14 @@ pub async fn ensure_quotas_table(
             .map(|_| ())
             .or_else(already_exists)
     };
-    ensure_table(client, table_name, &[], create)
-        .await
-        .map_err(failed(action.clone()))?;
+    ensure_table(
+        client,
+        table_name,
+        &[quota_attribute::USER_ID, quota_attribute::WINDOW_START],
+        create,
+    )
+    .await
+    .map_err(failed(action.clone()))?;
     let ttl = TimeToLiveSpecification::builder()
         .attribute_name(quota_attribute::EXPIRES_AT)
         .enabled(true)
@@ -301,7 +277,8 @@ fn already_exists(
 /// What DescribeTable says about a table: `None` if it does not exist.
 struct TableState {
     active: bool,
-    index_names: Vec<String>,
+    /// The key's attribute names, partition first.
+    key: Vec<String>,
 }
 
 async fn describe(
@@ -328,19 +305,23 @@ async fn describe(
             && indexes
                 .iter()
                 .all(|i| i.index_status().is_none_or(|s| s == &IndexStatus::Active)),
-        index_names: indexes
-            .iter()
-            .filter_map(|i| i.index_name().map(str::to_owned))
-            .collect(),
+        key: {
+            let mut schema: Vec<_> = table.key_schema().iter().collect();
+            schema.sort_by_key(|k| *k.key_type() != KeyType::Hash);
+            schema
+                .iter()
+                .map(|k| k.attribute_name().to_owned())
+                .collect()
+        },
     }))
 }
 
-/// Creates the table with `create` if it does not exist, checks that it has the expected
-/// indexes, and waits until it and its indexes are ACTIVE.
+/// Creates the table with `create` if it does not exist, checks that it has the expected key
+/// (attribute names, partition first), and waits until it and its indexes are ACTIVE.
 async fn ensure_table(
     client: &aws_sdk_dynamodb::Client,
     table_name: &str,
-    expected_indexes: &[&str],
+    expected_key: &[&str],
     create: impl Future<Output = Result<(), PortError>>,
 ) -> Result<(), PortError> {
     if describe(client, table_name).await?.is_none() {
@@ -349,15 +330,12 @@ async fn ensure_table(
     let give_up_at = tokio::time::Instant::now() + TABLE_ACTIVE_TIMEOUT;
     loop {
         if let Some(state) = describe(client, table_name).await? {
-            let missing: Vec<&&str> = expected_indexes
-                .iter()
-                .filter(|name| !state.index_names.iter().any(|n| n == *name))
-                .collect();
-            if !missing.is_empty() {
+            if state.key != expected_key {
                 return Err(PortError::Refused {
                     service: DYNAMODB,
                     detail: format!(
-                        "table {table_name} exists without the indexes {missing:?}; delete or migrate it"
+                        "table {table_name} exists keyed by {:?}, not {expected_key:?} (a table made by an older version); delete it, or copy its items into a new table",
+                        state.key
                     ),
                 });
             }

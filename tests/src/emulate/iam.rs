@@ -509,15 +509,24 @@ mod tests {
         assert_eq!(calls.len(), 2);
         assert!(calls.contains(&call("dynamodb:BatchGetItem", &table_arn("users"))));
 
+        // A Query names the table, or the index when it reads one.
         let query = json!({
             "headers": {"authorization": auth, "x-amz-target": "DynamoDB_20120810.Query"},
-            "body": r#"{"TableName": "subs", "IndexName": "byUser"}"#,
+            "body": r#"{"TableName": "subs"}"#,
         });
         assert_eq!(
             decode(&query).unwrap().calls,
+            [call("dynamodb:Query", &table_arn("subs"))]
+        );
+        let index_query = json!({
+            "headers": {"authorization": auth, "x-amz-target": "DynamoDB_20120810.Query"},
+            "body": r#"{"TableName": "subs", "IndexName": "someIndex"}"#,
+        });
+        assert_eq!(
+            decode(&index_query).unwrap().calls,
             [call(
                 "dynamodb:Query",
-                &format!("{}/index/byUser", table_arn("subs"))
+                &format!("{}/index/someIndex", table_arn("subs"))
             )]
         );
 

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 
 use crate::ids::{CorrelationId, SubmissionId, UserId};
-use crate::record::{FailureReason, Outcome, SubmissionRecord};
+use crate::record::{FailureReason, Outcome, SubmissionKey, SubmissionRecord};
 use crate::rejection::RejectionReason;
 use crate::submission::{ClientRef, HeroId, Score};
 use crate::users::{User, UserStatus};
@@ -39,8 +39,17 @@ pub mod attribute {
     pub const DISPLAY_NAME: &str = "displayName";
 }
 
-/// A user's submissions by time: partition `userId`, sort `receivedAt`.
-pub const BY_USER_INDEX: &str = "byUser";
+/// The submissions table's key of one submission: partition `userId` (the player), sort
+/// `submissionId`. The table has no index: every read knows the player.
+pub fn submission_key_item(key: &SubmissionKey) -> Item {
+    Item::from([
+        (attribute::USER_ID.to_owned(), text(key.user_id.as_str())),
+        (
+            attribute::SUBMISSION_ID.to_owned(),
+            text(key.submission_id.to_string()),
+        ),
+    ])
+}
 
 const STATUS_ACCEPTED: &str = "accepted";
 const STATUS_REJECTED: &str = "rejected";
@@ -71,7 +80,7 @@ pub enum ItemError {
 // Item mapping (pure)
 
 /// RFC 3339 in UTC with exactly nine fractional digits: every timestamp has the same width, so
-/// the strings sort in time order (`receivedAt` is the `byUser` index's sort key).
+/// the strings sort in time order, for whoever reads or exports the items.
 const SORTABLE_TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
 
