@@ -262,7 +262,7 @@ async fn each_rejection_is_stored_with_its_reason_and_sent_once() {
         RejectionReason::MissingPermission,
     ];
     for (message, reason) in messages.iter().zip(expected) {
-        assert_eq!(f.outcome(&message).await, Some(Outcome::Rejected(reason)));
+        assert_eq!(f.outcome(message).await, Some(Outcome::Rejected(reason)));
     }
     let mut sent = f.sent_rejections().await;
     sent.sort_by_key(|r| r.score);
@@ -512,11 +512,11 @@ async fn submissions_over_the_quota_are_stored_and_sent_as_rate_limited() {
     assert_eq!(summary.rate_limited, 2);
     assert!(summary.failed_message_ids.is_empty());
     for message in &messages[..3] {
-        assert_eq!(f.outcome(&message).await, Some(Outcome::Accepted));
+        assert_eq!(f.outcome(message).await, Some(Outcome::Accepted));
     }
     let limited = Outcome::Rejected(RejectionReason::RateLimited);
     for message in &messages[3..] {
-        assert_eq!(f.outcome(&message).await, Some(limited));
+        assert_eq!(f.outcome(message).await, Some(limited));
     }
     let mut sent: Vec<SubmissionId> = f
         .sent_rejections()
@@ -568,7 +568,7 @@ async fn a_redelivered_batch_gets_the_same_verdicts() {
     assert!(again.failed_message_ids.is_empty());
     assert_eq!((again.accepted, again.rate_limited), (2, 2));
     for message in &messages[..2] {
-        assert_eq!(f.outcome(&message).await, Some(Outcome::Accepted));
+        assert_eq!(f.outcome(message).await, Some(Outcome::Accepted));
     }
     // A third delivery, one record at a time, changes nothing either.
     for record in &batch {
@@ -674,11 +674,11 @@ async fn a_stored_verdict_stands_when_a_retry_lands_in_a_later_window() {
     let filler = later(&submissions_in_order("alice", 1)[0], 1);
     f.process(&records(&[filler])).await;
     f.process(&records(&[later(accepted, 1)])).await;
-    assert_eq!(f.outcome(&accepted).await, Some(Outcome::Accepted));
+    assert_eq!(f.outcome(accepted).await, Some(Outcome::Accepted));
     // Two hours later the window is empty, and a retry of the refused one stays refused.
     f.process(&records(&[later(limited, 2)])).await;
     assert_eq!(
-        f.outcome(&limited).await,
+        f.outcome(limited).await,
         Some(Outcome::Rejected(RejectionReason::RateLimited))
     );
     let policy = QuotaPolicy::new(1, Duration::from_secs(3600)).unwrap();
