@@ -8,7 +8,9 @@
 #                 serde refusing unknown fields, a bounded channel), the bar to clear;
 #   ingest alone  the real ingest router on a queue that encodes messages and drops them
 #                 (`bare --app ingest`): what one ingest Lambda does, with its log lines as
-#                 deployed (Lambda's JSON format at info, one write each, to a file);
+#                 deployed (Lambda's JSON format at info, one write each, to a file) and its
+#                 allocator (mimalloc; bare runs on it too, the peer on the system allocator,
+#                 as a straightforward server would);
 #   local         the local stack (target/release/local): ingest, processor and notifier in one
 #                 process on one core, in memory, info logs (as shipped);
 #   local, warn   the same with RUST_LOG=warn (no per-submission log lines).

@@ -29,6 +29,11 @@ use shared::memory::MemoryStore;
 use shared::message::{QueuedRequest, encode};
 use shared::ports::{PortError, SubmissionQueue};
 
+// The ingest function's allocator, so that `--app ingest` measures what deploys; the ceiling
+// runs on it too, which keeps the two comparable.
+#[global_allocator]
+static ALLOCATOR: shared::Allocator = shared::Allocator;
+
 /// A bare axum server answering 202 to score submissions without looking at them (or, with
 /// `--app ingest`, the ingest router alone on a queue that drops what it is given).
 #[derive(Parser, Debug)]
