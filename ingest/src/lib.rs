@@ -370,14 +370,15 @@ fn require_json(headers: &HeaderMap) -> Result<(), IngestError> {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or(IngestError::UnsupportedMediaType)?;
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    let is_json = essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"));
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    let (kind, subtype) = essence.split_once('/').unwrap_or_default();
+    let suffix = subtype
+        .len()
+        .checked_sub(5)
+        .and_then(|at| subtype.get(at..));
+    let is_json = kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json")
+            || suffix.is_some_and(|s| s.eq_ignore_ascii_case("+json")));
     if is_json {
         Ok(())
     } else {
@@ -528,6 +529,37 @@ mod tests {
             decided_at: time::OffsetDateTime::now_utc(),
             notified_at: None,
         }
+    }
+
+    #[test]
+    fn json_and_json_suffixed_media_types_are_accepted_with_parameters_in_any_case() {
+        let accepts = |content_type: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+            require_json(&headers).is_ok()
+        };
+        for yes in [
+            "application/json",
+            "Application/JSON",
+            " application/json ; charset=utf-8",
+            "application/vnd.scores+json",
+            "application/merge-patch+JSON;v=1",
+        ] {
+            assert!(accepts(yes), "{yes}");
+        }
+        for no in [
+            "text/json",
+            "application/jsonx",
+            "application/xml",
+            "application/json-seq",
+            "json",
+            "applicationjson",
+            "application/+jso",
+            "",
+        ] {
+            assert!(!accepts(no), "{no}");
+        }
+        assert!(require_json(&HeaderMap::new()).is_err(), "no Content-Type");
     }
 
     #[test]

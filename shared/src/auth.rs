@@ -15,6 +15,8 @@ use crate::ids::UserId;
 use crate::limits::MAX_TOKEN_BYTES;
 use crate::message::Principal;
 
+mod hs256;
+
 /// The signing algorithms this service accepts, one of which is pinned per deployment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TokenAlgorithm {
@@ -164,7 +166,10 @@ struct Claims {
 pub struct TokenVerifier {
     algorithm: TokenAlgorithm,
     keys: Keys,
+    /// jsonwebtoken's rules, for RS256 and ES256.
     validation: Validation,
+    /// With a shared secret, the same rules without jsonwebtoken (see [`hs256`]).
+    hs256: Option<hs256::Hs256Check>,
 }
 
 /// The keys a verifier accepts.
@@ -184,11 +189,18 @@ impl TokenVerifier {
             key,
             key_id: config.key_id.clone(),
         };
+        let mut hs256 = None;
         let keys = match (config.algorithm, &config.key) {
             (TokenAlgorithm::Hs256, VerificationKey::Secret(secret)) => {
                 if secret.len() < 32 {
                     return Err(AuthConfigError::SecretTooShort);
                 }
+                hs256 = Some(hs256::Hs256Check::new(
+                    secret,
+                    &config.issuer,
+                    &config.audience,
+                    config.leeway_seconds,
+                ));
                 single(DecodingKey::from_secret(secret))
             }
             (TokenAlgorithm::Rs256, VerificationKey::PublicKeyPem(pem)) => {
@@ -229,6 +241,7 @@ impl TokenVerifier {
             algorithm: config.algorithm,
             keys,
             validation,
+            hs256,
         })
     }
 
@@ -238,9 +251,10 @@ impl TokenVerifier {
             return Err(TokenError::TooLarge);
         }
         let key = self.check_header(token)?;
-        let data = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
-            .map_err(|e| token_error(e.kind()))?;
-        let claims = data.claims;
+        let claims = match &self.hs256 {
+            Some(hs256) => hs256.claims(token, unix_now())?,
+            None => self.decode(token, key)?,
+        };
         let sub = claims
             .sub
             .ok_or_else(|| TokenError::MissingClaim("sub".to_owned()))?;
@@ -265,6 +279,13 @@ struct RawHeader {
 }
 
 impl TokenVerifier {
+    /// The claims of a token checked by jsonwebtoken, with the header already checked.
+    fn decode(&self, token: &str, key: &DecodingKey) -> Result<Claims, TokenError> {
+        jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map(|data| data.claims)
+            .map_err(|e| token_error(e.kind()))
+    }
+
     /// Reads the header before anything else, so that any algorithm but the pinned one (`none`
     /// included) and any key but the configured one are refused by name.
     fn check_header(&self, token: &str) -> Result<&DecodingKey, TokenError> {
@@ -327,6 +348,13 @@ fn bad_key(config: &AuthConfig, error: jsonwebtoken::errors::Error) -> AuthConfi
         algorithm: config.algorithm,
         reason: error.to_string(),
     }
+}
+
+/// Seconds since the epoch, as jsonwebtoken reads the clock.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 fn token_error(kind: &ErrorKind) -> TokenError {
@@ -759,5 +787,248 @@ mod tests {
         );
         assert_eq!(bearer_token(Some("Bearer ")), Err(TokenError::Missing));
         assert_eq!(bearer_token(Some("Bearer")), Err(TokenError::Malformed));
+    }
+
+    /// The same verifier on jsonwebtoken's path: the reference the HS256 fast path must match.
+    fn hs256_by_jsonwebtoken() -> TokenVerifier {
+        let mut verifier = hs256();
+        verifier.hs256 = None;
+        verifier
+    }
+
+    fn hmac_token(header: &str, payload: &str, secret: &[u8]) -> String {
+        let signed = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let tag = aws_lc_rs::hmac::sign(&key, signed.as_bytes());
+        format!("{signed}.{}", b64(tag.as_ref()))
+    }
+
+    /// Both verifiers give the same answer. jsonwebtoken checks required claims in the order of
+    /// a `HashSet`, so when several are missing it may name another one first.
+    fn same_verdict(
+        fast: &TokenVerifier,
+        reference: &TokenVerifier,
+        token: &str,
+    ) -> Result<(), proptest::test_runner::TestCaseError> {
+        let (ours, theirs) = (fast.verify(token), reference.verify(token));
+        if let (Err(TokenError::MissingClaim(_)), Err(TokenError::MissingClaim(_))) =
+            (&ours, &theirs)
+        {
+            return Ok(());
+        }
+        proptest::prop_assert_eq!(ours, theirs, "token {}", token);
+        Ok(())
+    }
+
+    /// Claim values around every rule, the usual one first. Times are an hour from the edges (the leeway is 5 s),
+    /// so that the two verifiers, which read the clock one after the other, never straddle one.
+    fn claim_choices() -> Vec<(&'static str, Vec<Option<Value>>)> {
+        let (soon, ago) = (now() + 3600, now() - 3600);
+        let issuer = json!("https://issuer.test");
+        let audience = json!("scores-api");
+        vec![
+            (
+                "exp",
+                vec![
+                    Some(json!(soon)),
+                    None,
+                    Some(json!(ago)),
+                    Some(json!(soon as f64 + 0.4)),
+                    Some(json!(ago as f64)),
+                    Some(json!("soon")),
+                    Some(Value::Null),
+                    Some(json!(-1)),
+                    Some(json!([soon])),
+                    Some(json!({"at": soon})),
+                    Some(json!(1e30)),
+                ],
+            ),
+            (
+                "nbf",
+                vec![
+                    None,
+                    Some(json!(ago)),
+                    Some(json!(soon)),
+                    Some(Value::Null),
+                    Some(json!("x")),
+                    Some(json!(ago as f64 + 0.5)),
+                    Some(json!(-3)),
+                ],
+            ),
+            (
+                "iss",
+                vec![
+                    Some(issuer.clone()),
+                    None,
+                    Some(json!("https://other.test")),
+                    Some(json!([issuer.clone()])),
+                    Some(json!(["x", issuer.clone()])),
+                    Some(json!([])),
+                    Some(json!([5])),
+                    Some(json!(5)),
+                    Some(Value::Null),
+                ],
+            ),
+            (
+                "aud",
+                vec![
+                    Some(audience.clone()),
+                    None,
+                    Some(json!("other-api")),
+                    Some(json!([audience.clone(), "x"])),
+                    Some(json!([])),
+                    Some(json!(["x"])),
+                    Some(json!({"a": 1})),
+                    Some(Value::Null),
+                    Some(json!([audience.clone(), 1])),
+                ],
+            ),
+            (
+                "sub",
+                vec![
+                    Some(json!("alice")),
+                    None,
+                    Some(json!("")),
+                    Some(json!(5)),
+                    Some(Value::Null),
+                    Some(json!("al\u{7}ice")),
+                    Some(json!(["alice"])),
+                ],
+            ),
+            (
+                "jti",
+                vec![Some(json!("t-1")), None, Some(json!(7)), Some(Value::Null)],
+            ),
+            (
+                "scope",
+                vec![Some(json!("a b")), None, Some(json!(3)), Some(json!(""))],
+            ),
+            (
+                "scp",
+                vec![
+                    None,
+                    Some(json!(["a", "b"])),
+                    Some(json!("a")),
+                    Some(json!([1])),
+                ],
+            ),
+            ("iat", vec![Some(json!(now())), None, Some(json!("now"))]),
+        ]
+    }
+
+    /// The HS256 fast path accepts exactly the tokens jsonwebtoken accepts, with the same
+    /// principal, and refuses the rest for the same reason. Each claim takes its usual value
+    /// most of the time, so that a good share of the tokens is valid; the counts at the end
+    /// make sure both answers were given often.
+    #[test]
+    fn the_hs256_fast_path_answers_as_jsonwebtoken_does() {
+        use proptest::prelude::*;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (fast, reference) = (hs256(), hs256_by_jsonwebtoken());
+        let choices = claim_choices();
+        let headers = [
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            r#"{"alg":"HS256"}"#,
+            r#"{"typ":"JWT","alg":"HS256","cty":"x"}"#,
+            r#"{"alg":"none"}"#,
+            r#"{"alg":"HS384"}"#,
+            r#"{"alg":"HS256""#,
+        ];
+        let strategy = (
+            proptest::collection::vec(((0u8..4).prop_map(|n| n != 0), 0usize..64), choices.len()),
+            (0usize..headers.len() + 6).prop_map(|i| i.saturating_sub(6)),
+            proptest::sample::select(vec![
+                None,
+                None,
+                None,
+                Some("sub"),
+                Some("exp"),
+                Some("extra"),
+            ]),
+            0u8..10,
+        );
+        let (accepted, refused) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        let mut runner =
+            proptest::test_runner::TestRunner::new(proptest::test_runner::Config::with_cases(3000));
+        runner
+            .run(&strategy, |(picks, header, duplicate, signing)| {
+                let header = headers[header];
+                let mut claims = serde_json::Map::new();
+                for ((name, options), (usual, pick)) in choices.iter().zip(picks) {
+                    // The first option is the claim's usual value.
+                    let at = if usual { 0 } else { pick % options.len() };
+                    if let Some(value) = &options[at] {
+                        claims.insert((*name).to_owned(), value.clone());
+                    }
+                }
+                let mut payload = Value::Object(claims).to_string();
+                if let Some(name) = duplicate {
+                    payload.pop();
+                    let comma = if payload.len() > 1 { "," } else { "" };
+                    payload.push_str(&format!(r#"{comma}"{name}":"again"}}"#));
+                }
+                let signed = hmac_token(header, &payload, SECRET);
+                let token = match signing {
+                    0 => hmac_token(header, &payload, b"another-secret-another-secret-12"),
+                    1 => {
+                        // Signed, then the claims swapped for others.
+                        let mut parts: Vec<String> = signed.split('.').map(str::to_owned).collect();
+                        parts[1] = b64(br#"{"sub":"mallory"}"#);
+                        parts.join(".")
+                    }
+                    2 => format!("{}.!!", signed.rsplit_once('.').unwrap().0),
+                    3 => format!("{signed}.x"),
+                    _ => signed,
+                };
+                let counter = if fast.verify(&token).is_ok() {
+                    &accepted
+                } else {
+                    &refused
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                same_verdict(&fast, &reference, &token)
+            })
+            .unwrap();
+        let (accepted, refused) = (accepted.into_inner(), refused.into_inner());
+        assert!(
+            accepted >= 100 && refused >= 100,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
+    #[test]
+    fn the_hs256_fast_path_refuses_what_jsonwebtoken_refuses_in_the_token_shape() {
+        let (fast, reference) = (hs256(), hs256_by_jsonwebtoken());
+        let header = r#"{"alg":"HS256","typ":"JWT"}"#;
+        let good = claims().to_string();
+        let padded = {
+            let token = hmac_token(header, &good, SECRET);
+            let (signed, signature) = token.rsplit_once('.').unwrap();
+            format!("{signed}.{signature}=")
+        };
+        let cases = [
+            hmac_token(header, &format!("[{good}]"), SECRET),
+            hmac_token(header, "\"alice\"", SECRET),
+            hmac_token(header, "5", SECRET),
+            hmac_token(header, &format!("{good} x"), SECRET),
+            hmac_token(header, &format!(" \n{good}\n"), SECRET),
+            hmac_token(header, "{}", SECRET),
+            padded,
+            hmac_token(header, &good, SECRET).replacen('.', "..", 1),
+            format!(
+                "{}.",
+                hmac_token(header, &good, SECRET)
+                    .rsplit_once('.')
+                    .unwrap()
+                    .0
+            ),
+            "a.b".to_owned(),
+            "..".to_owned(),
+        ];
+        for token in &cases {
+            same_verdict(&fast, &reference, token).unwrap();
+        }
+        // The whitespace-wrapped claims are a valid token for both.
+        assert!(fast.verify(&cases[4]).is_ok());
     }
 }

@@ -70,12 +70,13 @@ use std::io::{BufWriter, IsTerminal, Write as _};
 use time::{OffsetDateTime, UtcOffset};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
+use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::filter::{FilterExt, LevelFilter, filter_fn};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
+use tracing_subscriber::layer::{Context, Filter, Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -171,19 +172,38 @@ pub fn log_filter(env: &dyn EnvSource) -> EnvFilter {
     EnvFilter::default().add_directive(level.into())
 }
 
-/// `at` as RFC 3339 in UTC with milliseconds, `2026-12-01T23:05:01.123Z`.
+/// `at` as RFC 3339 in UTC with milliseconds, `2026-12-01T23:05:01.123Z`. Every log line pays
+/// for one, so the digits are written by hand rather than through `format!`.
 pub fn rfc3339_millis(at: OffsetDateTime) -> String {
     let at = at.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-        at.year(),
-        u8::from(at.month()),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second(),
-        at.millisecond()
-    )
+    let year = at.year();
+    if !(0..=9999).contains(&year) {
+        // No clock gives such a year; `format!` writes it with its sign and every digit.
+        return format!(
+            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        );
+    }
+    let mut text = String::with_capacity(24);
+    let mut digits = |value: u32, width: u32, then: Option<char>| {
+        for place in (0..width).rev() {
+            text.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
+        }
+        text.extend(then);
+    };
+    digits(year as u32, 4, Some('-'));
+    digits(u8::from(at.month()).into(), 2, Some('-'));
+    digits(at.day().into(), 2, Some('T'));
+    digits(at.hour().into(), 2, Some(':'));
+    digits(at.minute().into(), 2, Some(':'));
+    digits(at.second().into(), 2, Some('.'));
+    digits(at.millisecond().into(), 3, Some('Z'));
+    text
 }
 
 /// Keeps the background log writer running; when it drops, buffered lines are written out.
@@ -220,7 +240,52 @@ where
     }
     let context_spans = filter_fn(context_span).with_max_level_hint(LevelFilter::INFO);
     tracing_subscriber::registry()
-        .with(LambdaLines { format, writer }.with_filter(filter.or(context_spans)))
+        .with(GlobalFilter(filter.or(context_spans)))
+        .with(LambdaLines { format, writer })
+}
+
+/// A [`Filter`] applied to the whole subscriber rather than to one layer: with a single layer
+/// the lines are the same, and no span entered or closed and no event pays for the per-layer
+/// bookkeeping (`FilterState`, each span's filter map) that `Layer::with_filter` adds.
+struct GlobalFilter<F>(F);
+
+impl<S: Subscriber, F: Filter<S> + 'static> Layer<S> for GlobalFilter<F> {
+    fn register_callsite(&self, metadata: &'static Metadata<'static>) -> Interest {
+        self.0.callsite_enabled(metadata)
+    }
+
+    fn enabled(&self, metadata: &Metadata<'_>, ctx: Context<'_, S>) -> bool {
+        self.0.enabled(metadata, &ctx)
+    }
+
+    fn event_enabled(&self, event: &Event<'_>, ctx: Context<'_, S>) -> bool {
+        self.0.event_enabled(event, &ctx)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        self.0.max_level_hint()
+    }
+
+    // `EnvFilter` follows spans for directives that name span fields.
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_new_span(attrs, id, ctx);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        self.0.on_record(id, values, ctx);
+    }
+
+    fn on_enter(&self, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_enter(id, ctx);
+    }
+
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        self.0.on_exit(id, ctx);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        self.0.on_close(id, ctx);
+    }
 }
 
 /// Installs the global subscriber once; later calls install nothing and return an idle guard.
@@ -826,5 +891,24 @@ mod tests {
         assert_eq!(rfc3339_millis(at), "2026-12-01T23:05:01.123Z");
         let on_the_second = OffsetDateTime::parse("2026-01-09T08:07:06Z", &Rfc3339).unwrap();
         assert_eq!(rfc3339_millis(on_the_second), "2026-01-09T08:07:06.000Z");
+        // Every digit of every field, against the format the hand-written digits replace.
+        let mut at = OffsetDateTime::parse("0999-12-31T23:59:59.999Z", &Rfc3339).unwrap();
+        for _ in 0..2000 {
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second(),
+                at.millisecond()
+            );
+            assert_eq!(rfc3339_millis(at), expected);
+            at += time::Duration::seconds(7_777_777) + time::Duration::milliseconds(37);
+        }
+        let before_year_zero = OffsetDateTime::parse("0000-01-01T00:00:00Z", &Rfc3339).unwrap()
+            - time::Duration::days(1);
+        assert_eq!(rfc3339_millis(before_year_zero), "-001-12-31T00:00:00.000Z");
     }
 }
