@@ -179,15 +179,7 @@ pub fn rfc3339_millis(at: OffsetDateTime) -> String {
     let year = at.year();
     if !(0..=9999).contains(&year) {
         // No clock gives such a year; `format!` writes it with its sign and every digit.
-        return format!(
-            "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            at.millisecond()
-        );
+        return rfc3339_millis_by_format(at);
     }
     let mut text = String::with_capacity(24);
     let mut digits = |value: u32, width: u32, then: Option<char>| {
@@ -204,6 +196,20 @@ pub fn rfc3339_millis(at: OffsetDateTime) -> String {
     digits(at.second().into(), 2, Some('.'));
     digits(at.millisecond().into(), 3, Some('Z'));
     text
+}
+
+/// What [`rfc3339_millis`] writes, through `format!`: its fallback and its test's reference.
+fn rfc3339_millis_by_format(at: OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
 }
 
 /// Keeps the background log writer running; when it drops, buffered lines are written out.
@@ -894,17 +900,7 @@ mod tests {
         // Every digit of every field, against the format the hand-written digits replace.
         let mut at = OffsetDateTime::parse("0999-12-31T23:59:59.999Z", &Rfc3339).unwrap();
         for _ in 0..2000 {
-            let expected = format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-                at.year(),
-                u8::from(at.month()),
-                at.day(),
-                at.hour(),
-                at.minute(),
-                at.second(),
-                at.millisecond()
-            );
-            assert_eq!(rfc3339_millis(at), expected);
+            assert_eq!(rfc3339_millis(at), rfc3339_millis_by_format(at));
             at += time::Duration::seconds(7_777_777) + time::Duration::milliseconds(37);
         }
         let before_year_zero = OffsetDateTime::parse("0000-01-01T00:00:00Z", &Rfc3339).unwrap()
