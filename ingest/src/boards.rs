@@ -23,7 +23,7 @@ use shared::submission::FieldError;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::{Authenticator, IngestError, WorkDeadline, authenticate, json_body};
+use crate::{Authenticator, IngestError, RequestContext, authenticate, json_body};
 
 /// What the board handlers need, built once at cold start.
 pub struct Boards {
@@ -54,7 +54,7 @@ pub(crate) fn routes(boards: Arc<Boards>) -> Router {
 /// One page of a board. Any authenticated user may read any board.
 async fn get_board(
     State(boards): State<Arc<Boards>>,
-    Extension(WorkDeadline(deadline)): Extension<WorkDeadline>,
+    Extension(RequestContext { deadline, .. }): Extension<RequestContext>,
     raw_hero_id: Result<Path<String>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,
@@ -78,7 +78,7 @@ async fn get_board(
 /// A player's rank and the entries around it; `me` is the caller.
 async fn get_standing(
     State(boards): State<Arc<Boards>>,
-    Extension(WorkDeadline(deadline)): Extension<WorkDeadline>,
+    Extension(RequestContext { deadline, .. }): Extension<RequestContext>,
     raw_path: Result<Path<(String, String)>, PathRejection>,
     uri: Uri,
     headers: HeaderMap,

@@ -17,9 +17,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
@@ -30,16 +28,21 @@ pub const DRAIN_LIMIT_BYTES: usize = 1024 * 1024;
 /// Longest time spent discarding an unread body.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Middleware: drains what the handler left unread, or closes the connection (see the module).
-pub async fn drain_or_close(request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
+/// The request body to give the handler, and where the rest of it comes back if the handler
+/// drops it unread.
+pub fn returning_unread(body: Body) -> (Body, oneshot::Receiver<Body>) {
     let (returned, unread) = oneshot::channel();
     let body = Body::new(ReturnedUnread {
         inner: Some(body),
         ended: false,
         back: Some(returned),
     });
-    let mut response = next.run(Request::from_parts(parts, body)).await;
+    (body, unread)
+}
+
+/// Once the handler has answered: drains what it left unread of the body, or marks the
+/// response `Connection: close` (see the module).
+pub async fn drain_unread(mut response: Response, unread: oneshot::Receiver<Body>) -> Response {
     // The handler has finished with its request, so the body came back if it was left unread.
     let Ok(rest) = unread.await else {
         return response;

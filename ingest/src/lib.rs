@@ -8,6 +8,7 @@ pub mod error;
 pub mod keys;
 pub mod limiter;
 pub mod openapi;
+pub mod request_scope;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -26,7 +27,7 @@ use serde_json::json;
 use shared::auth::bearer_token;
 use shared::ids::{CorrelationId, SubmissionId};
 use shared::lambda::by_deadline;
-use shared::limits::{ACHIEVED_AT_MAX_FUTURE, INGEST_WORK_BUDGET, MAX_BODY_BYTES, PENDING_HORIZON};
+use shared::limits::{ACHIEVED_AT_MAX_FUTURE, MAX_BODY_BYTES, PENDING_HORIZON};
 use shared::message::{Principal, QueuedItem, QueuedRequest, REQUEST_MESSAGE_VERSION};
 use shared::ports::{SubmissionQueue, SubmissionStore};
 use shared::record::{SubmissionKey, SubmissionRecord, SubmissionStatus};
@@ -40,6 +41,7 @@ use tracing::Instrument;
 pub use error::IngestError;
 pub use keys::{Authenticator, VerifyError};
 pub use limiter::{BurstLimit, BurstLimiter};
+pub use request_scope::{RequestContext, RequestScopeLayer};
 
 pub const CORRELATION_ID_HEADER: &str = "x-correlation-id";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -118,8 +120,7 @@ fn finish(routes: Router) -> Router {
     routes
         .fallback(|| async { IngestError::NotFound })
         .method_not_allowed_fallback(|| async { IngestError::MethodNotAllowed })
-        .layer(middleware::from_fn(correlate))
-        .layer(middleware::from_fn(connection::drain_or_close))
+        .layer(RequestScopeLayer)
 }
 
 /// Serves `router` as a Lambda function behind API Gateway (the ingest and boards functions).
@@ -143,80 +144,6 @@ pub async fn run_on_lambda(
     lambda_http::run(router.layer(middleware::from_fn(first_request))).await
 }
 
-/// Gives every request a correlation id (the caller's `X-Correlation-Id` if it is well-formed),
-/// runs the request inside a span that carries it, and echoes it in the response.
-async fn correlate(mut request: Request, next: Next) -> Response {
-    // A repeated header is ignored like a malformed one: API Gateway would join the values
-    // with a comma, which no correlation id contains, so both fronts generate a fresh id.
-    let mut sent = request.headers().get_all(CORRELATION_ID_HEADER).iter();
-    let correlation_id = match (sent.next(), sent.next()) {
-        (Some(value), None) => value.to_str().ok().and_then(CorrelationId::parse),
-        _ => None,
-    }
-    .unwrap_or_else(CorrelationId::generate);
-    // The span holds the correlation id alone: it is on every line of the request, and the
-    // request's one info line costs every submission its bytes (see shared::telemetry).
-    let span = tracing::info_span!("request", correlation_id = %correlation_id);
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    request.extensions_mut().insert(correlation_id.clone());
-    let deadline = work_deadline(request.extensions());
-    request.extensions_mut().insert(deadline);
-    let started = Instant::now();
-    let mut response = next.run(request).instrument(span.clone()).await;
-    let status = response.status();
-    let refusal = response.extensions_mut().remove::<error::Refusal>();
-    span.in_scope(|| {
-        let elapsed_us = started.elapsed().as_micros() as u64;
-        let (method, path, status) = (method.as_str(), uri.path(), status.as_u16());
-        match refusal {
-            Some(error::Refusal(error)) if status >= 500 => {
-                tracing::error!(method, path, status, elapsed_us, error, "request failed")
-            }
-            Some(error::Refusal(error)) => {
-                tracing::info!(method, path, status, error, "request refused")
-            }
-            None if status >= 500 => {
-                tracing::error!(method, path, status, elapsed_us, "request failed")
-            }
-            None => tracing::debug!(method, path, status, elapsed_us, "request done"),
-        }
-    });
-    if let Ok(value) = HeaderValue::from_str(correlation_id.as_str()) {
-        response.headers_mut().insert(CORRELATION_ID_HEADER, value);
-    }
-    response
-}
-
-/// The instant by which a request's enqueue or read must be done.
-#[derive(Clone, Copy, Debug)]
-pub struct WorkDeadline(pub tokio::time::Instant);
-
-/// [`INGEST_WORK_BUDGET`] from now and, under Lambda, no later than the invocation's deadline
-/// less [`shared::lambda::DEADLINE_MARGIN`].
-fn work_deadline(extensions: &axum::http::Extensions) -> WorkDeadline {
-    let budget = tokio::time::Instant::now() + INGEST_WORK_BUDGET;
-    WorkDeadline(match extensions.get::<lambda_http::Context>() {
-        Some(invocation) => budget.min(shared::lambda::work_deadline(invocation.deadline)),
-        None => budget,
-    })
-}
-
-fn deadline_of(request_extensions: &axum::http::Extensions) -> tokio::time::Instant {
-    request_extensions
-        .get::<WorkDeadline>()
-        .copied()
-        .unwrap_or_else(|| work_deadline(request_extensions))
-        .0
-}
-
-fn correlation_id(request_extensions: &axum::http::Extensions) -> CorrelationId {
-    request_extensions
-        .get::<CorrelationId>()
-        .cloned()
-        .unwrap_or_else(CorrelationId::generate)
-}
-
 /// The OpenAPI document; no token needed.
 async fn get_openapi() -> Response {
     (
@@ -230,7 +157,8 @@ async fn post_score(
     State(app): State<Arc<App>>,
     request: Request,
 ) -> Result<Response, IngestError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let context = RequestContext::take(&mut parts.extensions);
     let principal = authenticate(&app.auth, &parts.headers).await?;
     require_json(&parts.headers)?;
     let idempotency_key = idempotency_key(&parts.headers)?;
@@ -242,11 +170,11 @@ async fn post_score(
         &principal,
         idempotency_key.as_deref(),
         vec![submission],
-        correlation_id(&parts.extensions),
+        context.correlation_id,
         now,
     );
     let submission_id = request.submissions[0].submission_id;
-    enqueue(&app, &request, deadline_of(&parts.extensions)).await?;
+    enqueue(&app, &request, context.deadline).await?;
     let status_url = status_url(submission_id);
     // Written out rather than built as a JSON value: a UUID and its path need no escaping, and
     // this is every accepted request's answer.
@@ -262,7 +190,8 @@ async fn post_batch(
     State(app): State<Arc<App>>,
     request: Request,
 ) -> Result<Response, IngestError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let context = RequestContext::take(&mut parts.extensions);
     let principal = authenticate(&app.auth, &parts.headers).await?;
     require_json(&parts.headers)?;
     let idempotency_key = idempotency_key(&parts.headers)?;
@@ -274,10 +203,10 @@ async fn post_batch(
         &principal,
         idempotency_key.as_deref(),
         submissions,
-        correlation_id(&parts.extensions),
+        context.correlation_id,
         now,
     );
-    enqueue(&app, &request, deadline_of(&parts.extensions)).await?;
+    enqueue(&app, &request, context.deadline).await?;
     let items: Vec<_> = request
         .submission_ids()
         .map(|id| json!({ "submissionId": id, "statusUrl": status_url(id) }))
@@ -291,7 +220,7 @@ async fn post_batch(
 
 async fn get_submission(
     State(app): State<Arc<App>>,
-    Extension(WorkDeadline(deadline)): Extension<WorkDeadline>,
+    Extension(RequestContext { deadline, .. }): Extension<RequestContext>,
     raw_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, IngestError> {
@@ -615,31 +544,6 @@ mod tests {
         assert!(
             status_view(&principal("a"), id, None, issued - time::Duration::hours(1)).is_none(),
             "issued in the future"
-        );
-    }
-
-    #[test]
-    fn the_work_deadline_is_the_budget_and_never_past_the_invocations_deadline() {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let local = work_deadline(&axum::http::Extensions::new()).0;
-        let left = local - tokio::time::Instant::now();
-        assert!(
-            left <= INGEST_WORK_BUDGET
-                && left > INGEST_WORK_BUDGET - std::time::Duration::from_secs(1)
-        );
-
-        // Under Lambda with 3 s left: the invocation's deadline less the margin comes first.
-        let mut invocation = lambda_http::Context::default();
-        invocation.deadline = now_ms + 3_000;
-        let mut extensions = axum::http::Extensions::new();
-        extensions.insert(invocation);
-        let left = work_deadline(&extensions).0 - tokio::time::Instant::now();
-        assert!(
-            left <= std::time::Duration::from_millis(1_500),
-            "{left:?}: 3 s left less the 1.5 s margin"
         );
     }
 

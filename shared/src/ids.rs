@@ -145,7 +145,10 @@ pub struct CorrelationId(String);
 
 impl CorrelationId {
     pub fn generate() -> Self {
-        Self(Uuid::now_v7().simple().to_string())
+        // Encoded into a buffer rather than through `Display`: every request without an id of
+        // its own makes one.
+        let mut text = [0u8; uuid::fmt::Simple::LENGTH];
+        Self(Uuid::now_v7().simple().encode_lower(&mut text).to_owned())
     }
 
     /// Accepts a caller-supplied id of `[A-Za-z0-9._:-]`, 1 to 128 characters.

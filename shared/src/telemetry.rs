@@ -67,6 +67,7 @@
 use std::fmt::Write as _;
 use std::io::{BufWriter, IsTerminal, Write as _};
 
+use smallvec::SmallVec;
 use time::{OffsetDateTime, UtcOffset};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -172,30 +173,36 @@ pub fn log_filter(env: &dyn EnvSource) -> EnvFilter {
     EnvFilter::default().add_directive(level.into())
 }
 
-/// `at` as RFC 3339 in UTC with milliseconds, `2026-12-01T23:05:01.123Z`. Every log line pays
-/// for one, so the digits are written by hand rather than through `format!`.
+/// `at` as RFC 3339 in UTC with milliseconds, `2026-12-01T23:05:01.123Z`.
 pub fn rfc3339_millis(at: OffsetDateTime) -> String {
+    let mut text = String::with_capacity(24);
+    push_rfc3339_millis(&mut text, at);
+    text
+}
+
+/// Appends [`rfc3339_millis`]'s text. Every log line pays for one, so the digits are written by
+/// hand rather than through `format!`.
+fn push_rfc3339_millis(text: &mut String, at: OffsetDateTime) {
     let at = at.to_offset(UtcOffset::UTC);
     let year = at.year();
     if !(0..=9999).contains(&year) {
         // No clock gives such a year; `format!` writes it with its sign and every digit.
-        return rfc3339_millis_by_format(at);
+        text.push_str(&rfc3339_millis_by_format(at));
+        return;
     }
-    let mut text = String::with_capacity(24);
-    let mut digits = |value: u32, width: u32, then: Option<char>| {
+    let mut digits = |value: u32, width: u32, then: char| {
         for place in (0..width).rev() {
             text.push(char::from(b'0' + (value / 10u32.pow(place) % 10) as u8));
         }
-        text.extend(then);
+        text.push(then);
     };
-    digits(year as u32, 4, Some('-'));
-    digits(u8::from(at.month()).into(), 2, Some('-'));
-    digits(at.day().into(), 2, Some('T'));
-    digits(at.hour().into(), 2, Some(':'));
-    digits(at.minute().into(), 2, Some(':'));
-    digits(at.second().into(), 2, Some('.'));
-    digits(at.millisecond().into(), 3, Some('Z'));
-    text
+    digits(year as u32, 4, '-');
+    digits(u8::from(at.month()).into(), 2, '-');
+    digits(at.day().into(), 2, 'T');
+    digits(at.hour().into(), 2, ':');
+    digits(at.minute().into(), 2, ':');
+    digits(at.second().into(), 2, '.');
+    digits(at.millisecond().into(), 3, 'Z');
 }
 
 /// What [`rfc3339_millis`] writes, through `format!`: its fallback and its test's reference.
@@ -371,32 +378,54 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let mut own = Rendered::default();
-        event.record(&mut own);
+        // Every accepted request writes one line: the buffers of the last one are reused, and
+        // the spans and fields of a line stay on the stack.
+        let mut scratch = SCRATCH.with(|cell| cell.take());
+        let Scratch { own, line } = &mut scratch;
+        own.clear();
+        event.record(own);
         let metadata = event.metadata();
-        let scope = ctx.event_scope(event);
-        let spans: Vec<_> = scope
+        let spans: SmallVec<[_; 8]> = ctx
+            .event_scope(event)
             .into_iter()
             .flat_map(|scope| scope.from_root())
             .collect();
-        let extensions: Vec<_> = spans.iter().map(|span| span.extensions()).collect();
-        let mut fields: Vec<(&'static str, &str)> = Vec::with_capacity(12);
+        let extensions: SmallVec<[_; 8]> = spans.iter().map(|span| span.extensions()).collect();
+        let mut fields: SmallVec<[(&'static str, &str); 16]> = SmallVec::new();
         for span_fields in extensions.iter().filter_map(|e| e.get::<SpanFields>()) {
             fields.extend(span_fields.0.iter().map(|(n, v)| (*n, v.as_str())));
         }
         fields.extend(own.fields.iter().map(|(n, v)| (*n, v.as_str())));
-        let timestamp = rfc3339_millis(OffsetDateTime::now_utc());
-        let line = match self.format {
-            LambdaLogFormat::Json => json_line(&timestamp, metadata, &own.message, &fields),
-            LambdaLogFormat::Text => text_line(&timestamp, metadata, &own.message, &fields),
-        };
+        line.clear();
+        let now = OffsetDateTime::now_utc();
+        match self.format {
+            LambdaLogFormat::Json => json_line(line, now, metadata, &own.message, &fields),
+            LambdaLogFormat::Text => text_line(line, now, metadata, &own.message, &fields),
+        }
         // Nowhere to report a failed log write; the line is lost either way.
         drop(
             self.writer
                 .make_writer_for(metadata)
                 .write_all(line.as_bytes()),
         );
+        drop(fields);
+        drop(extensions);
+        drop(spans);
+        SCRATCH.with(|cell| cell.set(scratch));
     }
+}
+
+/// The buffers [`LambdaLines::on_event`] writes a line with, kept per thread between lines. An
+/// event logged while a line is being written (by the writer, say) finds the cell empty and
+/// works with fresh buffers.
+#[derive(Default)]
+struct Scratch {
+    own: Rendered,
+    line: String,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
 }
 
 /// The fields a line shows, in order: each name once, with its last value (an inner span's
@@ -416,54 +445,58 @@ fn shown_fields<'f, 'v>(
 }
 
 fn json_line(
-    timestamp: &str,
+    line: &mut String,
+    at: OffsetDateTime,
     metadata: &Metadata<'_>,
     message: &str,
     fields: &[(&'static str, &str)],
-) -> String {
+) {
     let full = *metadata.level() <= Level::WARN;
     let correlated = fields.iter().any(|(n, _)| *n == CORRELATION_FIELD);
-    let mut line = String::with_capacity(160 + message.len() + fields.len() * 48);
+    line.reserve(160 + message.len() + fields.len() * 48);
     line.push_str("{\"timestamp\":\"");
-    line.push_str(timestamp);
+    push_rfc3339_millis(line, at);
     line.push_str("\",\"level\":\"");
     line.push_str(metadata.level().as_str());
     line.push_str("\",\"message\":");
-    push_json_string(&mut line, message);
+    push_json_string(line, message);
     let invocation_left_out = !full && correlated;
     for (name, value) in shown_fields(fields, |name| {
         invocation_left_out && INVOCATION_FIELDS.contains(&name)
     }) {
         line.push(',');
-        push_json_string(&mut line, name);
+        push_json_string(line, name);
         line.push(':');
         line.push_str(value);
     }
     if full && !fields.iter().any(|(n, _)| *n == "target") {
         line.push_str(",\"target\":");
-        push_json_string(&mut line, metadata.target());
+        push_json_string(line, metadata.target());
     }
     line.push_str("}\n");
-    line
 }
 
 fn text_line(
-    timestamp: &str,
+    text: &mut String,
+    at: OffsetDateTime,
     metadata: &Metadata<'_>,
     message: &str,
     fields: &[(&'static str, &str)],
-) -> String {
+) {
     let request_id = fields
         .iter()
         .rev()
         .find(|(n, _)| *n == REQUEST_ID_FIELD)
         .and_then(|(_, v)| serde_json::from_str::<String>(v).ok());
-    let mut text = format!(
-        "{timestamp}\t{}\t{}\t{}",
+    push_rfc3339_millis(text, at);
+    write!(
+        text,
+        "\t{}\t{}\t{}",
         request_id.as_deref().unwrap_or("-"),
         metadata.level(),
         message.replace('\n', "\\n"),
-    );
+    )
+    .unwrap_or_default();
     // The request id has its own column.
     for (name, value) in shown_fields(fields, |name| name == REQUEST_ID_FIELD) {
         // A plain string goes bare; anything needing quotes keeps its JSON form.
@@ -476,7 +509,6 @@ fn text_line(
         .unwrap_or_default();
     }
     text.push('\n');
-    text
 }
 
 /// Appends `text` as a JSON string literal.
@@ -514,6 +546,12 @@ struct Rendered {
 }
 
 impl Rendered {
+    /// Empty, keeping what was allocated.
+    fn clear(&mut self) {
+        self.message.clear();
+        self.fields.clear();
+    }
+
     fn put(&mut self, field: &Field, value: String) {
         let name = field.name();
         match self.fields.iter_mut().find(|(n, _)| *n == name) {
