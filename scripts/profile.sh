@@ -6,7 +6,8 @@
 # dropped) with the Lambda JSON log format at info, as deployed, pinned to SERVER_CPU, and
 # records it with `perf record --call-graph dwarf` while loadgen (pinned to LOADGEN_CPU) sends
 # single submissions for DURATION. Prints the hottest symbols, self time and with callees
-# (Markdown), and keeps perf.data in OUT_DIR for `perf report -i`.
+# (Markdown), and keeps perf.data in OUT_DIR for `perf report -i`. With inferno on the PATH
+# (`cargo install inferno`), it also draws the samples as a flame graph, OUT_DIR/flamegraph.svg.
 #
 # With APP=peer it profiles the comparison's straightforward peer instead, and APP=bare the
 # ceiling. Settings: APP (ingest), DURATION (10s), CONCURRENCY (32), SERVER_CPU (0),
@@ -76,7 +77,8 @@ report() { # report MODE: self or children
   [[ $1 == children ]] && flag=--children
   perf report -i "$OUT_DIR/perf.data" "$flag" --sort symbol --stdio --no-call-graph \
     --percent-limit 0.5 2>/dev/null |
-    awk -v top="$TOP" '/^ +[0-9.]+%/ { if (n++ < top) print }'
+    awk -v top="$TOP" '/^ +[0-9.]+%/ { if (n++ < top) print }' |
+    sed -E 's/ +(- +)*$//'
 }
 cat <<EOF
 ### Profile of $APP ($(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD)$(git status --porcelain | grep -q . && echo " plus uncommitted changes"))
@@ -95,3 +97,11 @@ $(report children)
 \`\`\`
 EOF
 log "perf.data is in $OUT_DIR (perf report -i $OUT_DIR/perf.data)"
+if command -v inferno-collapse-perf >/dev/null && command -v inferno-flamegraph >/dev/null; then
+  perf script -i "$OUT_DIR/perf.data" 2>/dev/null | inferno-collapse-perf |
+    inferno-flamegraph --minwidth 0.2 --title "$APP alone under $CONCURRENCY connections, $rps requests/s under perf" \
+      >"$OUT_DIR/flamegraph.svg"
+  log "flame graph: $OUT_DIR/flamegraph.svg"
+else
+  log "no flame graph: inferno is not installed (cargo install inferno)"
+fi

@@ -248,7 +248,7 @@ impl IntoResponse for IngestError {
 }
 
 /// Why a request got a problem answer, carried on the response to the one place that logs
-/// each request's outcome (`correlate` in lib.rs), with the method and path it knows.
+/// each request's outcome (`request_scope.rs`), with the method and path it knows.
 #[derive(Clone, Debug)]
 pub struct Refusal(pub String);
 

@@ -408,9 +408,12 @@ where
                 .make_writer_for(metadata)
                 .write_all(line.as_bytes()),
         );
+        // `fields` borrows the buffers; they go back to the thread once it is gone. A buffer
+        // that an unusually long line grew is not kept.
         drop(fields);
-        drop(extensions);
-        drop(spans);
+        if line.capacity() > SCRATCH_KEPT_BYTES {
+            *line = String::new();
+        }
         SCRATCH.with(|cell| cell.set(scratch));
     }
 }
@@ -423,6 +426,9 @@ struct Scratch {
     own: Rendered,
     line: String,
 }
+
+/// The largest line buffer kept for the next line.
+const SCRATCH_KEPT_BYTES: usize = 16 * 1024;
 
 thread_local! {
     static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
