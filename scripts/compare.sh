@@ -175,18 +175,11 @@ field() { jq -r "$2" "$workdir/$1.json"; }
 # wrk_run NAME TOKEN: the same closed-model request with wrk (one thread, pinned like loadgen), a
 # leaner C generator, as a cross-check of loadgen's figures. Writes $workdir/NAME.wrk.json.
 HAVE_WRK=$(command -v wrk >/dev/null && echo yes || true)
-cat >"$workdir/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.path = "/v1/scores"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("WRK_TOKEN")
-wrk.body = '{"heroId":"storm","score":9001}'
-LUA
 wrk_run() {
   local name=$1 token=$2 s0 s1
   s0=$(cpu_ticks "$SERVER_PID")
   WRK_TOKEN=$token taskset -c "$LOADGEN_CPU" wrk -t1 -c"$CONCURRENCY" -d"$DURATION" --latency \
-    -s "$workdir/post.lua" "$SERVER_URL" >"$workdir/$name.wrk.txt"
+    -s scripts/lib/post-score.lua "$SERVER_URL" >"$workdir/$name.wrk.txt"
   s1=$(cpu_ticks "$SERVER_PID")
   awk -v ticks="$(( s1 - s0 ))" -v secs="$duration_s" '
     function ms(v) {

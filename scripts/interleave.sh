@@ -55,13 +55,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$workdir/post.lua" <<'LUA'
-wrk.method = "POST"
-wrk.path = "/v1/scores"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer " .. os.getenv("WRK_TOKEN")
-wrk.body = '{"heroId":"storm","score":9001}'
-LUA
 
 names=() urls=() tokens=()
 while (($#)); do
@@ -83,7 +76,7 @@ while (($#)); do
 done
 
 requests_per_s() { # URL TOKEN DURATION
-  WRK_TOKEN=$2 taskset -c "$LOADGEN_CPU" wrk -t1 -c"$CONCURRENCY" -d"$3" -s "$workdir/post.lua" "$1" |
+  WRK_TOKEN=$2 taskset -c "$LOADGEN_CPU" wrk -t1 -c"$CONCURRENCY" -d"$3" -s scripts/lib/post-score.lua "$1" |
     awk '/^Requests\/sec:/ { rps = $2 } /Non-2xx/ { bad = 1 } END { if (bad || rps == "") exit 1; print rps }'
 }
 
