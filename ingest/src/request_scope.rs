@@ -47,7 +47,7 @@ impl RequestContext {
 
 /// [`INGEST_WORK_BUDGET`] from now and, under Lambda, no later than the invocation's deadline
 /// less [`shared::lambda::DEADLINE_MARGIN`].
-pub fn work_deadline(extensions: &Extensions) -> tokio::time::Instant {
+fn work_deadline(extensions: &Extensions) -> tokio::time::Instant {
     let budget = tokio::time::Instant::now() + INGEST_WORK_BUDGET;
     match extensions.get::<lambda_http::Context>() {
         Some(invocation) => budget.min(shared::lambda::work_deadline(invocation.deadline)),
