@@ -46,10 +46,11 @@ case $APP in
   *) echo "APP must be ingest, bare or peer" >&2; exit 1 ;;
 esac
 
-# The ingest function's log lines as deployed: JSON, at info, one write each.
+# The ingest function's log lines as deployed (JSON, at info, one write each), to a file as
+# scripts/compare.sh writes them.
 AWS_LAMBDA_FUNCTION_NAME=profile-ingest AWS_LAMBDA_LOG_FORMAT=JSON \
   taskset -c "$SERVER_CPU" "${server[@]}" --addr 127.0.0.1:0 \
-  >"$OUT_DIR/server.out" 2>/dev/null &
+  >"$OUT_DIR/server.out" 2>"$OUT_DIR/server.log" &
 server_pid=$!
 trap 'kill -INT $server_pid 2>/dev/null || true; wait $server_pid 2>/dev/null || true' EXIT
 url=""

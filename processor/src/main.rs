@@ -7,9 +7,11 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use processor::{Ports, Processor, Quota, UserCache};
 use shared::aws::dynamodb::{DynamoQuotaCounter, DynamoSubmissionStore, DynamoUserDirectory};
 use shared::aws::{AwsClients, load_sdk_config, sqs::SqsQueue};
-use shared::config::{ProcessEnv, ProcessorConfig};
+use shared::config::{ProcessEnv, ProcessorConfig, QuotaCounterSettings};
 use shared::lambda::{ColdStart, invocation_span, work_deadline};
 use shared::metrics::{EmfMetrics, Metric};
+use shared::ports::QuotaCounter;
+use shared::redis_quota::RedisQuotaCounter;
 use tracing::Instrument;
 
 #[global_allocator]
@@ -38,9 +40,18 @@ async fn main() -> Result<(), Error> {
         processor = processor.with_max_receive_count(max_receive_count);
     }
     if let Some(quota) = config.quota {
+        let counter: Arc<dyn QuotaCounter> = match quota.counter {
+            QuotaCounterSettings::Table(table) => {
+                Arc::new(DynamoQuotaCounter::new(clients.dynamodb, table))
+            }
+            // Connects on the first count, not here: a cold start does not wait on the cache.
+            QuotaCounterSettings::Cache(cache) => {
+                Arc::new(RedisQuotaCounter::from_settings(&cache)?)
+            }
+        };
         processor = processor.with_quota(Quota {
             policy: quota.policy,
-            counter: Arc::new(DynamoQuotaCounter::new(clients.dynamodb, quota.table)),
+            counter,
         });
     }
     let metrics = EmfMetrics::from_env(&ProcessEnv, "processor");

@@ -30,6 +30,9 @@ pub const USER_CACHE_TTL_SECONDS: &str = "USER_CACHE_TTL_SECONDS";
 pub const INGEST_BURST_LIMIT: &str = "INGEST_BURST_LIMIT";
 pub const INGEST_RATE_PER_SECOND: &str = "INGEST_RATE_PER_SECOND";
 pub const QUOTAS_TABLE: &str = "QUOTAS_TABLE";
+/// Where the processor counts the per-user quota: `table` (the quotas table, `QUOTAS_TABLE`;
+/// the default) or `cache` (the cache cluster at `RANK_INDEX_URL`, under `RANK_INDEX_NAMESPACE`).
+pub const QUOTA_COUNTER: &str = "QUOTA_COUNTER";
 pub const USER_QUOTA_LIMIT: &str = "USER_QUOTA_LIMIT";
 pub const USER_QUOTA_WINDOW_SECONDS: &str = "USER_QUOTA_WINDOW_SECONDS";
 pub const MAX_RECEIVE_COUNT: &str = "MAX_RECEIVE_COUNT";
@@ -224,11 +227,45 @@ pub struct ProcessorConfig {
     pub max_receive_count: Option<u32>,
 }
 
-/// The per-user quota the processor enforces, and the table that counts it.
+/// The per-user quota the processor enforces, and where it is counted.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcessorQuota {
     pub policy: QuotaPolicy,
-    pub table: String,
+    pub counter: QuotaCounterSettings,
+}
+
+/// Where the quota is counted (`QUOTA_COUNTER`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuotaCounterSettings {
+    /// The quotas table: one conditional write per user and batch.
+    Table(String),
+    /// The cache cluster that holds the rank index: one script call per user and batch.
+    Cache(RankIndexSettings),
+}
+
+impl QuotaCounterSettings {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        match env.var(QUOTA_COUNTER).as_deref().map(str::trim) {
+            None | Some("table") => Ok(Self::Table(required(
+                env,
+                QUOTAS_TABLE,
+                "the quotas table name (or QUOTA_COUNTER=cache to count in the cache, or \
+                 USER_QUOTA_LIMIT=0 to turn the quota off)",
+            )?)),
+            Some("cache") => Ok(Self::Cache(RankIndexSettings {
+                url: required(
+                    env,
+                    RANK_INDEX_URL,
+                    "the cache URL the quota is counted in (rediss://host:port), as QUOTA_COUNTER=cache asks",
+                )?,
+                namespace: env.var(RANK_INDEX_NAMESPACE),
+            })),
+            Some(other) => Err(ConfigError::Invalid {
+                name: QUOTA_COUNTER,
+                reason: format!("{other:?} is neither \"table\" nor \"cache\""),
+            }),
+        }
+    }
 }
 
 /// The per-user quota policy: `USER_QUOTA_LIMIT` submissions per `USER_QUOTA_WINDOW_SECONDS`;
@@ -274,11 +311,7 @@ impl ProcessorConfig {
                 None => None,
                 Some(policy) => Some(ProcessorQuota {
                     policy,
-                    table: required(
-                        env,
-                        QUOTAS_TABLE,
-                        "the quotas table name (or USER_QUOTA_LIMIT=0 to turn the quota off)",
-                    )?,
+                    counter: QuotaCounterSettings::from_env(env)?,
                 }),
             },
             max_receive_count: match env.var(MAX_RECEIVE_COUNT) {
@@ -511,6 +544,74 @@ mod tests {
     }
 
     #[test]
+    fn quota_counter_cache_counts_in_the_rank_index_cache_and_needs_its_url() {
+        let base = [
+            (USERS_TABLE, "users"),
+            (SUBMISSIONS_TABLE, "subs"),
+            (REJECTIONS_QUEUE_URL, "http://q"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = base.to_vec();
+            pairs.extend_from_slice(extra);
+            ProcessorConfig::from_env(&env(&pairs))
+        };
+        let quota = with(&[
+            (QUOTA_COUNTER, "cache"),
+            (RANK_INDEX_URL, "rediss://cache:6379"),
+            (RANK_INDEX_NAMESPACE, "prod"),
+        ])
+        .unwrap()
+        .quota
+        .unwrap();
+        assert_eq!(
+            quota.counter,
+            QuotaCounterSettings::Cache(RankIndexSettings {
+                url: "rediss://cache:6379".to_owned(),
+                namespace: Some("prod".to_owned()),
+            })
+        );
+        // The cache needs its URL, not the table.
+        let err = with(&[(QUOTA_COUNTER, "cache"), (QUOTAS_TABLE, "quotas")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Missing {
+                    name: RANK_INDEX_URL,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // "table" is the default, said or not; anything else is named as wrong.
+        let quota = with(&[(QUOTA_COUNTER, "table"), (QUOTAS_TABLE, "quotas")])
+            .unwrap()
+            .quota
+            .unwrap();
+        assert_eq!(
+            quota.counter,
+            QuotaCounterSettings::Table("quotas".to_owned())
+        );
+        let err = with(&[(QUOTA_COUNTER, "redis"), (QUOTAS_TABLE, "quotas")]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ConfigError::Invalid {
+                    name: QUOTA_COUNTER,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // With the quota off, neither is needed.
+        assert_eq!(
+            with(&[(QUOTA_COUNTER, "cache"), (USER_QUOTA_LIMIT, "0")])
+                .unwrap()
+                .quota,
+            None
+        );
+    }
+
+    #[test]
     fn the_quota_defaults_on_needs_its_table_and_zero_turns_it_off() {
         let base = [
             (USERS_TABLE, "users"),
@@ -534,7 +635,10 @@ mod tests {
             "{err}"
         );
         let quota = with(&[(QUOTAS_TABLE, "quotas")]).unwrap().quota.unwrap();
-        assert_eq!(quota.table, "quotas");
+        assert_eq!(
+            quota.counter,
+            QuotaCounterSettings::Table("quotas".to_owned())
+        );
         assert_eq!(quota.policy.limit, DEFAULT_USER_QUOTA_LIMIT);
         assert_eq!(quota.policy.window, DEFAULT_USER_QUOTA_WINDOW);
         let custom = with(&[

@@ -115,6 +115,11 @@ impl SubmissionId {
         matches!(uuid.get_version_num(), 5 | 7).then_some(Self(uuid))
     }
 
+    /// The id's 16 bytes, the most compact form a store can keep.
+    pub fn to_bytes(self) -> [u8; 16] {
+        self.0.into_bytes()
+    }
+
     /// Whether the id was derived from a client's key (`clientRef` or `Idempotency-Key`), so that
     /// a client retry, a new message maybe long after the first, carries it again. A fresh id
     /// comes again only in a redelivery of its own message.

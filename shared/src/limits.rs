@@ -92,3 +92,10 @@ pub const DEFAULT_USER_QUOTA_WINDOW: Duration = Duration::from_secs(60);
 /// How long a quota window's counts are kept after it ends, so that redeliveries of its messages
 /// (retries, an operator's redrive from the dead-letter queue) meet the same verdict.
 pub const QUOTA_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+/// How long the cache keeps a quota window's ids after it ends. Shorter than the table's
+/// [`QUOTA_RETENTION`] because cache storage costs about 250 times as much per byte-hour
+/// (docs/COSTS.md); still longer than the submissions queue's redelivery span as deployed
+/// (visibility timeout times maxReceiveCount), so every redelivery of a message meets its verdict.
+/// A redrive from the dead-letter queue after that counts its ids afresh; the verdicts already
+/// stored stand either way.
+pub const QUOTA_CACHE_RETENTION: Duration = Duration::from_secs(60 * 60);

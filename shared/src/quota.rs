@@ -72,7 +72,12 @@ impl QuotaWindow {
     /// Unix seconds after which the window's counts may be forgotten: its end plus
     /// [`QUOTA_RETENTION`], so redeliveries of its messages still find them.
     pub fn expires_at(&self) -> i64 {
-        self.start + self.length_seconds + QUOTA_RETENTION.as_secs() as i64
+        self.kept_until(QUOTA_RETENTION)
+    }
+
+    /// Unix seconds `retention` after the window's end.
+    pub fn kept_until(&self, retention: Duration) -> i64 {
+        self.start + self.length_seconds + retention.as_secs() as i64
     }
 }
 

@@ -17,16 +17,14 @@
 
 use async_trait::async_trait;
 use redis::Script;
-use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use tokio::sync::OnceCell;
 
 use crate::board::{BoardChange, BoardPage, BoardRef, RankKey, RankedEntry, Standing};
 use crate::ids::UserId;
 use crate::ports::{PortError, RankIndex};
+use crate::redis_cluster::{DEFAULT_NAMESPACE, LazyCluster, checked_namespace};
 
 const SERVICE: &str = "rank index";
-const DEFAULT_NAMESPACE: &str = "lb";
 /// The first hex digits of a rank key: the inverted score and the receipt time.
 const KEY_PREFIX_DIGITS: usize = 24;
 
@@ -101,10 +99,9 @@ return {first, redis.call('ZRANGE', KEYS[1], first, rank + around)}
 /// The Redis adapter of [`RankIndex`]. Connects on first use (and again after a failed connect),
 /// so a cold start does not wait for, or fail on, the cluster.
 pub struct RedisRankIndex {
-    client: ClusterClient,
+    cluster: LazyCluster,
     /// What every key starts with (`lb` by default), so deployments or tests can share a cluster.
     namespace: String,
-    connection: OnceCell<ClusterConnection>,
     offer: Script,
     revoke: Script,
     page: Script,
@@ -129,30 +126,11 @@ impl RedisRankIndex {
     /// As [`RedisRankIndex::new`], with every key under `namespace` (letters, digits, `-`, `_`)
     /// instead of `lb`.
     pub fn with_namespace(url: &str, namespace: &str) -> Result<Self, PortError> {
-        if namespace.is_empty()
-            || !namespace
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(PortError::Refused {
-                service: SERVICE,
-                detail: format!("{namespace:?} is not a key namespace (letters, digits, - and _)"),
-            });
-        }
-        let client = ClusterClient::builder([url])
-            .connection_timeout(crate::limits::RANK_INDEX_CONNECT_TIMEOUT)
-            .response_timeout(crate::limits::RANK_INDEX_RESPONSE_TIMEOUT)
-            .retries(2)
-            .build()
-            .map_err(|error| PortError::Refused {
-                service: SERVICE,
-                detail: format!("the rank index URL is not usable: {error}"),
-            })?;
+        let namespace = checked_namespace(namespace, SERVICE)?;
         let script = |body: &str| Script::new(&format!("{BEFORE}{body}"));
         Ok(Self {
-            client,
-            namespace: namespace.to_owned(),
-            connection: OnceCell::new(),
+            cluster: LazyCluster::new(url, SERVICE)?,
+            namespace,
             offer: script(OFFER),
             revoke: script(REVOKE),
             page: script(PAGE),
@@ -161,11 +139,7 @@ impl RedisRankIndex {
     }
 
     async fn connection(&self) -> Result<ClusterConnection, PortError> {
-        self.connection
-            .get_or_try_init(|| self.client.get_async_connection())
-            .await
-            .cloned()
-            .map_err(port_error)
+        self.cluster.connection().await
     }
 
     async fn apply_one(
@@ -216,7 +190,7 @@ impl RedisRankIndex {
         let changed: i64 = invocation
             .invoke_async(&mut connection)
             .await
-            .map_err(port_error)?;
+            .map_err(|error| self.cluster.error(error))?;
         Ok(changed == 1)
     }
 }
@@ -235,34 +209,6 @@ impl BoardKeys {
             order: format!("{namespace}:{{{tag}}}:order"),
             players: format!("{namespace}:{{{tag}}}:players"),
             revoked: format!("{namespace}:{{{tag}}}:revoked"),
-        }
-    }
-}
-
-fn port_error(error: redis::RedisError) -> PortError {
-    let detail = error.to_string();
-    if error.is_timeout() {
-        PortError::Timeout {
-            service: SERVICE,
-            detail,
-        }
-    } else if error.is_io_error()
-        || error.is_connection_refusal()
-        || error.is_connection_dropped()
-        || error.is_cluster_error()
-        || matches!(
-            error.code(),
-            Some("BUSY" | "LOADING" | "TRYAGAIN" | "CLUSTERDOWN" | "MASTERDOWN")
-        )
-    {
-        PortError::Unavailable {
-            service: SERVICE,
-            detail,
-        }
-    } else {
-        PortError::Refused {
-            service: SERVICE,
-            detail,
         }
     }
 }
@@ -339,7 +285,7 @@ impl RankIndex for RedisRankIndex {
             .arg(limit + 1)
             .invoke_async(&mut connection)
             .await
-            .map_err(port_error)?;
+            .map_err(|error| self.cluster.error(error))?;
         Ok(BoardPage::from_read(ranked(skipped, members)?, limit))
     }
 
@@ -359,7 +305,7 @@ impl RankIndex for RedisRankIndex {
             .arg(around)
             .invoke_async(&mut connection)
             .await
-            .map_err(port_error)?;
+            .map_err(|error| self.cluster.error(error))?;
         let Some((first, members)) = found else {
             return Ok(None);
         };
