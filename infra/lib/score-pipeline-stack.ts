@@ -2,7 +2,7 @@
 //
 //   HTTP API -> ingest -> submissions queue (+DLQ) -> processor -> submissions table
 //                                                      |  (reads the users table, counts
-//                                                      |   per-user quotas in the quotas table)
+//                                                      |   per-user quotas: see below)
 //                                                      v
 //                                     rejections queue (+DLQ) -> notifier -> rejections topic
 //                                                                  (marks each rejection notified
@@ -12,6 +12,25 @@
 //                                 |         (in a VPC of isolated subnets: no NAT, no internet)
 //                                 v
 //                      ranker failure queue (batches given up on)
+//
+// Where the processor counts the quotas is the `quotaCounter` setting:
+//
+//   cache (default)  in the rank index's cache. The processor then runs in the rank index VPC with
+//                    a security group of its own, and reaches the AWS APIs it calls through VPC
+//                    endpoints there: a DynamoDB gateway endpoint (free) and an SQS interface
+//                    endpoint (about $0.01 an hour per availability zone, two zones: some $14.60
+//                    a month, plus $0.01 per GB processed). The quotas table stays, unused.
+//
+//                      processor --6379--> rank index
+//                          |--443--> DynamoDB gateway endpoint (route in the isolated subnets)
+//                          '--443--> SQS interface endpoint (private DNS; its group admits the processor only)
+//
+//   table            in the quotas table (a conditional UpdateItem per user and batch, $0.625 per
+//                    million in the worst case of one submission per batch): the processor stays
+//                    outside the VPC and no endpoint exists, so no fixed cost. Below roughly 24
+//                    million single submissions a month ($14.60 / $0.625 per million, a little
+//                    more counting the cache's own cost per call: docs/COSTS.md) that is the
+//                    cheaper choice; with batching clients, far beyond.
 //
 // plus log groups, alarms (to an alarm topic), a dashboard and outputs. Settings come from CDK
 // context (lib/settings.ts). Each function gets its own role holding only the calls its code makes;
@@ -101,6 +120,7 @@ export const ENV = {
   submissionsTable: 'SUBMISSIONS_TABLE',
   usersTable: 'USERS_TABLE',
   quotasTable: 'QUOTAS_TABLE',
+  quotaCounter: 'QUOTA_COUNTER',
   userQuotaLimit: 'USER_QUOTA_LIMIT',
   userQuotaWindowSeconds: 'USER_QUOTA_WINDOW_SECONDS',
   rejectionsQueueUrl: 'REJECTIONS_QUEUE_URL',
@@ -312,8 +332,24 @@ interface RankIndexNetwork {
   readonly subnets: ec2.ISubnet[];
   /** The ranker's and the boards function's: out to the rank index port of `cache` only. */
   readonly clients: ec2.SecurityGroup;
-  /** The rank index's: in from `clients` on the rank index port only. */
+  /** The rank index's: in from `clients` (and the processor's group, if any) on the rank index port only. */
   readonly cache: ec2.SecurityGroup;
+}
+
+/** Where a function runs in a VPC: its subnets and its security group. */
+interface VpcPlacement {
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.ISubnet[];
+  readonly securityGroup: ec2.SecurityGroup;
+}
+
+/**
+ * The processor's place in the rank index VPC (quotaCounter=cache), and the VPC endpoints of the
+ * AWS services it calls from there, by IAM service prefix (`dynamodb`, `sqs`).
+ */
+interface ProcessorNetwork {
+  readonly placement: VpcPlacement;
+  readonly endpoints: ReadonlyMap<string, ec2.VpcEndpoint>;
 }
 
 export class ScorePipelineStack extends Stack {
@@ -366,6 +402,14 @@ export class ScorePipelineStack extends Stack {
     const alarmTopic = this.alarmTopic(topicKey);
     this.alarmAction = new SnsAction(alarmTopic);
 
+    // --- Rank index (the players' leaderboards) and its network -------------------------------
+    // Before the functions: with quotaCounter=cache the processor joins this network too.
+    const network = this.rankIndexNetwork();
+    const processorNetwork = s.quotaCounter === 'cache' ? this.processorNetwork(network) : undefined;
+    const rankIndex = this.rankIndex(network);
+    // TLS is always on for a serverless cache, hence rediss://.
+    const rankIndexUrl = `rediss://${rankIndex.attrEndpointAddress}:${rankIndex.attrEndpointPort}`;
+
     // --- Functions and their permissions ---------------------------------------------------
     const ingest = this.rustFunction('Ingest', 'ingest', s.ingest, {
       ...this.tokenEnvironment(),
@@ -379,38 +423,63 @@ export class ScorePipelineStack extends Stack {
     allow(ingest, ['sqs:SendMessage'], [submissions.queue.queueArn]);
     allow(ingest, ['dynamodb:GetItem'], [submissionsTable.tableArn]);
 
-    const processor = this.rustFunction('Processor', 'processor', s.processor, {
-      [ENV.submissionsTable]: submissionsTable.tableName,
-      [ENV.usersTable]: usersTable.tableName,
-      [ENV.rejectionsQueueUrl]: rejections.queue.queueUrl,
-      [ENV.userCacheTtlSeconds]: String(s.userCacheTtlSeconds),
-      // The table stays (and is named) when the limit is 0: turning the quota off and on again
-      // is a setting change, not a table replacement.
-      [ENV.quotasTable]: quotasTable.tableName,
-      [ENV.userQuotaLimit]: String(s.userQuotaLimit),
-      [ENV.userQuotaWindowSeconds]: String(s.userQuotaWindowSeconds),
-      // The submissions queue's redrive count: on a record's last receive (ApproximateReceiveCount
-      // >= this) the processor marks the submissions it could not finish `failed` before SQS
-      // parks the message in the dead-letter queue.
-      [ENV.maxReceiveCount]: String(s.maxReceiveCount),
-      ...this.metricsEnvironment(),
-    });
-    allow(processor, ['dynamodb:BatchGetItem'], [usersTable.tableArn]);
+    // The quotas table stays in both modes (and stays named while the limit is 0): switching the
+    // counter, or turning the quota off and on again, is a setting change, not a table
+    // replacement. Only the table counter names it to the processor and grants it.
+    const quotaEnvironment: Record<string, string> =
+      s.quotaCounter === 'cache'
+        ? {
+            // The same cache and URL as the ranker's; no RANK_INDEX_NAMESPACE, like the ranker.
+            [ENV.quotaCounter]: 'cache',
+            [ENV.rankIndexUrl]: rankIndexUrl,
+          }
+        : { [ENV.quotaCounter]: 'table', [ENV.quotasTable]: quotasTable.tableName };
+    const processor = this.rustFunction(
+      'Processor',
+      'processor',
+      s.processor,
+      {
+        [ENV.submissionsTable]: submissionsTable.tableName,
+        [ENV.usersTable]: usersTable.tableName,
+        [ENV.rejectionsQueueUrl]: rejections.queue.queueUrl,
+        [ENV.userCacheTtlSeconds]: String(s.userCacheTtlSeconds),
+        ...quotaEnvironment,
+        [ENV.userQuotaLimit]: String(s.userQuotaLimit),
+        [ENV.userQuotaWindowSeconds]: String(s.userQuotaWindowSeconds),
+        // The submissions queue's redrive count: on a record's last receive (ApproximateReceiveCount
+        // >= this) the processor marks the submissions it could not finish `failed` before SQS
+        // parks the message in the dead-letter queue.
+        [ENV.maxReceiveCount]: String(s.maxReceiveCount),
+        ...this.metricsEnvironment(),
+      },
+      processorNetwork?.placement,
+    );
+    // So that its first invocations find the endpoints in place: without the dependency
+    // CloudFormation may create the function, and Lambda invoke it, before they exist.
+    if (processorNetwork !== undefined) processor.fn.node.addDependency(...processorNetwork.endpoints.values());
+    // The processor's calls to AWS APIs. In the VPC each also goes into the policy of the endpoint
+    // it passes through, so that an endpoint lets through exactly what the processor may call (and
+    // a call to a service without an endpoint there fails the synth).
+    const processorCalls = (actions: string[], resources: string[]): void => {
+      allow(processor, actions, resources);
+      if (processorNetwork !== undefined) allowThroughEndpoint(processorNetwork.endpoints, actions, resources);
+    };
+    processorCalls(['dynamodb:BatchGetItem'], [usersTable.tableArn]);
     // PutItem stores each submission, conditionally (no item yet, or only a `failed` marker).
     // GetItem because a failed condition answers with the stored item
     // (ReturnValuesOnConditionCheckFailure=ALL_OLD), which reads it. BatchGetItem reads earlier
     // verdicts (strongly consistent) so that a stored verdict stands when a client retry arrives
     // in a later quota window. The table only: it has no index.
-    allow(
-      processor,
-      ['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:BatchGetItem'],
-      [submissionsTable.tableArn],
-    );
-    // The conditional UpdateItem that adds a batch's ids to the window's set. GetItem because a
-    // failed condition answers with the stored set (ReturnValuesOnConditionCheckFailure=ALL_OLD),
-    // which reads the item; nothing else reads or writes the table.
-    allow(processor, ['dynamodb:UpdateItem', 'dynamodb:GetItem'], [quotasTable.tableArn]);
-    allow(processor, ['sqs:SendMessage'], [rejections.queue.queueArn]);
+    processorCalls(['dynamodb:PutItem', 'dynamodb:GetItem', 'dynamodb:BatchGetItem'], [submissionsTable.tableArn]);
+    if (s.quotaCounter === 'table') {
+      // The conditional UpdateItem that adds a batch's ids to the window's set. GetItem because a
+      // failed condition answers with the stored set (ReturnValuesOnConditionCheckFailure=ALL_OLD),
+      // which reads the item; nothing else reads or writes the table. (The cache counter needs
+      // no grant: network access to the cache, like the ranker's.)
+      processorCalls(['dynamodb:UpdateItem', 'dynamodb:GetItem'], [quotasTable.tableArn]);
+    }
+    processorCalls(['sqs:SendMessage'], [rejections.queue.queueArn]);
+    // Lambda polls the queue from outside the VPC: the consume permissions need no endpoint.
     this.consume(processor, submissions.queue, s.processor);
 
     const notifier = this.rustFunction('Notifier', 'notifier', s.notifier, {
@@ -425,11 +494,9 @@ export class ScorePipelineStack extends Stack {
     allow(notifier, ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'], [submissionsTable.tableArn]);
     this.consume(notifier, rejections.queue, s.notifier);
 
-    // --- Rank index (the players' leaderboards) ----------------------------------------------
-    const network = this.rankIndexNetwork();
-    const rankIndex = this.rankIndex(network);
-    // TLS is always on for a serverless cache, hence rediss://.
-    const rankIndexUrl = `rediss://${rankIndex.attrEndpointAddress}:${rankIndex.attrEndpointPort}`;
+    // --- The rank index's own clients: the ranker and the boards function ----------------------
+    // In its isolated subnets, with the clients' security group (egress to the cache only).
+    const rankIndexClients: VpcPlacement = { vpc: network.vpc, subnets: network.subnets, securityGroup: network.clients };
 
     // Where the stream event source reports a batch it gave up on (records past the maximum
     // age): the shard and sequence numbers, for an operator to replay while the stream holds them.
@@ -444,7 +511,7 @@ export class ScorePipelineStack extends Stack {
       'ranker',
       s.ranker,
       { [ENV.rankIndexUrl]: rankIndexUrl, ...this.metricsEnvironment() },
-      network,
+      rankIndexClients,
     );
     // The stream read permissions come with the event source; nothing else: the ranker calls the
     // rank index only.
@@ -461,7 +528,7 @@ export class ScorePipelineStack extends Stack {
         // Its ColdStart metric, on the first request of each execution environment.
         ...this.metricsEnvironment(),
       },
-      network,
+      rankIndexClients,
     );
     // No grant: the boards function reads the rank index only (network access, no IAM).
 
@@ -490,7 +557,7 @@ export class ScorePipelineStack extends Stack {
       threshold: s.processorFailedRecordsAlarmThreshold - 1, // at processorFailedRecordsAlarmThreshold or more
       description:
         `At least ${s.processorFailedRecordsAlarmThreshold} processor records failed in 5 minutes and went back to the queue ` +
-        `(DynamoDB, quota table or rejections queue errors, or malformed messages); see the processor logs`,
+        `(DynamoDB, quota ${s.quotaCounter === 'cache' ? 'cache' : 'table'} or rejections queue errors, or malformed messages); see the processor logs`,
     });
 
     // --- Dashboard ---------------------------------------------------------------------------
@@ -513,7 +580,14 @@ export class ScorePipelineStack extends Stack {
     output(this, 'AlarmTopicArn', alarmTopic.topicArn, 'Alarm notifications');
     output(this, 'SubmissionsTableName', submissionsTable.tableName, 'Submissions table');
     output(this, 'UsersTableName', usersTable.tableName, 'Users directory table (operators write it)');
-    output(this, 'QuotasTableName', quotasTable.tableName, 'Per-user submission quota counters (the processor writes it)');
+    output(
+      this,
+      'QuotasTableName',
+      quotasTable.tableName,
+      s.quotaCounter === 'table'
+        ? 'Per-user submission quota counters (the processor writes it)'
+        : 'Per-user submission quota counters with quotaCounter=table (unused: the processor counts in the rank index cache)',
+    );
     output(this, 'SubmissionsQueueUrl', submissions.queue.queueUrl, 'Submissions queue');
     output(this, 'SubmissionsDeadLetterQueueUrl', submissions.deadLetterQueue.queueUrl, 'Submissions dead-letter queue');
     output(this, 'RejectionsQueueUrl', rejections.queue.queueUrl, 'Rejections queue');
@@ -626,14 +700,14 @@ export class ScorePipelineStack extends Stack {
   /**
    * A Rust function from cargo-lambda's zip, with its own role (no managed policies: the only
    * logging permission is writing to its own log group) and a log group with retention. With a
-   * `network`, it runs in the rank index's isolated subnets with the clients' security group.
+   * `placement`, it runs in those subnets with that security group.
    */
   private rustFunction(
     id: string,
     binary: Binary,
     sizing: FunctionSettings,
     environment: Record<string, string>,
-    network?: RankIndexNetwork,
+    placement?: VpcPlacement,
   ): RustFunction {
     const s = this.settings;
     const zip = path.join(s.lambdaZipDir, binary, 'bootstrap.zip');
@@ -674,33 +748,37 @@ export class ScorePipelineStack extends Stack {
       environment: { ...environment, [ENV.rustLog]: s.rustLog },
       // A role given here gets no managed policy from CDK (not AWSLambdaVPCAccessExecutionRole
       // either): the network interface permissions are the explicit statements below.
-      ...(network === undefined
+      ...(placement === undefined
         ? {}
-        : { vpc: network.vpc, vpcSubnets: { subnets: network.subnets }, securityGroups: [network.clients] }),
+        : { vpc: placement.vpc, vpcSubnets: { subnets: placement.subnets }, securityGroups: [placement.securityGroup] }),
     });
     const target = { fn, role };
-    if (network !== undefined) this.allowNetworkInterfaces(target, network);
+    if (placement !== undefined) this.allowNetworkInterfaces(target, placement);
     return target;
   }
 
   /**
-   * What Lambda calls with a VPC function's role to give it its network interfaces in `network`
+   * What Lambda calls with a VPC function's role to give it its network interfaces at `placement`
    * (AWSLambdaVPCAccessExecutionRole's EC2 actions but DescribeSubnets, which the Lambda
    * developer guide does not list, scoped where EC2 allows it). CreateNetworkInterface is
    * authorized on the new interface (`network-interface/*`: Lambda's own check of the role, when
    * the function is created or updated, asks for that resource) and on the subnet and security
-   * group it names, so interfaces can only be made in these subnets with this group. Interface
-   * ids are not known in advance: deleting and re-addressing them is allowed on any interface of
-   * this account and region. DescribeNetworkInterfaces has no resource-level permissions, so it
-   * needs "*".
+   * group it names, so interfaces can only be made in these subnets with the function's own
+   * group. Interface ids are not known in advance: deleting and re-addressing them is allowed on
+   * any interface of this account and region. DescribeNetworkInterfaces has no resource-level
+   * permissions, so it needs "*".
    */
-  private allowNetworkInterfaces(target: RustFunction, network: RankIndexNetwork): void {
+  private allowNetworkInterfaces(target: RustFunction, placement: VpcPlacement): void {
     const arn = (resource: string, resourceName: string) => this.formatArn({ service: 'ec2', resource, resourceName });
     const anyInterface = arn('network-interface', '*');
     allow(
       target,
       ['ec2:CreateNetworkInterface'],
-      [anyInterface, ...network.subnets.map((subnet) => arn('subnet', subnet.subnetId)), arn('security-group', network.clients.securityGroupId)],
+      [
+        anyInterface,
+        ...placement.subnets.map((subnet) => arn('subnet', subnet.subnetId)),
+        arn('security-group', placement.securityGroup.securityGroupId),
+      ],
     );
     allow(target, ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'], [anyInterface]);
     allow(target, ['ec2:DescribeNetworkInterfaces'], ['*']);
@@ -708,8 +786,9 @@ export class ScorePipelineStack extends Stack {
 
   /**
    * The rank index's network: two availability zones of isolated subnets only. No NAT gateway,
-   * no internet gateway, no interface endpoints: the functions that join it talk to the rank
-   * index and nothing else (Lambda polls the stream and API Gateway invokes them from outside).
+   * no internet gateway: the ranker and boards functions talk to the rank index and nothing else
+   * (Lambda polls the stream and API Gateway invokes them from outside). The processor's
+   * endpoints, with quotaCounter=cache, are the only other way out (`processorNetwork`).
    */
   private rankIndexNetwork(): RankIndexNetwork {
     const vpc = new ec2.Vpc(this, 'RankIndexVpc', {
@@ -742,6 +821,81 @@ export class ScorePipelineStack extends Stack {
   }
 
   /**
+   * The processor's place in the rank index VPC when it counts quotas in the cache: its own
+   * security group, admitted by the cache's group on the rank index port, and the VPC endpoints
+   * of the two AWS services it calls, DynamoDB (a gateway endpoint: free) and SQS (an interface
+   * endpoint: billed by the hour in each zone, see README.md, Costs). Nothing else leaves the
+   * VPC: CloudWatch Logs (its JSON lines, EMF metrics included) and X-Ray go through Lambda
+   * itself, as for the ranker, and Lambda polls the submissions queue from outside.
+   *
+   * The group's egress is three rules: the rank index port to the cache's group, HTTPS to the
+   * SQS endpoint's group, and HTTPS to 0.0.0.0/0 for DynamoDB. That last one would better name
+   * the region's DynamoDB prefix list (`pl-...`, what the gateway endpoint's routes point at),
+   * but nothing in CloudFormation returns its id: an AWS::EC2::VPCEndpoint has no such attribute,
+   * AWS::EC2::PrefixList only makes customer managed lists, and `ec2.PrefixList.fromLookup`
+   * needs a concrete account and region and a lookup at synth (this app is environment agnostic
+   * and synthesizes offline); a custom resource would add a Lambda function. 0.0.0.0/0 on 443
+   * reaches nothing more: the isolated subnets' route tables have only the local route and the
+   * gateway endpoint's DynamoDB routes (no internet, NAT, transit or peering gateway; the tests
+   * check it), and in the VPC only the SQS endpoint admits 443 (from this group only).
+   * DNS needs no rule: security groups do not filter the VPC's Amazon DNS server.
+   */
+  private processorNetwork(network: RankIndexNetwork): ProcessorNetwork {
+    const stage = this.settings.stage;
+    const { vpc, subnets } = network;
+    const https = ec2.Port.tcp(443);
+    const group = new ec2.SecurityGroup(this, 'ProcessorSecurityGroup', {
+      vpc,
+      description: `The processor function (${stage}): out to the rank index, and to DynamoDB and SQS through their VPC endpoints only`,
+      allowAllOutbound: false,
+    });
+    const port = ec2.Port.tcp(RANK_INDEX_PORT);
+    group.addEgressRule(network.cache, port, 'To the rank index (quota counters)');
+    // The cache's group keeps its description, which still names only the ranker and boards: a
+    // group's description cannot change in place (a new one replaces the group). The rule's own
+    // description says whom it admits.
+    network.cache.addIngressRule(group, port, 'From the processor (quota counters)');
+
+    // At the stack's scope, not the VPC's: the endpoints are not retained with the rank index's
+    // network on production stages (see rankIndex): they hold no data, bill by the hour, and
+    // nothing retained refers to them.
+    const dynamodbEndpoint = new ec2.GatewayVpcEndpoint(this, 'DynamoDbGatewayEndpoint', {
+      vpc,
+      service: ec2.GatewayVpcEndpointAwsService.DYNAMODB,
+      // Adds the DynamoDB prefix list's routes to these subnets' route tables.
+      subnets: [{ subnets }],
+    });
+    group.addEgressRule(ec2.Peer.anyIpv4(), https, 'To DynamoDB through the gateway endpoint (the only route out of the isolated subnets)');
+
+    const sqsEndpointGroup = new ec2.SecurityGroup(this, 'SqsEndpointSecurityGroup', {
+      vpc,
+      description: `The SQS interface endpoint of the rank index VPC (${stage}): in from the processor on 443 only`,
+      // It starts no connection (answers leave on the connection they belong to).
+      allowAllOutbound: false,
+    });
+    sqsEndpointGroup.addIngressRule(group, https, 'From the processor');
+    group.addEgressRule(sqsEndpointGroup, https, 'To the SQS endpoint');
+    const sqsEndpoint = new ec2.InterfaceVpcEndpoint(this, 'SqsInterfaceEndpoint', {
+      vpc,
+      service: ec2.InterfaceVpcEndpointAwsService.SQS,
+      // One interface per zone, where the processor's interfaces are.
+      subnets: { subnets },
+      // sqs.<region>.amazonaws.com resolves to the endpoint inside the VPC.
+      privateDnsEnabled: true,
+      securityGroups: [sqsEndpointGroup],
+      // No ingress from the whole VPC (CDK's default): only the rule above.
+      open: false,
+    });
+    return {
+      placement: { vpc, subnets, securityGroup: group },
+      endpoints: new Map<string, ec2.VpcEndpoint>([
+        ['dynamodb', dynamodbEndpoint],
+        ['sqs', sqsEndpoint],
+      ]),
+    };
+  }
+
+  /**
    * The rank index: a serverless Valkey cache in the isolated subnets, behind its own security
    * group, capped in storage and ECPUs, with daily snapshots (the stream holds only 24 hours of
    * changes, so a snapshot is what a lost cache is restored from).
@@ -765,10 +919,15 @@ export class ScorePipelineStack extends Stack {
     });
     cache.applyRemovalPolicy(this.removalPolicy);
     // A retained cache keeps its subnets and security group in use; retaining the network with it
-    // lets a production stack's deletion finish instead of failing on them.
+    // lets a production stack's deletion finish instead of failing on them. What only refers to
+    // that network goes: the ingress rules on the cache's group (else the groups they admit
+    // could not be deleted), the functions' security groups, and the processor's VPC endpoints
+    // (stack scope, so not found here; skipped all the same should one move under the VPC): a
+    // deleted endpoint takes its routes and interfaces out of the retained route tables and
+    // subnets, and a retained one would go on billing.
     if (this.removalPolicy === RemovalPolicy.RETAIN) {
       for (const child of [...network.vpc.node.findAll(), ...network.cache.node.findAll()]) {
-        if (child instanceof CfnResource && !(child instanceof ec2.CfnSecurityGroupIngress)) {
+        if (child instanceof CfnResource && !(child instanceof ec2.CfnSecurityGroupIngress) && !(child instanceof ec2.CfnVPCEndpoint)) {
           child.applyRemovalPolicy(RemovalPolicy.RETAIN);
         }
       }
@@ -1145,6 +1304,26 @@ class OnFailureQueue implements lambda.IEventSourceDlq {
 /** Adds one least-privilege statement to a function's role. */
 function allow(target: RustFunction, actions: string[], resources: string[]): void {
   target.role.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources }));
+}
+
+/**
+ * Lets `actions` on `resources` through the VPC endpoint of their service (the actions' IAM
+ * prefix, one per call): an endpoint with a policy passes only what its statements allow, for
+ * any principal (the callers' own policies still apply). Fails the synth when the VPC has no
+ * endpoint for that service: the call could not leave the isolated subnets.
+ */
+export function allowThroughEndpoint(endpoints: ReadonlyMap<string, ec2.VpcEndpoint>, actions: string[], resources: string[]): void {
+  const services = new Set(actions.map((action) => action.split(':')[0]!.toLowerCase()));
+  if (services.size !== 1) throw new Error(`one service per endpoint statement, got ${actions.join(', ')}`);
+  const [service] = services;
+  const endpoint = endpoints.get(service!);
+  if (endpoint === undefined) {
+    throw new Error(
+      `${actions.join(', ')}: the rank index VPC has no ${service} endpoint (it has ${[...endpoints.keys()].join(', ')}); ` +
+        'add one in processorNetwork() before calling the service from the VPC',
+    );
+  }
+  endpoint.addToPolicy(new iam.PolicyStatement({ principals: [new iam.AnyPrincipal()], actions, resources }));
 }
 
 function output(stack: Stack, id: string, value: string, description: string): void {

@@ -14,6 +14,12 @@ import { fileURLToPath } from 'node:url';
 
 export type Architecture = 'arm64' | 'x86_64';
 export type JwtAlgorithm = 'HS256' | 'RS256' | 'ES256';
+/**
+ * Where the processor counts the per-user quota (`QUOTA_COUNTER`): in the cache that holds the
+ * rank index (the processor then joins its VPC, which takes VPC endpoints for DynamoDB and SQS),
+ * or in the quotas table (the processor stays outside the VPC).
+ */
+export type QuotaCounter = 'cache' | 'table';
 
 /** Stage names that get production safeguards unless context `production` says otherwise. */
 export const PRODUCTION_STAGES: readonly string[] = ['prod', 'production'];
@@ -137,6 +143,12 @@ export const DEFAULTS = {
   userCacheTtlSeconds: 60,
   userQuotaLimit: 120,
   userQuotaWindowSeconds: 60,
+  /**
+   * The cache: one script call per user and batch on a cache that bills by the hour anyway,
+   * instead of a conditional write per user and batch. It brings the SQS interface endpoint's
+   * fixed cost (README, Costs), which the quotas table avoids.
+   */
+  quotaCounter: 'cache' as QuotaCounter,
   rustLog: 'info',
 } as const;
 
@@ -219,6 +231,8 @@ export interface Settings {
   readonly userQuotaLimit: number;
   /** The quota window's length; windows start at multiples of it since the epoch. */
   readonly userQuotaWindowSeconds: number;
+  /** Where the processor counts the quota: the rank index's cache or the quotas table. */
+  readonly quotaCounter: QuotaCounter;
   readonly rustLog: string;
   /** Settings the ingest function still needs before it can start; empty when complete. */
   readonly missingJwtSettings: readonly string[];
@@ -338,6 +352,11 @@ export function readSettings(context: ContextReader): Settings {
     fail('alarmEmail', `"${alarmEmail}" is not an email address`);
   }
 
+  const quotaCounter = stringValue(read, 'quotaCounter', DEFAULTS.quotaCounter);
+  if (quotaCounter !== 'cache' && quotaCounter !== 'table') {
+    fail('quotaCounter', `"${quotaCounter}" must be cache or table`);
+  }
+
   const rustLog = stringValue(read, 'rustLog', DEFAULTS.rustLog) ?? DEFAULTS.rustLog;
   const { jwt, missing } = jwtSettings(read, stage, production);
 
@@ -371,6 +390,7 @@ export function readSettings(context: ContextReader): Settings {
     userCacheTtlSeconds: intValue(read, 'userCacheTtlSeconds', DEFAULTS.userCacheTtlSeconds, 0, 86_400),
     userQuotaLimit: intValue(read, 'userQuotaLimit', DEFAULTS.userQuotaLimit, 0, MAX_USER_QUOTA_LIMIT),
     userQuotaWindowSeconds: intValue(read, 'userQuotaWindowSeconds', DEFAULTS.userQuotaWindowSeconds, 1, MAX_USER_QUOTA_WINDOW_SECONDS),
+    quotaCounter,
     rustLog,
     missingJwtSettings: missing,
   };

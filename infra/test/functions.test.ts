@@ -228,13 +228,34 @@ describe('environment', () => {
     assert.deepEqual(env.SUBMISSIONS_TABLE, { Ref: r.submissionsTable }, 'a table Ref is its name');
   });
 
-  it('gives the processor its tables, rejections queue, cache TTL, quota settings and receive count', () => {
+  it('gives the processor its tables, rejections queue, cache TTL, quota settings (counted in the cache) and receive count', () => {
     const { json } = synth({ userCacheTtlSeconds: 0, userQuotaLimit: 500, userQuotaWindowSeconds: '3600' });
     const r = ids(json);
     const env = functionProps(json, 'processor').Environment.Variables;
     assert.deepEqual(env, {
       SUBMISSIONS_TABLE: { Ref: r.submissionsTable },
       USERS_TABLE: { Ref: r.usersTable },
+      QUOTA_COUNTER: 'cache',
+      RANK_INDEX_URL: rankIndexUrl(json),
+      REJECTIONS_QUEUE_URL: { Ref: r.rejectionsQueue },
+      USER_CACHE_TTL_SECONDS: '0',
+      USER_QUOTA_LIMIT: '500',
+      USER_QUOTA_WINDOW_SECONDS: '3600',
+      MAX_RECEIVE_COUNT: String(DEFAULTS.maxReceiveCount),
+      METRICS_NAMESPACE,
+      METRICS_STAGE: 'dev',
+      RUST_LOG: 'info',
+    });
+  });
+
+  it('gives the processor the quotas table instead of the rank index URL when the quota is counted in the table', () => {
+    const { json } = synth({ quotaCounter: 'table', userCacheTtlSeconds: 0, userQuotaLimit: 500, userQuotaWindowSeconds: '3600' });
+    const r = ids(json);
+    const env = functionProps(json, 'processor').Environment.Variables;
+    assert.deepEqual(env, {
+      SUBMISSIONS_TABLE: { Ref: r.submissionsTable },
+      USERS_TABLE: { Ref: r.usersTable },
+      QUOTA_COUNTER: 'table',
       QUOTAS_TABLE: { Ref: r.quotasTable },
       REJECTIONS_QUEUE_URL: { Ref: r.rejectionsQueue },
       USER_CACHE_TTL_SECONDS: '0',
@@ -247,14 +268,19 @@ describe('environment', () => {
     });
   });
 
-  it('gives the processor the default quota, and a limit of 0 (quota off) as given', () => {
+  it('gives the processor the default quota, and a limit of 0 (quota off) as given, its counter still named', () => {
     const defaults = functionProps(synthDefault().json, 'processor').Environment.Variables;
     assert.equal(defaults.USER_QUOTA_LIMIT, String(DEFAULTS.userQuotaLimit));
     assert.equal(defaults.USER_QUOTA_WINDOW_SECONDS, String(DEFAULTS.userQuotaWindowSeconds));
-    const { json } = synth({ userQuotaLimit: '0' });
-    const off = functionProps(json, 'processor').Environment.Variables;
+    const cache = synth({ userQuotaLimit: '0' }).json;
+    const off = functionProps(cache, 'processor').Environment.Variables;
     assert.equal(off.USER_QUOTA_LIMIT, '0');
-    assert.deepEqual(off.QUOTAS_TABLE, { Ref: ids(json).quotasTable }, 'the table stays named while the quota is off');
+    assert.equal(off.QUOTA_COUNTER, 'cache', 'the counter stays while the quota is off');
+    assert.deepEqual(off.RANK_INDEX_URL, rankIndexUrl(cache));
+    const { json } = synth({ userQuotaLimit: '0', quotaCounter: 'table' });
+    const tableOff = functionProps(json, 'processor').Environment.Variables;
+    assert.equal(tableOff.USER_QUOTA_LIMIT, '0');
+    assert.deepEqual(tableOff.QUOTAS_TABLE, { Ref: ids(json).quotasTable }, 'the table stays named while the quota is off');
   });
 
   it("gives the processor MAX_RECEIVE_COUNT equal to the submissions queue's maxReceiveCount, also when overridden", () => {
@@ -281,7 +307,7 @@ describe('environment', () => {
     const { json } = synthDefault();
     for (const name of ['ingest', 'notifier'] as const) {
       const env = functionProps(json, name).Environment.Variables;
-      for (const variable of [ENV.quotasTable, ENV.userQuotaLimit, ENV.userQuotaWindowSeconds]) {
+      for (const variable of [ENV.quotaCounter, ENV.quotasTable, ENV.userQuotaLimit, ENV.userQuotaWindowSeconds]) {
         assert.equal(env[variable], undefined, `${name} ${variable}`);
       }
     }
@@ -338,10 +364,17 @@ describe('environment', () => {
     assert.equal(env.METRICS_STAGE, 'dev');
   });
 
-  it('gives only the ranker and boards the rank index URL', () => {
+  it('gives the rank index URL to the ranker, boards and (counting quotas in the cache) the processor only', () => {
     const { json } = synthDefault();
-    for (const name of ['ingest', 'processor', 'notifier'] as const) {
+    for (const name of ['ingest', 'notifier'] as const) {
       assert.equal(functionProps(json, name).Environment.Variables[ENV.rankIndexUrl], undefined, name);
+    }
+    for (const name of ['ranker', 'boards', 'processor'] as const) {
+      assert.deepEqual(functionProps(json, name).Environment.Variables[ENV.rankIndexUrl], rankIndexUrl(json), name);
+    }
+    const table = synth({ quotaCounter: 'table' }).json;
+    for (const name of ['ingest', 'processor', 'notifier'] as const) {
+      assert.equal(functionProps(table, name).Environment.Variables[ENV.rankIndexUrl], undefined, `${name} (table counter)`);
     }
   });
 

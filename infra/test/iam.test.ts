@@ -1,7 +1,8 @@
 // Least privilege: each function's role allows exactly the calls its code makes, on exactly the
-// resources it makes them on (plus the X-Ray upload of active tracing, and for the two functions
-// in the rank index's VPC the network interface calls Lambda makes with their roles), and the
-// operator policy exactly the calls of the users tool.
+// resources it makes them on (plus the X-Ray upload of active tracing, and for the functions in
+// the rank index's VPC, the processor among them while it counts quotas in the cache, the
+// network interface calls Lambda makes with their roles), and the operator policy exactly the
+// calls of the users tool.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -21,8 +22,10 @@ import {
   roleOf,
   statementsOfManagedPolicy,
   statementsOfRole,
+  synth,
   synthDefault,
 } from './support/synth.ts';
+import { processorNetworkIds } from './support/network.ts';
 
 /** Every DynamoDB call that changes data (or the table). */
 const DYNAMODB_WRITES = [
@@ -66,15 +69,14 @@ const EC2_ARN = (resourceType: string, name: string) => `arn:\${AWS::Partition}:
 const ANY_INTERFACE = EC2_ARN('network-interface', '*');
 /**
  * What Lambda calls with a VPC function's role for its network interfaces: create them only in
- * the rank index subnets with the clients' security group (the interface ids are not known in
+ * the rank index subnets with the function's security group (the interface ids are not known in
  * advance), delete and re-address interfaces, and describe them (no resource-level permissions).
  */
-function NETWORK_INTERFACES(json: CfnTemplate): string[] {
-  const r = ids(json);
+function NETWORK_INTERFACES(json: CfnTemplate, securityGroup: string): string[] {
   return [
     `ec2:CreateNetworkInterface on ${ANY_INTERFACE}`,
     ...resourcesOfType(json, 'AWS::EC2::Subnet').map(([subnet]) => `ec2:CreateNetworkInterface on ${EC2_ARN('subnet', `\${${subnet}}`)}`),
-    `ec2:CreateNetworkInterface on ${EC2_ARN('security-group', `\${${r.rankIndexClientSecurityGroup}.GroupId}`)}`,
+    `ec2:CreateNetworkInterface on ${EC2_ARN('security-group', `\${${securityGroup}.GroupId}`)}`,
     `ec2:DeleteNetworkInterface on ${ANY_INTERFACE}`,
     `ec2:AssignPrivateIpAddresses on ${ANY_INTERFACE}`,
     `ec2:UnassignPrivateIpAddresses on ${ANY_INTERFACE}`,
@@ -94,7 +96,8 @@ const STREAM_READ = (table: string) => [
 /** The actions a function may have on "*": they take no resource-level permissions. */
 const STAR_ACTIONS: Record<FunctionName, string[]> = {
   ingest: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
-  processor: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+  // In the rank index VPC while it counts quotas in the cache (the default).
+  processor: ['ec2:DescribeNetworkInterfaces', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
   notifier: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
   ranker: ['dynamodb:ListStreams', 'ec2:DescribeNetworkInterfaces', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
   boards: ['ec2:DescribeNetworkInterfaces', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
@@ -159,7 +162,7 @@ describe('IAM', () => {
     }
   });
 
-  it('grants the processor its reads, writes, rejections and consume permissions only', () => {
+  it('grants the processor its reads, writes, rejections, consume permissions and network interfaces only (quota counted in the cache)', () => {
     assert.deepEqual(
       grants(statementsOf(json, 'processor')),
       [
@@ -169,11 +172,35 @@ describe('IAM', () => {
         `dynamodb:BatchGetItem on ${r.submissionsTable}`,
         `dynamodb:GetItem on ${r.submissionsTable}`,
         `dynamodb:PutItem on ${r.submissionsTable}`,
-        `dynamodb:GetItem on ${r.quotasTable}`,
-        `dynamodb:UpdateItem on ${r.quotasTable}`,
         `sqs:SendMessage on ${r.rejectionsQueue}`,
         ...CONSUME(r.submissionsQueue),
+        ...NETWORK_INTERFACES(json, processorNetworkIds(json).processorSecurityGroup),
       ].sort(),
+    );
+  });
+
+  it('grants the processor its quotas table calls instead of network interfaces when it counts in the table', () => {
+    const table = synth({ quotaCounter: 'table' }).json;
+    const t = ids(table);
+    assert.deepEqual(
+      grants(statementsOf(table, 'processor')),
+      [
+        ...LOGS(logGroupOf(table, 'processor')),
+        ...XRAY,
+        `dynamodb:BatchGetItem on ${t.usersTable}`,
+        `dynamodb:BatchGetItem on ${t.submissionsTable}`,
+        `dynamodb:GetItem on ${t.submissionsTable}`,
+        `dynamodb:PutItem on ${t.submissionsTable}`,
+        `dynamodb:GetItem on ${t.quotasTable}`,
+        `dynamodb:UpdateItem on ${t.quotasTable}`,
+        `sqs:SendMessage on ${t.rejectionsQueue}`,
+        ...CONSUME(t.submissionsQueue),
+      ].sort(),
+    );
+    assert.deepEqual(
+      grants(statementsOf(table, 'processor')).filter((g) => g.endsWith(' on *')),
+      XRAY,
+      'only the X-Ray upload on "*" outside the VPC',
     );
   });
 
@@ -208,7 +235,7 @@ describe('IAM', () => {
         ...XRAY,
         ...STREAM_READ(r.submissionsTable),
         `sqs:SendMessage on ${r.rankerFailureQueue}`,
-        ...NETWORK_INTERFACES(json),
+        ...NETWORK_INTERFACES(json, r.rankIndexClientSecurityGroup),
       ].sort(),
     );
   });
@@ -226,45 +253,66 @@ describe('IAM', () => {
 
   it('grants the boards function its logs, traces and network interfaces only: no DynamoDB, no SQS', () => {
     const boards = statementsOf(json, 'boards');
-    assert.deepEqual(grants(boards), [...LOGS(logGroupOf(json, 'boards')), ...XRAY, ...NETWORK_INTERFACES(json)].sort());
+    assert.deepEqual(grants(boards), [...LOGS(logGroupOf(json, 'boards')), ...XRAY, ...NETWORK_INTERFACES(json, r.rankIndexClientSecurityGroup)].sort());
     assert.deepEqual(grants(boards).filter((g) => g.startsWith('dynamodb:') || g.startsWith('sqs:') || g.startsWith('sns:')), []);
   });
 
-  it('lets only the VPC functions manage network interfaces, only in the rank index subnets with the clients group', () => {
-    for (const fn of ['ingest', 'processor', 'notifier'] as const) {
+  it('lets only the VPC functions manage network interfaces, only in the rank index subnets with their own group', () => {
+    for (const fn of ['ingest', 'notifier'] as const) {
       assert.deepEqual(grants(statementsOf(json, fn)).filter((g) => g.startsWith('ec2:')), [], fn);
     }
-    for (const fn of ['ranker', 'boards'] as const) {
+    const groups = { ranker: r.rankIndexClientSecurityGroup, boards: r.rankIndexClientSecurityGroup, processor: processorNetworkIds(json).processorSecurityGroup };
+    for (const [fn, group] of Object.entries(groups) as [FunctionName, string][]) {
       const create = grants(statementsOf(json, fn)).filter((g) => g.startsWith('ec2:CreateNetworkInterface on '));
       // One network-interface pattern, the two subnets and the one group: nothing else of the account.
       assert.equal(create.length, 4, fn);
       assert.ok(create.every((g) => !g.includes(':subnet/*') && !g.includes(':security-group/*')), `${fn}: ${create}`);
+      assert.equal(create.filter((g) => g.includes(':security-group/')).length, 1, fn);
+      assert.ok(create.some((g) => g.includes(`:security-group/\${${group}.GroupId}`)), `${fn}: its own group`);
     }
+    // Counting in the table, the processor stays outside and manages no interfaces.
+    assert.deepEqual(grants(statementsOf(synth({ quotaCounter: 'table' }).json, 'processor')).filter((g) => g.startsWith('ec2:')), []);
   });
 
-  it('lets only the processor touch the quotas table, with UpdateItem and GetItem only', () => {
-    for (const fn of ['ingest', 'notifier', 'ranker', 'boards'] as const) {
+  it('lets no function touch the quotas table while the quota is counted in the cache', () => {
+    for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
       const statements = statementsOf(json, fn);
       for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES]) {
         assert.equal(allows(statements, action, r.quotasTable), false, `${fn} may ${action} on the quotas table`);
       }
       assert.deepEqual(
-        grants(statements).filter((g) => g.endsWith(` on ${r.quotasTable}`)),
+        grants(statements).filter((g) => g.includes(r.quotasTable)),
         [],
         `${fn} has no grant at all on the quotas table`,
       );
     }
-    const processor = statementsOf(json, 'processor');
+  });
+
+  it('lets only the processor touch the quotas table when it counts there, with UpdateItem and GetItem only', () => {
+    const table = synth({ quotaCounter: 'table' }).json;
+    const t = ids(table);
+    for (const fn of ['ingest', 'notifier', 'ranker', 'boards'] as const) {
+      const statements = statementsOf(table, fn);
+      for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES]) {
+        assert.equal(allows(statements, action, t.quotasTable), false, `${fn} may ${action} on the quotas table`);
+      }
+      assert.deepEqual(
+        grants(statements).filter((g) => g.endsWith(` on ${t.quotasTable}`)),
+        [],
+        `${fn} has no grant at all on the quotas table`,
+      );
+    }
+    const processor = statementsOf(table, 'processor');
     assert.deepEqual(
-      grants(processor).filter((g) => g.endsWith(` on ${r.quotasTable}`)),
-      [`dynamodb:GetItem on ${r.quotasTable}`, `dynamodb:UpdateItem on ${r.quotasTable}`],
+      grants(processor).filter((g) => g.endsWith(` on ${t.quotasTable}`)),
+      [`dynamodb:GetItem on ${t.quotasTable}`, `dynamodb:UpdateItem on ${t.quotasTable}`],
     );
     for (const action of [...DYNAMODB_READS, ...DYNAMODB_WRITES].filter((a) => a !== 'dynamodb:GetItem' && a !== 'dynamodb:UpdateItem')) {
-      assert.equal(allows(processor, action, r.quotasTable), false, `processor may ${action} on the quotas table`);
+      assert.equal(allows(processor, action, t.quotasTable), false, `processor may ${action} on the quotas table`);
     }
     // The grant names the table itself: no index or stream ARNs (the table has neither).
-    for (const s of processor.filter((s) => s.resources.includes(r.quotasTable))) {
-      assert.deepEqual(s.resources, [r.quotasTable], `${s.actions} resources`);
+    for (const s of processor.filter((s) => s.resources.includes(t.quotasTable))) {
+      assert.deepEqual(s.resources, [t.quotasTable], `${s.actions} resources`);
     }
   });
 
@@ -332,7 +380,7 @@ describe('IAM', () => {
       assert.deepEqual(
         grants(statementsOf(json, fn)).filter((g) => g.endsWith(' on *')),
         STAR_ACTIONS[fn].map((a) => `${a} on *`),
-        `${fn}: X-Ray upload (active tracing)${fn === 'ranker' || fn === 'boards' ? ', DescribeNetworkInterfaces' : ''}${fn === 'ranker' ? ', ListStreams' : ''}`,
+        `${fn}: X-Ray upload (active tracing)${fn === 'ranker' || fn === 'boards' || fn === 'processor' ? ', DescribeNetworkInterfaces' : ''}${fn === 'ranker' ? ', ListStreams' : ''}`,
       );
     }
   });

@@ -1,10 +1,12 @@
 // The players' leaderboards: the rank index (ElastiCache Serverless), the VPC it lives in, the
-// security groups between it and its two clients, and the ranker's stream event source.
+// security groups between it and its two clients, and the ranker's stream event source. (The
+// processor's place in that VPC, with quotaCounter=cache, is in quota-counter.test.ts.)
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RANK_INDEX_PORT, STATUS_ACCEPTED, STATUS_ATTRIBUTE, STATUS_REJECTED } from '../lib/score-pipeline-stack.ts';
 import { DEFAULTS } from '../lib/settings.ts';
+import { egressRules, ingressRules, processorNetworkIds, ruleString } from './support/network.ts';
 import {
   type CfnTemplate,
   FUNCTION_IDS,
@@ -82,20 +84,26 @@ describe('rank index network', () => {
     assert.equal(resource(json, r.rankIndexVpc).Properties.EnableDnsSupport, true);
   });
 
-  it('has no way out: no NAT, no internet gateway, no endpoints, no routes but the local one', () => {
-    for (const type of [
-      'AWS::EC2::NatGateway',
-      'AWS::EC2::EIP',
-      'AWS::EC2::InternetGateway',
-      'AWS::EC2::VPCGatewayAttachment',
-      'AWS::EC2::EgressOnlyInternetGateway',
-      'AWS::EC2::VPCEndpoint',
-      'AWS::EC2::TransitGatewayAttachment',
-      'AWS::EC2::VPCPeeringConnection',
-      'AWS::EC2::Route',
-    ]) {
-      assert.deepEqual(resourcesOfType(json, type), [], type);
+  it("has no way out but the processor's endpoints: no NAT, no internet gateway, no routes but the local one and the gateway endpoint's", () => {
+    const table = synth({ quotaCounter: 'table' }).json;
+    for (const t of [json, table]) {
+      for (const type of [
+        'AWS::EC2::NatGateway',
+        'AWS::EC2::EIP',
+        'AWS::EC2::InternetGateway',
+        'AWS::EC2::VPCGatewayAttachment',
+        'AWS::EC2::EgressOnlyInternetGateway',
+        'AWS::EC2::TransitGatewayAttachment',
+        'AWS::EC2::VPCPeeringConnection',
+        'AWS::EC2::Route',
+      ]) {
+        assert.deepEqual(resourcesOfType(t, type), [], type);
+      }
     }
+    // The counter in the cache brings the processor's two endpoints; the table counter none.
+    const n = processorNetworkIds(json);
+    assert.deepEqual(resourcesOfType(json, 'AWS::EC2::VPCEndpoint').map(([id]) => id).sort(), [n.dynamodbEndpoint, n.sqsEndpoint].sort());
+    assert.deepEqual(resourcesOfType(table, 'AWS::EC2::VPCEndpoint'), []);
   });
 
   it('adds no custom resources (the default security group is left alone: nothing uses it)', () => {
@@ -105,7 +113,33 @@ describe('rank index network', () => {
   });
 
   it('lets the clients reach the rank index on its port, and nothing else in or out', () => {
+    const n = processorNetworkIds(json);
     const groups = resourcesOfType(json, 'AWS::EC2::SecurityGroup');
+    assert.deepEqual(
+      groups.map(([id]) => id).sort(),
+      [r.rankIndexClientSecurityGroup, r.rankIndexSecurityGroup, n.processorSecurityGroup, n.sqsEndpointSecurityGroup].sort(),
+    );
+    for (const [id, group] of groups) {
+      assert.equal(refTarget(group.Properties.VpcId), r.rankIndexVpc, id);
+      assert.equal(group.Properties.SecurityGroupIngress, undefined, `${id}: no inline ingress`);
+    }
+    // The clients' group: TCP on the rank index port to the cache's group, nothing else, nothing in.
+    assert.deepEqual(
+      egressRules(json, r.rankIndexClientSecurityGroup).map((rule) => ruleString(rule, 'to')),
+      [`tcp ${RANK_INDEX_PORT} to sg:${r.rankIndexSecurityGroup}`],
+    );
+    assert.deepEqual(ingressRules(json, r.rankIndexClientSecurityGroup), []);
+    // The cache's group sends nothing and takes the clients' group and (counting quotas) the processor's.
+    assert.deepEqual(resource(json, r.rankIndexSecurityGroup).Properties.SecurityGroupEgress, [NO_TRAFFIC]);
+    assert.deepEqual(
+      ingressRules(json, r.rankIndexSecurityGroup).map((rule) => ruleString(rule, 'from')).sort(),
+      [`tcp ${RANK_INDEX_PORT} from sg:${r.rankIndexClientSecurityGroup}`, `tcp ${RANK_INDEX_PORT} from sg:${n.processorSecurityGroup}`].sort(),
+    );
+  });
+
+  it('with the quota counted in the table, has only the clients and cache groups and one rule each way', () => {
+    const table = synth({ quotaCounter: 'table' }).json;
+    const groups = resourcesOfType(table, 'AWS::EC2::SecurityGroup');
     assert.deepEqual(groups.map(([id]) => id).sort(), [r.rankIndexClientSecurityGroup, r.rankIndexSecurityGroup].sort());
     for (const [id, group] of groups) {
       assert.equal(refTarget(group.Properties.VpcId), r.rankIndexVpc, id);
@@ -113,8 +147,8 @@ describe('rank index network', () => {
     }
     // The clients' group has one egress rule, standalone (CloudFormation then drops the group's
     // default allow-all egress): TCP on the rank index port, to the cache's group.
-    assert.equal(resource(json, r.rankIndexClientSecurityGroup).Properties.SecurityGroupEgress, undefined);
-    const egress = resourcesOfType(json, 'AWS::EC2::SecurityGroupEgress').map(([, e]) => e.Properties);
+    assert.equal(resource(table, r.rankIndexClientSecurityGroup).Properties.SecurityGroupEgress, undefined);
+    const egress = resourcesOfType(table, 'AWS::EC2::SecurityGroupEgress').map(([, e]) => e.Properties);
     assert.equal(egress.length, 1);
     assert.deepEqual(
       { ...egress[0], GroupId: refTarget(egress[0].GroupId), DestinationSecurityGroupId: refTarget(egress[0].DestinationSecurityGroupId), Description: undefined },
@@ -128,8 +162,8 @@ describe('rank index network', () => {
       },
     );
     // The cache's group sends nothing (answers need no rule) and takes the clients' group only.
-    assert.deepEqual(resource(json, r.rankIndexSecurityGroup).Properties.SecurityGroupEgress, [NO_TRAFFIC]);
-    const ingress = resourcesOfType(json, 'AWS::EC2::SecurityGroupIngress').map(([, i]) => i.Properties);
+    assert.deepEqual(resource(table, r.rankIndexSecurityGroup).Properties.SecurityGroupEgress, [NO_TRAFFIC]);
+    const ingress = resourcesOfType(table, 'AWS::EC2::SecurityGroupIngress').map(([, i]) => i.Properties);
     assert.equal(ingress.length, 1);
     assert.deepEqual(
       { ...ingress[0], GroupId: refTarget(ingress[0].GroupId), SourceSecurityGroupId: refTarget(ingress[0].SourceSecurityGroupId), Description: undefined },
@@ -145,15 +179,23 @@ describe('rank index network', () => {
     assert.equal(RANK_INDEX_PORT, 6379, "a serverless cache's primary endpoint port");
   });
 
-  it('holds the ranker and boards, in its subnets with the clients security group; the other functions stay outside', () => {
-    for (const fn of ['ranker', 'boards'] as const) {
-      const vpc = functionProps(json, fn).VpcConfig;
-      assert.deepEqual(vpc.SubnetIds.map(refTarget).sort(), subnetIds(json).sort(), fn);
-      assert.deepEqual(vpc.SecurityGroupIds.map(refTarget), [r.rankIndexClientSecurityGroup], fn);
+  it('holds the ranker and boards in its subnets with the clients security group, and the processor with its own; ingest and the notifier stay outside', () => {
+    const table = synth({ quotaCounter: 'table' }).json;
+    for (const t of [json, table]) {
+      for (const fn of ['ranker', 'boards'] as const) {
+        const vpc = functionProps(t, fn).VpcConfig;
+        assert.deepEqual(vpc.SubnetIds.map(refTarget).sort(), subnetIds(t).sort(), fn);
+        assert.deepEqual(vpc.SecurityGroupIds.map(refTarget), [r.rankIndexClientSecurityGroup], fn);
+      }
+      for (const fn of ['ingest', 'notifier'] as const) {
+        assert.equal(functionProps(t, fn).VpcConfig, undefined, `${fn} needs no VPC (it calls AWS APIs only)`);
+      }
     }
-    for (const fn of ['ingest', 'processor', 'notifier'] as const) {
-      assert.equal(functionProps(json, fn).VpcConfig, undefined, `${fn} needs no VPC (it calls AWS APIs only)`);
-    }
+    // The processor joins to count quotas in the cache, with a group of its own.
+    const processor = functionProps(json, 'processor').VpcConfig;
+    assert.deepEqual(processor.SubnetIds.map(refTarget).sort(), subnetIds(json).sort());
+    assert.deepEqual(processor.SecurityGroupIds.map(refTarget), [processorNetworkIds(json).processorSecurityGroup]);
+    assert.equal(functionProps(table, 'processor').VpcConfig, undefined, 'the table counter needs no VPC (AWS APIs only)');
   });
 });
 
@@ -199,14 +241,18 @@ describe('rank index', () => {
     const p = ids(prod);
     assert.equal(prod.Resources[p.rankIndex]!.DeletionPolicy, 'Retain');
     assert.equal(prod.Resources[p.rankIndex]!.UpdateReplacePolicy, 'Retain');
-    // Its subnets and security group stay in use, so they stay too; the rules and the clients'
-    // group go, so nothing retained refers to a deleted resource.
+    // Its subnets and security group stay in use, so they stay too; the rules, the functions'
+    // groups and the processor's endpoints go, so nothing retained refers to a deleted resource.
     const retained = ['AWS::EC2::VPC', 'AWS::EC2::Subnet', 'AWS::EC2::RouteTable', 'AWS::EC2::SubnetRouteTableAssociation'];
     for (const [id, res] of Object.entries(prod.Resources).filter(([, res]) => retained.includes(res.Type))) {
       assert.equal(res.DeletionPolicy, 'Retain', id);
     }
     assert.equal(prod.Resources[p.rankIndexSecurityGroup]!.DeletionPolicy, 'Retain');
     assert.equal(prod.Resources[p.rankIndexClientSecurityGroup]!.DeletionPolicy, undefined);
+    const n = processorNetworkIds(prod);
+    for (const id of [n.processorSecurityGroup, n.sqsEndpointSecurityGroup, n.dynamodbEndpoint, n.sqsEndpoint]) {
+      assert.equal(prod.Resources[id]!.DeletionPolicy, undefined, id);
+    }
     for (const type of ['AWS::EC2::SecurityGroupIngress', 'AWS::EC2::SecurityGroupEgress']) {
       for (const [id, res] of resourcesOfType(prod, type)) assert.equal(res.DeletionPolicy, undefined, id);
     }

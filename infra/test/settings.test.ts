@@ -64,6 +64,7 @@ describe('settings', () => {
       [{ jwtPublicKeyPem: 'not a key' }, /not a PEM public key/],
       [{ jwtPublicKeyPem: PEM, jwtPublicKeyFile: '/x.pem' }, /give one of/],
       [{ jwtJwksUrl: 'http://idp.example/jwks.json' }, /context "jwtJwksUrl".*https/],
+      [{ quotaCounter: 'memory' }, /context "quotaCounter": "memory" must be cache or table/],
     ];
     for (const [context, message] of cases) {
       assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));
@@ -99,6 +100,31 @@ describe('settings', () => {
       [{ userQuotaWindowSeconds: 0 }, /^context "userQuotaWindowSeconds": 0 is outside 1\.\.86400$/],
       [{ userQuotaWindowSeconds: '86401' }, /^context "userQuotaWindowSeconds": 86401 is outside 1\.\.86400$/],
       [{ userQuotaWindowSeconds: '1m' }, /^context "userQuotaWindowSeconds": expected an integer, got "1m"$/],
+    ];
+    for (const [context, message] of cases) {
+      assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));
+    }
+  });
+
+  it('count the quota in the cache by default, or in the table, from context as strings, JSON or a stage block', () => {
+    assert.equal(read({}).quotaCounter, 'cache');
+    assert.equal(DEFAULTS.quotaCounter, 'cache');
+    assert.equal(read({ quotaCounter: 'table' }).quotaCounter, 'table');
+    assert.equal(read({ quotaCounter: 'cache' }).quotaCounter, 'cache');
+    assert.equal(read({ quotaCounter: '' }).quotaCounter, 'cache', 'an empty -c value is the default');
+    assert.equal(read({ stage: 'qa', stages: { qa: { quotaCounter: 'table' } } }).quotaCounter, 'table');
+    assert.equal(read({ stage: 'qa', stages: { qa: { quotaCounter: 'table' } }, quotaCounter: 'cache' }).quotaCounter, 'cache', '-c wins');
+    const prod = read({ stage: 'prod', jwtIssuer: 'i', jwtAudience: 'a', jwtPublicKeyPem: PEM });
+    assert.equal(prod.quotaCounter, 'cache', 'the same default on production stages');
+  });
+
+  it('refuse a quota counter other than cache or table', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ quotaCounter: 'redis' }, /^context "quotaCounter": "redis" must be cache or table$/],
+      [{ quotaCounter: 'Table' }, /^context "quotaCounter": "Table" must be cache or table$/],
+      [{ quotaCounter: 'dynamodb' }, /^context "quotaCounter": "dynamodb" must be cache or table$/],
+      [{ quotaCounter: true }, /^context "quotaCounter": expected a string, got true$/],
+      [{ stage: 'qa', stages: { qa: { quotaCounter: 'none' } } }, /^context "quotaCounter": "none" must be cache or table$/],
     ];
     for (const [context, message] of cases) {
       assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));

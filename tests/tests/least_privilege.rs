@@ -62,7 +62,7 @@ const NEEDED_WITHOUT_A_CALL: &[(&str, &str)] = &[
     ),
     (
         "ec2:CreateNetworkInterface",
-        "Lambda creates the VPC function's network interfaces (to reach the rank index) with the function's role",
+        "Lambda creates the VPC function's network interfaces (to reach the cache, and for the processor its VPC endpoints) with the function's role",
     ),
     (
         "ec2:DescribeNetworkInterfaces",

@@ -194,7 +194,8 @@ export function statementsOfManagedPolicy(t: CfnTemplate, prefix: string): State
   return statementsOfDocument(resource(t, logicalId(t, 'AWS::IAM::ManagedPolicy', prefix)).Properties.PolicyDocument);
 }
 
-function statementsOfDocument(doc: any): Statement[] {
+/** The statements of a policy document as it stands in the template (a VPC endpoint's PolicyDocument, say). */
+export function statementsOfDocument(doc: any): Statement[] {
   return (doc.Statement as any[]).map((s) => ({
     effect: s.Effect,
     actions: ([] as string[]).concat(s.Action),
@@ -203,7 +204,7 @@ function statementsOfDocument(doc: any): Statement[] {
 }
 
 /** A resource as a string: see `Statement.resources`. */
-function resourceString(r: unknown): string {
+export function resourceString(r: unknown): string {
   if (typeof r === 'string') return r;
   return referenceString(r) ?? indexArnString(r) ?? joinString(r) ?? JSON.stringify(r);
 }

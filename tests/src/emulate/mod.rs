@@ -10,14 +10,16 @@
 //! What is not as deployed, and why:
 //! - every function gets `AWS_ENDPOINT_URL` pointing at moto;
 //! - moto has no ElastiCache Serverless: the cache resource is removed from the template, and
-//!   the ranker and boards functions get `RANK_INDEX_URL` (a local Redis cluster over TLS, the
+//!   the functions that reach the cache (the ranker, the boards function, and the processor when
+//!   it counts the quota there) get `RANK_INDEX_URL` (a local Redis cluster over TLS, the
 //!   same protocol in the same cluster mode), `SSL_CERT_FILE` (the test CA that signed its
 //!   certificate) and `RANK_INDEX_NAMESPACE` (the stack name, so that emulations sharing the
 //!   server keep apart) instead of the cache's address;
 //! - moto would play the stream mapping itself (it invokes the function on each write and
 //!   empties the shard), so that mapping is removed from the template and played here from
-//!   its template properties; the VPC, subnets and security groups are deployed but loopback
-//!   is not partitioned;
+//!   its template properties; the VPC, subnets, security groups and VPC endpoints are deployed
+//!   but loopback is not partitioned (infra/test/quota-counter.test.ts checks that the VPC
+//!   functions can reach every API they call);
 //! - the logging configuration comes from the template (moto drops LoggingConfig);
 //! - moto skips the HTTP API, alarms, and queue and topic policies (CloudWatch and IAM are
 //!   checked offline in infra/ and by the least-privilege test);
