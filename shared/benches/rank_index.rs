@@ -6,7 +6,10 @@
 //! the board's size, so the figures do not grow with the rank.
 //!
 //! After the benches it measures the server's own time per call (`INFO commandstats`) against a
-//! plain `GET`, the basis of the ECPU estimate in docs/BENCHMARKS.md.
+//! plain `GET`, the basis of the ECPU estimate in docs/BENCHMARKS.md; the same for the quota
+//! counter's script (`shared/src/redis_quota.rs`), on a new window and on a known one, and the
+//! memory a window of one id takes (`INFO memory`), the basis of the quota's cache cost in
+//! docs/COSTS.md.
 //!
 //! Run: `scripts/redis.sh run -- cargo bench -p score-shared --bench rank_index` (`make bench`).
 
@@ -17,8 +20,10 @@ use criterion::{BenchmarkId, Criterion, criterion_group};
 use shared::board::{BoardChange, BoardRef, Entry, RankKey};
 use shared::ids::{SubmissionId, UserId};
 use shared::period::Period;
-use shared::ports::RankIndex;
+use shared::ports::{QuotaCounter, RankIndex};
+use shared::quota::QuotaPolicy;
 use shared::redis_index::RedisRankIndex;
+use shared::redis_quota::RedisQuotaCounter;
 use shared::submission::{HeroId, Score};
 use time::OffsetDateTime;
 
@@ -215,7 +220,57 @@ fn server_time_per_call(
         }
         let us = per_call(&mut connection, "get").await;
         eprintln!("server time per call, plain GET: {us:?} us ({CALLS} calls each)");
+
+        // The quota counter: a single submission of a user new to the window (what every call
+        // is in the worst case of docs/COSTS.md), then a user's known window gaining an id.
+        let counter = RedisQuotaCounter::with_namespace(&url(), NAMESPACE).unwrap();
+        let policy = QuotaPolicy::new(120, Duration::from_secs(60)).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let run = SubmissionId::new_unique().to_string();
+        let before = used_memory(&mut connection).await;
+        reset_stats(&mut connection).await;
+        for i in 0..CALLS {
+            let user = UserId::parse(format!("quota-{}-{i:06}", &run[24..])).unwrap();
+            let window = policy.window_of(&user, now);
+            let admitted = counter
+                .admit(&window, policy.limit, &[SubmissionId::new_unique()])
+                .await
+                .unwrap();
+            assert_eq!(admitted.len(), 1);
+        }
+        let us = per_call(&mut connection, "evalsha").await;
+        let bytes = (used_memory(&mut connection).await - before) / i64::from(CALLS);
+        eprintln!(
+            "server time per call, quota admit of one id on a new window: {us:?} us; \
+             {bytes} bytes of memory per window"
+        );
+        let user = UserId::parse(format!("quota-{}-known", &run[24..])).unwrap();
+        let window = policy.window_of(&user, now);
+        reset_stats(&mut connection).await;
+        for _ in 0..CALLS {
+            counter
+                .admit(&window, CALLS + 1, &[SubmissionId::new_unique()])
+                .await
+                .unwrap();
+        }
+        let us = per_call(&mut connection, "evalsha").await;
+        eprintln!("server time per call, quota admit of one id on a known window: {us:?} us");
     });
+}
+
+/// The server's `used_memory` in bytes (`INFO memory`).
+async fn used_memory(connection: &mut redis::cluster_async::ClusterConnection) -> i64 {
+    let info: redis::Value = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(connection)
+        .await
+        .unwrap();
+    let text = format!("{info:?}");
+    text.split("used_memory:")
+        .nth(1)
+        .and_then(|rest| rest.split(['\\', '\r', '\n']).next())
+        .and_then(|v| v.parse::<i64>().ok())
+        .expect("INFO memory names used_memory")
 }
 
 async fn reset_stats(connection: &mut redis::cluster_async::ClusterConnection) {

@@ -81,10 +81,6 @@ const NEEDED_WITHOUT_A_CALL: &[(&str, &str)] = &[
         "Lambda manages the addresses of the VPC function's network interfaces with the function's role",
     ),
     (
-        "dynamodb:DescribeStream",
-        "Lambda's stream poller lists the stream's shards with the function's role; the emulated poller does so when it starts, before the recording",
-    ),
-    (
         "dynamodb:ListStreams",
         "granted with the stream event source (CDK's DynamoEventSource, on *, which takes no resource); Lambda's poller may list the table's streams",
     ),
@@ -306,8 +302,12 @@ fn check(caller: &str, statements: &[Statement], calls: &BTreeSet<Call>) -> Vec<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_is_allowed_and_every_grant_is_used_or_explained() {
     let moto = Moto::new(std::env::var("MOTO_ENDPOINT").unwrap_or_default());
-    let emulation = start_for_tests(users(), |_| {}).await;
+    // Recording from before the functions start: what they call at start (the stream poller's
+    // DescribeStream and GetShardIterator, in the ranker's name, come once, whenever the poller
+    // first reads) is recorded however the start and the exercise interleave. Other stacks'
+    // calls are recorded too and left out by access key.
     moto.start_recording().await.unwrap();
+    let emulation = start_for_tests(users(), |_| {}).await;
     exercise(&emulation).await;
 
     let operator_key = access_key_for(&emulation.stack_name, "operator");
