@@ -27,9 +27,9 @@
 //
 //   table            in the quotas table (a conditional UpdateItem per user and batch, $0.625 per
 //                    million in the worst case of one submission per batch): the processor stays
-//                    outside the VPC and no endpoint exists, so no fixed cost. Below roughly 24
-//                    million single submissions a month ($14.60 / $0.625 per million, a little
-//                    more counting the cache's own cost per call: docs/COSTS.md) that is the
+//                    outside the VPC and no endpoint exists, so no fixed cost. Below roughly 29
+//                    million single submissions a month ($14.60 / $0.51 per million, what the
+//                    cache saves net of its own cost per call: docs/COSTS.md) that is the
 //                    cheaper choice; with batching clients, far beyond.
 //
 // plus log groups, alarms (to an alarm topic), a dashboard and outputs. Settings come from CDK
