@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use pipeline_tests::backend::aws::{AwsResources, aws_backend, rank_index_from_env};
+use pipeline_tests::backend::aws::{
+    AwsResources, aws_backend, quota_counter_in_cache_from_env, rank_index_from_env,
+};
 use pipeline_tests::backend::memory::memory_backend;
 use pipeline_tests::emulate::start_for_tests;
 use pipeline_tests::{Backend, LocalStack, StackOptions};
@@ -79,6 +81,9 @@ async fn aws_stack() -> LocalStack {
         rank_index,
     );
     backend.max_receive_count = Some(MAX_RECEIVE_COUNT);
+    // The quota counted where the stack deploys it by default: in the cache.
+    backend.quota_counter =
+        Some(quota_counter_in_cache_from_env(&prefix).unwrap_or_else(|reason| panic!("{reason}")));
     let mut options = options();
     options.processor_poll.wait = Duration::from_secs(1);
     options.notifier_poll.wait = Duration::from_secs(1);

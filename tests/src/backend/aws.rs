@@ -24,8 +24,9 @@ use shared::config::{
 use shared::ids::UserId;
 use shared::limits::SDK_ATTEMPT_TIMEOUT;
 use shared::message::{Rejection, decode};
-use shared::ports::{PortError, RankIndex};
+use shared::ports::{PortError, QuotaCounter, RankIndex};
 use shared::redis_index::RedisRankIndex;
+use shared::redis_quota::RedisQuotaCounter;
 use shared::users::User;
 
 use super::{Backend, DeadLetters, MessageSource, Observe, ReceivedMessage};
@@ -494,9 +495,11 @@ pub fn aws_backend(
             clients.sns.clone(),
             &resources.rejections_topic_arn,
         )),
+        // The quotas table (QUOTA_COUNTER=table); callers that run as deployed by default put
+        // `quota_counter_in_cache_from_env` here instead.
         quota_counter: resources.quotas_table.as_ref().map(|table| {
             Arc::new(DynamoQuotaCounter::new(clients.dynamodb.clone(), table))
-                as Arc<dyn shared::ports::QuotaCounter>
+                as Arc<dyn QuotaCounter>
         }),
         submissions_source: Arc::new(SqsSource::new(
             clients.sqs.clone(),
@@ -533,5 +536,22 @@ pub fn rank_index_from_env(namespace: &str) -> Result<Arc<dyn RankIndex>, String
         })?;
     RedisRankIndex::with_namespace(&url, namespace)
         .map(|index| Arc::new(index) as Arc<dyn RankIndex>)
+        .map_err(|e| e.to_string())
+}
+
+/// The quota counter the deployed processor uses by default (`QUOTA_COUNTER=cache`): the Redis
+/// cluster `RANK_INDEX_URL` names, its keys under `namespace`; its error says what to set.
+pub fn quota_counter_in_cache_from_env(namespace: &str) -> Result<Arc<dyn QuotaCounter>, String> {
+    let url = std::env::var(RANK_INDEX_URL)
+        .ok()
+        .filter(|url| !url.is_empty())
+        .ok_or_else(|| {
+            format!(
+                "{RANK_INDEX_URL} is not set: the quota counted in the cache needs a Redis cluster; \
+                 run through `scripts/redis.sh run -- ...` (make test does), or point it at one"
+            )
+        })?;
+    RedisQuotaCounter::with_namespace(&url, namespace)
+        .map(|counter| Arc::new(counter) as Arc<dyn QuotaCounter>)
         .map_err(|e| e.to_string())
 }

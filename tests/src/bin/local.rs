@@ -9,14 +9,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use pipeline_tests::backend::aws::{AwsResources, aws_backend, rank_index_from_env};
+use pipeline_tests::backend::aws::{
+    AwsResources, aws_backend, quota_counter_in_cache_from_env, rank_index_from_env,
+};
 use pipeline_tests::backend::memory::memory_backend;
 use pipeline_tests::backend::print_published;
 use pipeline_tests::tokens::{seeded_tokens, seeded_users};
 use pipeline_tests::{LocalStack, StackOptions, TokenMinter};
 use shared::aws::provision::QueueProvisioning;
 use shared::aws::{AwsClients, load_sdk_config};
-use shared::config::ProcessEnv;
+use shared::config::{ProcessEnv, QUOTA_COUNTER};
 use shared::memory::MemoryRankIndex;
 use shared::memory::QueueSettings;
 use shared::message::encode;
@@ -44,8 +46,9 @@ struct Args {
     /// With --backend aws: create any missing tables, queues (with DLQs and redrive) and topic,
     /// named PREFIX-..., and seed the users. Without it the resources come from
     /// SUBMISSIONS_TABLE, USERS_TABLE, SUBMISSIONS_QUEUE_URL, REJECTIONS_QUEUE_URL and
-    /// REJECTIONS_TOPIC_ARN (and QUOTAS_TABLE when --user-quota-limit is above 0), and no users
-    /// are written.
+    /// REJECTIONS_TOPIC_ARN (and, when --user-quota-limit is above 0, QUOTAS_TABLE, or
+    /// QUOTA_COUNTER=cache to count in the Redis cluster at RANK_INDEX_URL as the deployed
+    /// processor does), and no users are written.
     #[arg(long)]
     provision: bool,
 
@@ -163,6 +166,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 rank_index,
             );
             backend.max_receive_count = Some(args.max_receive_count);
+            // As the processor reads it: QUOTA_COUNTER=cache counts in the cluster at
+            // RANK_INDEX_URL; otherwise (the default) in the quotas table.
+            if std::env::var(QUOTA_COUNTER).is_ok_and(|counter| counter.trim() == "cache") {
+                backend.quota_counter = Some(quota_counter_in_cache_from_env(&args.prefix)?);
+            }
             let users = if args.provision { seeded } else { Vec::new() };
             (backend, users, Some(resources))
         }
