@@ -27,8 +27,8 @@
 //
 //   table            in the quotas table (a conditional UpdateItem per user and batch, $0.625 per
 //                    million in the worst case of one submission per batch): the processor stays
-//                    outside the VPC and no endpoint exists, so no fixed cost. Below roughly 29
-//                    million single submissions a month ($14.60 / $0.51 per million, what the
+//                    outside the VPC and no endpoint exists, so no fixed cost. Below roughly 27
+//                    million single submissions a month ($14.60 / $0.55 per million, what the
 //                    cache saves net of its own cost per call: docs/COSTS.md) that is the
 //                    cheaper choice; with batching clients, far beyond.
 //

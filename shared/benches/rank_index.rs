@@ -255,7 +255,58 @@ fn server_time_per_call(
         }
         let us = per_call(&mut connection, "evalsha").await;
         eprintln!("server time per call, quota admit of one id on a known window: {us:?} us");
+
+        // A processor batch of singles from 100 users new to the window, as the processor
+        // counts it: one admit_all, one script call per slot group.
+        const BATCHES: u32 = 200;
+        reset_stats(&mut connection).await;
+        for batch in 0..BATCHES {
+            let windows: Vec<_> = (0..100)
+                .map(|i| {
+                    let user =
+                        UserId::parse(format!("quota-{}-b{batch:04}-{i:03}", &run[24..])).unwrap();
+                    (
+                        policy.window_of(&user, now),
+                        vec![SubmissionId::new_unique()],
+                    )
+                })
+                .collect();
+            for answer in counter.admit_all(policy.limit, &windows).await {
+                assert_eq!(answer.unwrap().len(), 1);
+            }
+        }
+        let (calls, usec) = calls_and_usec(&mut connection, "evalsha").await;
+        eprintln!(
+            "server time per user, a batch of 100 new users' singles: {:.2} us ({calls} calls for \
+             {BATCHES} batches)",
+            usec as f64 / f64::from(BATCHES * 100)
+        );
     });
+}
+
+/// `calls` and `usec` of `command` from `INFO commandstats`.
+async fn calls_and_usec(
+    connection: &mut redis::cluster_async::ClusterConnection,
+    command: &str,
+) -> (u64, u64) {
+    let stats: redis::Value = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(connection)
+        .await
+        .unwrap();
+    let text = format!("{stats:?}");
+    let line = text
+        .split(&format!("cmdstat_{command}:"))
+        .nth(1)
+        .expect("INFO commandstats names the command");
+    let field = |name: &str| {
+        line.split(&format!("{name}="))
+            .nth(1)
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("a number")
+    };
+    (field("calls"), field("usec"))
 }
 
 /// The server's `used_memory` in bytes (`INFO memory`).

@@ -398,6 +398,18 @@ impl<P: QuotaCounter + ?Sized> QuotaCounter for Faulty<P> {
             None => self.inner.admit(window, limit, ids).await,
         }
     }
+
+    /// One fault for the whole call, as one failed request to the cache would be.
+    async fn admit_all(
+        &self,
+        limit: u32,
+        windows: &[(QuotaWindow, Vec<SubmissionId>)],
+    ) -> Vec<Result<HashSet<SubmissionId>, PortError>> {
+        match self.plan.call_fault().await {
+            Some(error) => windows.iter().map(|_| Err(error.clone())).collect(),
+            None => self.inner.admit_all(limit, windows).await,
+        }
+    }
 }
 
 /// A throttling error, as DynamoDB, SQS or SNS would send it.

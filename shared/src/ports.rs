@@ -181,4 +181,20 @@ pub trait QuotaCounter: Send + Sync {
         limit: u32,
         ids: &[SubmissionId],
     ) -> Result<HashSet<SubmissionId>, PortError>;
+
+    /// [`QuotaCounter::admit`] for several windows (a processor batch's users), one answer per
+    /// window in order. By default each window is counted on its own, all at once; an adapter
+    /// that can count windows together in fewer calls does so.
+    async fn admit_all(
+        &self,
+        limit: u32,
+        windows: &[(QuotaWindow, Vec<SubmissionId>)],
+    ) -> Vec<Result<HashSet<SubmissionId>, PortError>> {
+        futures::future::join_all(
+            windows
+                .iter()
+                .map(|(window, ids)| self.admit(window, limit, ids)),
+        )
+        .await
+    }
 }

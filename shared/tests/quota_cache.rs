@@ -181,6 +181,61 @@ async fn a_window_past_its_retention_is_not_kept() {
 }
 
 #[tokio::test]
+async fn a_batchs_users_are_counted_together_each_in_their_own_window() {
+    // 40 users (over every slot group) with three ids each, one user twice in two windows,
+    // an empty window, and one window bigger than a call carries: one admit_all, checked
+    // against the in-memory counter.
+    let redis = counter();
+    let memory = MemoryQuotaCounter::new();
+    let mut windows: Vec<(QuotaWindow, Vec<SubmissionId>)> = (0..40)
+        .map(|i| (hourly_window(&format!("batch{i}")), new_ids(3)))
+        .collect();
+    let twice = windows[0].0.clone();
+    windows.push((
+        QuotaWindow {
+            start: twice.start + 3600,
+            ..twice.clone()
+        },
+        new_ids(3),
+    ));
+    windows.push((hourly_window("empty"), Vec::new()));
+    windows.push((hourly_window("big"), new_ids(700)));
+    let from_redis = redis.admit_all(2, &windows).await;
+    let from_memory = memory.admit_all(2, &windows).await;
+    assert_eq!(from_redis.len(), windows.len());
+    for (((window, ids), cached), reference) in windows.iter().zip(&from_redis).zip(&from_memory) {
+        let cached = cached.as_ref().expect("counted");
+        assert_eq!(cached, reference.as_ref().unwrap(), "{window:?}");
+        assert_eq!(cached.len(), ids.len().min(2), "{window:?}");
+    }
+    // Counting the same batch again changes nothing.
+    let again = redis.admit_all(2, &windows).await;
+    assert_eq!(again, from_redis);
+    let (members, _) = stored(&redis, &windows[42].0).await;
+    assert_eq!(members.len(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_cache_fails_every_window_of_a_batch() {
+    let counter = RedisQuotaCounter::with_namespace("redis://127.0.0.1:1", NAMESPACE).unwrap();
+    let windows = vec![
+        (hourly_window("a"), new_ids(1)),
+        (hourly_window("b"), new_ids(2)),
+    ];
+    let answers = counter.admit_all(5, &windows).await;
+    assert_eq!(answers.len(), 2);
+    for answer in answers {
+        assert!(
+            matches!(
+                answer,
+                Err(PortError::Unavailable { .. } | PortError::Timeout { .. })
+            ),
+            "{answer:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_cache_is_an_error_worth_retrying_not_a_refusal() {
     // Port 1 on loopback: nothing listens there.
     let counter = RedisQuotaCounter::with_namespace("redis://127.0.0.1:1", NAMESPACE).unwrap();
@@ -211,25 +266,31 @@ fn a_namespace_must_be_letters_digits_dashes_or_underscores() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
 
-    /// The cache and the in-memory reference give the same verdicts to any sequence of calls on
-    /// one window: ids drawn from a small pool (so redeliveries and duplicates happen), limits
-    /// small enough to be reached.
+    /// The cache and the in-memory reference give the same verdicts to any sequence of batches:
+    /// each a few users' windows (two windows of one user may come in one batch), ids drawn from
+    /// a small pool (so redeliveries and duplicates happen), limits small enough to be reached.
     #[test]
     fn the_cache_and_memory_agree_on_any_history(
         limit in 1u32..6,
-        calls in proptest::collection::vec(proptest::collection::vec(0usize..8, 0..6), 1..12),
+        batches in proptest::collection::vec(
+            proptest::collection::vec((0usize..3, proptest::collection::vec(0usize..8, 0..5)), 1..4),
+            1..10,
+        ),
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
             let redis = counter();
             let memory = MemoryQuotaCounter::new();
-            let window = hourly_window("agree");
+            let users: Vec<QuotaWindow> = (0..3).map(|u| hourly_window(&format!("agree{u}"))).collect();
             let pool = new_ids(8);
-            for call in &calls {
-                let ids: Vec<SubmissionId> = call.iter().map(|&i| pool[i]).collect();
-                let from_redis = redis.admit(&window, limit, &ids).await.unwrap();
-                let from_memory = memory.admit(&window, limit, &ids).await.unwrap();
-                assert_eq!(from_redis, from_memory, "limit {limit}, calls {calls:?}");
+            for batch in &batches {
+                let windows: Vec<(QuotaWindow, Vec<SubmissionId>)> = batch
+                    .iter()
+                    .map(|(user, picks)| (users[*user].clone(), picks.iter().map(|&i| pool[i]).collect()))
+                    .collect();
+                let from_redis = redis.admit_all(limit, &windows).await;
+                let from_memory = memory.admit_all(limit, &windows).await;
+                assert_eq!(from_redis, from_memory, "limit {limit}, batches {batches:?}");
             }
         });
     }
