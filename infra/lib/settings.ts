@@ -144,8 +144,8 @@ export const DEFAULTS = {
   userQuotaLimit: 120,
   userQuotaWindowSeconds: 60,
   /**
-   * The cache: one script call per user and batch on a cache that bills by the hour anyway,
-   * instead of a conditional write per user and batch. It brings the SQS interface endpoint's
+   * The cache: a batch's users counted together in a few script calls, on a cache that bills
+   * by the hour anyway, instead of a conditional write per user and batch. It brings the SQS interface endpoint's
    * fixed cost (README, Costs), which the quotas table avoids.
    */
   quotaCounter: 'cache' as QuotaCounter,
