@@ -275,7 +275,9 @@ fn server_time_per_call(
                 assert_eq!(answer.unwrap().len(), 1);
             }
         }
-        let (calls, usec) = calls_and_usec(&mut connection, "evalsha").await;
+        let (calls, usec) = calls_and_usec(&mut connection, "evalsha")
+            .await
+            .expect("INFO commandstats counts the script calls");
         eprintln!(
             "server time per user, a batch of 100 new users' singles: {:.2} us ({calls} calls for \
              {BATCHES} batches)",
@@ -284,29 +286,26 @@ fn server_time_per_call(
     });
 }
 
-/// `calls` and `usec` of `command` from `INFO commandstats`.
+/// `calls` and `usec` of `command` from `INFO commandstats`. The cluster client answers with a
+/// map of node to text, so the figures are read from the answer as a whole.
 async fn calls_and_usec(
     connection: &mut redis::cluster_async::ClusterConnection,
     command: &str,
-) -> (u64, u64) {
+) -> Option<(u64, u64)> {
     let stats: redis::Value = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(connection)
         .await
         .unwrap();
     let text = format!("{stats:?}");
-    let line = text
-        .split(&format!("cmdstat_{command}:"))
-        .nth(1)
-        .expect("INFO commandstats names the command");
+    let line = text.split(&format!("cmdstat_{command}:")).nth(1)?;
     let field = |name: &str| {
         line.split(&format!("{name}="))
             .nth(1)
             .and_then(|v| v.split(',').next())
             .and_then(|v| v.parse::<u64>().ok())
-            .expect("a number")
     };
-    (field("calls"), field("usec"))
+    Some((field("calls")?, field("usec")?))
 }
 
 /// The server's `used_memory` in bytes (`INFO memory`).
@@ -332,23 +331,13 @@ async fn reset_stats(connection: &mut redis::cluster_async::ClusterConnection) {
         .unwrap();
 }
 
-/// `usec_per_call` of `command` from `INFO commandstats`. The cluster client answers with a map
-/// of node to text, so the figure is read from the answer as a whole.
+/// Microseconds per call of `command` from `INFO commandstats` (`None` if it was not called).
 async fn per_call(
     connection: &mut redis::cluster_async::ClusterConnection,
     command: &str,
 ) -> Option<f64> {
-    let stats: redis::Value = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(connection)
-        .await
-        .unwrap();
-    let text = format!("{stats:?}");
-    text.split(&format!("cmdstat_{command}:"))
-        .nth(1)
-        .and_then(|rest| rest.split("usec_per_call=").nth(1))
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.parse::<f64>().ok())
+    let (calls, usec) = calls_and_usec(connection, command).await?;
+    (calls > 0).then(|| (usec as f64 / calls as f64 * 100.0).round() / 100.0)
 }
 
 criterion_group! {

@@ -543,18 +543,22 @@ mod tests {
         assert_eq!(cfg.user_cache_ttl, DEFAULT_USER_CACHE_TTL);
     }
 
-    #[test]
-    fn quota_counter_cache_counts_in_the_rank_index_cache_and_needs_its_url() {
-        let base = [
+    /// The processor's settings from its three required variables plus `extra`.
+    fn processor_config_with(
+        extra: &[(&'static str, &'static str)],
+    ) -> Result<ProcessorConfig, ConfigError> {
+        let mut pairs = vec![
             (USERS_TABLE, "users"),
             (SUBMISSIONS_TABLE, "subs"),
             (REJECTIONS_QUEUE_URL, "http://q"),
         ];
-        let with = |extra: &[(&'static str, &'static str)]| {
-            let mut pairs = base.to_vec();
-            pairs.extend_from_slice(extra);
-            ProcessorConfig::from_env(&env(&pairs))
-        };
+        pairs.extend_from_slice(extra);
+        ProcessorConfig::from_env(&env(&pairs))
+    }
+
+    #[test]
+    fn quota_counter_cache_counts_in_the_rank_index_cache_and_needs_its_url() {
+        let with = processor_config_with;
         let quota = with(&[
             (QUOTA_COUNTER, "cache"),
             (RANK_INDEX_URL, "rediss://cache:6379"),
@@ -613,16 +617,7 @@ mod tests {
 
     #[test]
     fn the_quota_defaults_on_needs_its_table_and_zero_turns_it_off() {
-        let base = [
-            (USERS_TABLE, "users"),
-            (SUBMISSIONS_TABLE, "subs"),
-            (REJECTIONS_QUEUE_URL, "http://q"),
-        ];
-        let with = |extra: &[(&'static str, &'static str)]| {
-            let mut pairs = base.to_vec();
-            pairs.extend_from_slice(extra);
-            ProcessorConfig::from_env(&env(&pairs))
-        };
+        let with = processor_config_with;
         let err = with(&[]).unwrap_err();
         assert!(
             matches!(

@@ -71,10 +71,6 @@ impl LazyCluster {
             PortError::Refused { service, detail }
         }
     }
-
-    pub fn service(&self) -> &'static str {
-        self.service
-    }
 }
 
 /// Checks a key namespace: letters, digits, `-` and `_`, not empty.
