@@ -3,7 +3,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BOARDS_ROUTES } from '../lib/score-pipeline-stack.ts';
-import { type CfnTemplate, functionId, ids, refTarget, resource, resourcesOfType, synth, synthDefault } from './support/synth.ts';
+import {
+  type CfnTemplate,
+  FUNCTION_IDS,
+  type FunctionName,
+  functionId,
+  functionProps,
+  ids,
+  refTarget,
+  resource,
+  resourcesOfType,
+  synth,
+  synthDefault,
+} from './support/synth.ts';
 
 /** Each route's key and the function its integration invokes (AWS_PROXY, payload 2.0). */
 function routeTargets(json: CfnTemplate): Record<string, string> {
@@ -75,14 +87,111 @@ describe('HTTP API', () => {
     assert.deepEqual(stages[0].DefaultRouteSettings, { ThrottlingRateLimit: 123, ThrottlingBurstLimit: 456 });
   });
 
-  it('writes JSON access logs with the request id to a log group with retention', () => {
-    const { json } = synth({ logRetentionDays: 60 });
-    const stage = resourcesOfType(json, 'AWS::ApiGatewayV2::Stage')[0]![1].Properties;
-    const group = resource(json, refTarget(stage.AccessLogSettings.DestinationArn)!);
-    assert.equal(group.Type, 'AWS::Logs::LogGroup');
-    assert.equal(group.Properties.RetentionInDays, 60);
-    const format = JSON.parse(stage.AccessLogSettings.Format);
-    assert.equal(format.requestId, '$context.requestId');
-    assert.equal(format.status, '$context.status');
+  it('writes no access logs by default: no AccessLogSettings, no log group but the functions\'', () => {
+    const { json } = synthDefault();
+    const stage = onlyStage(json);
+    assert.equal(stage.AccessLogSettings, undefined);
+    assert.deepEqual(Object.keys(stage).filter((key) => /log/i.test(key)), [], 'no logging property on the stage');
+    // Every log group is a function's own (its LoggingConfig names it): none is left for the API.
+    const functionGroups = (Object.keys(FUNCTION_IDS) as FunctionName[]).map((name) => refTarget(functionProps(json, name).LoggingConfig.LogGroup)!);
+    assert.deepEqual(logGroupIds(json), functionGroups.sort());
+    assert.equal(logGroupIds(json).length, 5);
+  });
+
+  it('with apiAccessLogs=true writes compact JSON access logs to a log group of its own, with the configured retention', () => {
+    for (const context of [{ apiAccessLogs: 'true' }, { apiAccessLogs: true }, { stages: { dev: { apiAccessLogs: true } } }]) {
+      const { json } = synth({ ...context, logRetentionDays: 60 });
+      const stage = onlyStage(json);
+      const groupId = refTarget(stage.AccessLogSettings.DestinationArn)!;
+      const group = resource(json, groupId);
+      assert.equal(group.Type, 'AWS::Logs::LogGroup', JSON.stringify(context));
+      assert.equal(group.Properties.RetentionInDays, 60);
+      assert.equal(group.DeletionPolicy, 'Delete', 'a dev stage deletes it with the stack');
+      assert.match(groupId, /^ApiAccessLogs[0-9A-F]{8}$/);
+      // The functions' five groups and this one.
+      assert.equal(logGroupIds(json).length, 6);
+      assert.deepEqual(JSON.parse(stage.AccessLogSettings.Format), {
+        requestId: '$context.requestId',
+        ip: '$context.identity.sourceIp',
+        request: '$context.httpMethod $context.path',
+        status: '$context.status',
+        latency: '$context.responseLatency',
+        error: '$context.integrationErrorMessage',
+      });
+    }
+  });
+
+  it('keeps the access log group like the other logs on a production stage, and writes none when told so', () => {
+    const prod = synth({ stage: 'prod', apiAccessLogs: 'true' }).json;
+    const group = resource(prod, refTarget(onlyStage(prod).AccessLogSettings.DestinationArn)!);
+    assert.equal(group.Properties.RetentionInDays, 90);
+    assert.equal(group.DeletionPolicy, 'Retain');
+    assert.equal(group.UpdateReplacePolicy, 'Retain');
+    const off = synth({ stages: { dev: { apiAccessLogs: true } }, apiAccessLogs: 'false' }).json;
+    assert.equal(onlyStage(off).AccessLogSettings, undefined, '-c apiAccessLogs=false wins over the stage block');
+    assert.equal(logGroupIds(off).length, 5);
+  });
+
+  it('renders an access log line of realistic values in under 140 bytes (about $0.06 per million requests)', () => {
+    const format: string = onlyStage(synth({ apiAccessLogs: 'true' }).json).AccessLogSettings.Format;
+    const realistic = {
+      '$context.requestId': 'JxP6vj3XoAMEb_w=',
+      '$context.identity.sourceIp': '203.0.113.45',
+      '$context.httpMethod': 'POST',
+      '$context.path': '/v1/scores',
+      '$context.status': '202',
+      '$context.responseLatency': '12',
+      '$context.integrationErrorMessage': '-',
+    };
+    const line = renderAccessLog(format, realistic);
+    assert.deepEqual(JSON.parse(line), {
+      requestId: 'JxP6vj3XoAMEb_w=',
+      ip: '203.0.113.45',
+      request: 'POST /v1/scores',
+      status: '202',
+      latency: '12',
+      error: '-',
+    });
+    const bytes = Buffer.byteLength(line, 'utf8');
+    assert.ok(bytes < ACCESS_LOG_LINE_BOUND, `${bytes} bytes (documented: 122): ${line}`);
+    // The longest IPv4 address (the API's endpoint is IPv4 only) and a latency near the 30 s
+    // integration limit stay under the bound too.
+    const longest = renderAccessLog(format, { ...realistic, '$context.identity.sourceIp': '255.255.255.255', '$context.responseLatency': '29999' });
+    assert.ok(Buffer.byteLength(longest, 'utf8') < ACCESS_LOG_LINE_BOUND, longest);
+    // The renderer refuses a variable it has no value for, so a new field cannot go unmeasured.
+    assert.throws(() => renderAccessLog('{"x":"$context.requestTime"}', realistic), /\$context\.requestTime/);
+  });
+
+  it('refuses an apiAccessLogs value other than true or false, naming the setting', () => {
+    for (const value of ['on', 'yes', 'TRUE', 1]) {
+      assert.throws(() => synth({ apiAccessLogs: value }), /context "apiAccessLogs": expected true or false/, String(value));
+    }
   });
 });
+
+/** The bound on a rendered access log line (bytes): 140 bytes at $0.50 per GB is $0.07 per million requests. */
+const ACCESS_LOG_LINE_BOUND = 140;
+
+function onlyStage(json: CfnTemplate): any {
+  const stages = resourcesOfType(json, 'AWS::ApiGatewayV2::Stage');
+  assert.equal(stages.length, 1);
+  return stages[0]![1].Properties;
+}
+
+function logGroupIds(json: CfnTemplate): string[] {
+  return resourcesOfType(json, 'AWS::Logs::LogGroup')
+    .map(([id]) => id)
+    .sort();
+}
+
+/**
+ * An access log line as API Gateway writes it: each `$context` variable replaced by its value
+ * (as is, no JSON escaping). Throws on a variable without a value.
+ */
+function renderAccessLog(format: string, values: Record<string, string>): string {
+  return format.replace(/\$context(?:\.[A-Za-z]+)+/g, (variable) => {
+    const value = values[variable];
+    if (value === undefined) throw new Error(`no value for ${variable}`);
+    return value;
+  });
+}

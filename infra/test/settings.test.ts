@@ -131,6 +131,33 @@ describe('settings', () => {
     }
   });
 
+  it('leave API access logs off by default; turn them on with true, from context as strings, JSON or a stage block', () => {
+    assert.equal(read({}).apiAccessLogs, false);
+    assert.equal(DEFAULTS.apiAccessLogs, false);
+    const prod = read({ stage: 'prod', jwtIssuer: 'i', jwtAudience: 'a', jwtPublicKeyPem: PEM });
+    assert.equal(prod.apiAccessLogs, false, 'off on production stages too');
+    assert.equal(read({ apiAccessLogs: 'true' }).apiAccessLogs, true);
+    assert.equal(read({ apiAccessLogs: true }).apiAccessLogs, true);
+    assert.equal(read({ apiAccessLogs: 'false' }).apiAccessLogs, false);
+    assert.equal(read({ apiAccessLogs: false }).apiAccessLogs, false);
+    assert.equal(read({ apiAccessLogs: '' }).apiAccessLogs, false, 'an empty -c value is the default');
+    assert.equal(read({ stage: 'qa', stages: { qa: { apiAccessLogs: true } } }).apiAccessLogs, true);
+    assert.equal(read({ stage: 'qa', stages: { qa: { apiAccessLogs: true } }, apiAccessLogs: 'false' }).apiAccessLogs, false, '-c wins');
+  });
+
+  it('refuse an apiAccessLogs value other than true or false', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ apiAccessLogs: 'on' }, /^context "apiAccessLogs": expected true or false, got "on"$/],
+      [{ apiAccessLogs: 'off' }, /^context "apiAccessLogs": expected true or false, got "off"$/],
+      [{ apiAccessLogs: 'TRUE' }, /^context "apiAccessLogs": expected true or false, got "TRUE"$/],
+      [{ apiAccessLogs: 1 }, /^context "apiAccessLogs": expected true or false, got 1$/],
+      [{ stage: 'qa', stages: { qa: { apiAccessLogs: 'yes' } } }, /^context "apiAccessLogs": expected true or false, got "yes"$/],
+    ];
+    for (const [context, message] of cases) {
+      assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));
+    }
+  });
+
   it('default the ranker, the boards function and the rank index', () => {
     const s = read({});
     assert.deepEqual(s.ranker, { memoryMb: 256, timeoutSeconds: 30, batchSize: 100, batchingWindowSeconds: 1, maxRecordAgeSeconds: 6 * 3600 });
