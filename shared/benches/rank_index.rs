@@ -1,12 +1,13 @@
 //! The rank index on a real Redis cluster (redis-server 7 as a one-node cluster, as
 //! `scripts/redis.sh run` starts it) with one board of 1,000,000 players: a player's standing
 //! (rank, and the entries around them) near the top, in the middle and at the bottom; a page at
-//! the top and one deep in the board through a cursor; and an offer that does not improve (what
-//! most accepted submissions are). Every one is a single script call whose work is logarithmic in
-//! the board's size, so the figures do not grow with the rank.
+//! the top and one deep in the board through a cursor; and an offer that does not improve. Every
+//! one is a single script call whose work is logarithmic in the board's size, so the figures do
+//! not grow with the rank.
 //!
 //! After the benches it measures the server's own time per call (`INFO commandstats`) against a
-//! plain `GET`, the basis of the ECPU estimate in docs/BENCHMARKS.md; the same for the quota
+//! plain `GET`, the basis of the ECPU estimate in docs/BENCHMARKS.md, and per submission for a
+//! ranker batch of 100 players new to their boards (every offer writes); the same for the quota
 //! counter's script (`shared/src/redis_quota.rs`), on a new window and on a known one, and the
 //! memory a window of one id takes (`INFO memory`), the basis of the quota's cache cost in
 //! docs/COSTS.md.
@@ -210,6 +211,46 @@ fn server_time_per_call(
         }
         let us = per_call(&mut connection, "evalsha").await;
         eprintln!("server time per call, an offer that does not improve: {us:?} us");
+
+        // What the ranker sends for a batch of 100 accepted submissions, each from a player new
+        // to its boards (the worst case: every offer writes), in one apply: with 40 heroes in
+        // play, and with every submission of its own hero.
+        let run = SubmissionId::new_unique().to_string();
+        for heroes in [40usize, 100] {
+            const BATCHES: usize = 100;
+            reset_stats(&mut connection).await;
+            let now = OffsetDateTime::now_utc();
+            for batch in 0..BATCHES {
+                let changes: Vec<BoardChange> = (0..100)
+                    .flat_map(|i| {
+                        let hero =
+                            HeroId::parse(&format!("h{heroes}-{}-{}", &run[24..], i % heroes))
+                                .unwrap();
+                        let entry = Entry {
+                            user_id: UserId::parse(format!("new-{batch:04}-{i:03}")).unwrap(),
+                            score: Score::new(1_000 + i as u32).unwrap(),
+                            submission_id: SubmissionId::new_unique(),
+                            received_at: now,
+                        };
+                        BoardRef::containing(&hero, now).map(|board| BoardChange::Offer {
+                            expires_at: board.board.expires_at(),
+                            board,
+                            entry: entry.clone(),
+                        })
+                    })
+                    .collect();
+                let changed = index.apply(&changes).await.unwrap();
+                assert!(changed.iter().all(|&c| c), "every offer is a new player's");
+            }
+            let (calls, usec) = calls_and_usec(&mut connection, "evalsha")
+                .await
+                .expect("INFO commandstats counts the script calls");
+            eprintln!(
+                "server time per submission, a ranker batch of 100 new players over {heroes} \
+                 heroes (three boards each): {:.2} us ({calls} calls for {BATCHES} batches)",
+                usec as f64 / (BATCHES * 100) as f64
+            );
+        }
         reset_stats(&mut connection).await;
         for _ in 0..CALLS {
             let _: Option<String> = redis::cmd("GET")

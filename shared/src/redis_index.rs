@@ -12,6 +12,10 @@
 //!
 //! Daily and weekly boards' keys expire at the end of their retention (`EXPIREAT`).
 //!
+//! [`RankIndex::apply`] makes one script call per board (and per [`APPLY_CHUNK`] changes) with
+//! that board's changes in order, so a ranker batch pays a call's fixed cost once per board it
+//! touches rather than once per offer.
+//!
 //! The scripts never compare strings with Lua's `<`, which collates by the server's locale: the
 //! fixed-width hex parts of a key are compared as numbers, eight digits at a time.
 
@@ -25,8 +29,9 @@ use crate::ports::{PortError, RankIndex};
 use crate::redis_cluster::{DEFAULT_NAMESPACE, LazyCluster, checked_namespace};
 
 const SERVICE: &str = "rank index";
-/// The first hex digits of a rank key: the inverted score and the receipt time.
-const KEY_PREFIX_DIGITS: usize = 24;
+/// Most changes one script call applies: a call blocks its shard while it runs (about 4 µs a
+/// change), so a large batch on one board goes in several.
+pub const APPLY_CHUNK: usize = 200;
 
 /// Compares fixed-width lowercase hex strings as numbers, eight digits at a time (exact in Lua's
 /// doubles), so the server's locale cannot change the order.
@@ -41,37 +46,55 @@ local function before(a, b)
 end
 ";
 
-/// KEYS: order, players, revoked. ARGV: user id, rank key, receipt time (16 hex), expiry (unix
-/// seconds or empty). Returns 1 if the entry became the player's, else 0.
-const OFFER: &str = r"
-local through = redis.call('HGET', KEYS[3], ARGV[1])
-if through and not before(through, ARGV[3]) then return 0 end
-local current = redis.call('HGET', KEYS[2], ARGV[1])
-if current and not before(string.sub(ARGV[2], 1, 24), string.sub(current, 1, 24)) then return 0 end
-if current then redis.call('ZREM', KEYS[1], current) end
-redis.call('ZADD', KEYS[1], 0, ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-if ARGV[4] ~= '' then
-  for i = 1, 3 do redis.call('EXPIREAT', KEYS[i], ARGV[4]) end
+/// Applies one board's changes in order, in one call. KEYS: order, players, revoked. ARGV: the
+/// board's expiry (unix seconds, or empty for a board that is kept), then three values per
+/// change: `o` and the user id and the rank key for an offer, or `r` and the user id and the
+/// receipt time (16 hex) through which the player is revoked. Returns, per change, 1 if it
+/// changed the board (an offer became the player's entry; a revocation took it off), else 0.
+///
+/// The expiry is set once per call, and only when the board's order lacks it (one `EXPIRETIME`
+/// instead of three `EXPIREAT`s per offer): every key of a board gets the same expiry, and
+/// order and players are created, and emptied, together.
+const APPLY: &str = r"
+local expiry = ARGV[1]
+local results = {}
+local offered, revoked = false, false
+for i = 2, #ARGV, 3 do
+  local kind, user, value = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local changed = 0
+  if kind == 'o' then
+    local through = redis.call('HGET', KEYS[3], user)
+    if not through or before(through, string.sub(value, 9, 24)) then
+      local current = redis.call('HGET', KEYS[2], user)
+      if not current or before(string.sub(value, 1, 24), string.sub(current, 1, 24)) then
+        if current then redis.call('ZREM', KEYS[1], current) end
+        redis.call('ZADD', KEYS[1], 0, value)
+        redis.call('HSET', KEYS[2], user, value)
+        offered = true
+        changed = 1
+      end
+    end
+  else
+    local kept = redis.call('HGET', KEYS[3], user)
+    if kept and before(value, kept) then value = kept end
+    redis.call('HSET', KEYS[3], user, value)
+    revoked = true
+    local current = redis.call('HGET', KEYS[2], user)
+    if current and not before(value, string.sub(current, 9, 24)) then
+      redis.call('ZREM', KEYS[1], current)
+      redis.call('HDEL', KEYS[2], user)
+      changed = 1
+    end
+  end
+  results[#results + 1] = changed
 end
-return 1
-";
-
-/// KEYS: order, players, revoked. ARGV: user id, revoked through (16 hex), expiry. Returns 1 if
-/// the player's entry went, else 0.
-const REVOKE: &str = r"
-local through = ARGV[2]
-local kept = redis.call('HGET', KEYS[3], ARGV[1])
-if kept and before(through, kept) then through = kept end
-redis.call('HSET', KEYS[3], ARGV[1], through)
-if ARGV[3] ~= '' then redis.call('EXPIREAT', KEYS[3], ARGV[3]) end
-local current = redis.call('HGET', KEYS[2], ARGV[1])
-if current and not before(through, string.sub(current, 9, 24)) then
-  redis.call('ZREM', KEYS[1], current)
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return 1
+if expiry ~= '' then
+  if revoked then redis.call('EXPIREAT', KEYS[3], expiry) end
+  if offered and redis.call('EXPIRETIME', KEYS[1]) ~= tonumber(expiry) then
+    for k = 1, 3 do redis.call('EXPIREAT', KEYS[k], expiry) end
+  end
 end
-return 0
+return results
 ";
 
 /// KEYS: order. ARGV: the key after which the page starts (or empty), how many. Returns how many
@@ -102,8 +125,7 @@ pub struct RedisRankIndex {
     cluster: LazyCluster,
     /// What every key starts with (`lb` by default), so deployments or tests can share a cluster.
     namespace: String,
-    offer: Script,
-    revoke: Script,
+    apply: Script,
     page: Script,
     standing: Script,
 }
@@ -131,8 +153,7 @@ impl RedisRankIndex {
         Ok(Self {
             cluster: LazyCluster::new(url, SERVICE)?,
             namespace,
-            offer: script(OFFER),
-            revoke: script(REVOKE),
+            apply: script(APPLY),
             page: script(PAGE),
             standing: script(STANDING),
         })
@@ -142,56 +163,59 @@ impl RedisRankIndex {
         self.cluster.connection().await
     }
 
-    async fn apply_one(
+    /// One script call for `changes`, all of one board, in order.
+    async fn apply_to_board(
         &self,
         mut connection: ClusterConnection,
-        change: &BoardChange,
-    ) -> Result<bool, PortError> {
-        let keys = BoardKeys::of(&self.namespace, change.board());
-        let expiry = |board: &BoardRef| {
-            board
-                .board
-                .expires_at()
-                .map(|at| at.unix_timestamp().to_string())
-                .unwrap_or_default()
-        };
-        let invocation = match change {
-            BoardChange::Offer { board, entry, .. } => {
-                let key = entry.rank_key();
-                let received = &key.as_str()[8..KEY_PREFIX_DIGITS];
-                let mut invocation = self.offer.prepare_invoke();
-                invocation
-                    .key(&keys.order)
-                    .key(&keys.players)
-                    .key(&keys.revoked)
-                    .arg(entry.user_id.as_str())
-                    .arg(key.as_str())
-                    .arg(received)
-                    .arg(expiry(board));
-                invocation
+        board: &BoardRef,
+        changes: &[&BoardChange],
+    ) -> Result<Vec<bool>, PortError> {
+        let keys = BoardKeys::of(&self.namespace, board);
+        let expiry = board
+            .board
+            .expires_at()
+            .map(|at| at.unix_timestamp().to_string())
+            .unwrap_or_default();
+        let mut invocation = self.apply.prepare_invoke();
+        invocation
+            .key(&keys.order)
+            .key(&keys.players)
+            .key(&keys.revoked)
+            .arg(expiry);
+        for change in changes {
+            match change {
+                BoardChange::Offer { entry, .. } => {
+                    invocation
+                        .arg("o")
+                        .arg(entry.user_id.as_str())
+                        .arg(entry.rank_key().as_str());
+                }
+                BoardChange::Revoke {
+                    user_id, through, ..
+                } => {
+                    let through = u64::try_from(through.unix_timestamp_nanos()).unwrap_or(0);
+                    invocation
+                        .arg("r")
+                        .arg(user_id.as_str())
+                        .arg(format!("{through:016x}"));
+                }
             }
-            BoardChange::Revoke {
-                board,
-                user_id,
-                through,
-            } => {
-                let through = u64::try_from(through.unix_timestamp_nanos()).unwrap_or(0);
-                let mut invocation = self.revoke.prepare_invoke();
-                invocation
-                    .key(&keys.order)
-                    .key(&keys.players)
-                    .key(&keys.revoked)
-                    .arg(user_id.as_str())
-                    .arg(format!("{through:016x}"))
-                    .arg(expiry(board));
-                invocation
-            }
-        };
-        let changed: i64 = invocation
+        }
+        let changed: Vec<i64> = invocation
             .invoke_async(&mut connection)
             .await
             .map_err(|error| self.cluster.error(error))?;
-        Ok(changed == 1)
+        if changed.len() != changes.len() {
+            return Err(PortError::Refused {
+                service: SERVICE,
+                detail: format!(
+                    "the apply script answered {} results for {} changes",
+                    changed.len(),
+                    changes.len()
+                ),
+            });
+        }
+        Ok(changed.into_iter().map(|c| c == 1).collect())
     }
 }
 
@@ -236,7 +260,8 @@ impl RankIndex for RedisRankIndex {
             return Ok(Vec::new());
         }
         let connection = self.connection().await?;
-        // One board's changes in order (an offer then a revocation must not swap); boards at once.
+        // One board's changes in order (an offer then a revocation must not swap), a script call
+        // per board and chunk; boards at once.
         let mut by_board: Vec<(String, Vec<usize>)> = Vec::new();
         for (index, change) in changes.iter().enumerate() {
             let key = change.board().key();
@@ -248,12 +273,15 @@ impl RankIndex for RedisRankIndex {
         let runs = by_board.iter().map(|(_, indexes)| {
             let connection = connection.clone();
             async move {
+                let board = changes[indexes[0]].board();
                 let mut results = Vec::with_capacity(indexes.len());
-                for &index in indexes {
-                    results.push((
-                        index,
-                        self.apply_one(connection.clone(), &changes[index]).await?,
-                    ));
+                for chunk in indexes.chunks(APPLY_CHUNK) {
+                    let chunk_changes: Vec<&BoardChange> =
+                        chunk.iter().map(|&index| &changes[index]).collect();
+                    let changed = self
+                        .apply_to_board(connection.clone(), board, &chunk_changes)
+                        .await?;
+                    results.extend(chunk.iter().copied().zip(changed));
                 }
                 Ok::<_, PortError>(results)
             }

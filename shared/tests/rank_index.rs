@@ -11,7 +11,7 @@ use shared::ids::{SubmissionId, UserId};
 use shared::memory::MemoryRankIndex;
 use shared::period::Period;
 use shared::ports::{PortError, RankIndex};
-use shared::redis_index::RedisRankIndex;
+use shared::redis_index::{APPLY_CHUNK, RedisRankIndex};
 use shared::submission::{HeroId, Score};
 use time::macros::{date, datetime};
 use time::{Duration, OffsetDateTime};
@@ -284,6 +284,17 @@ on_both![
     a_revocation_takes_the_player_off_and_keeps_earlier_scores_out,
 ];
 
+async fn expire_time(
+    connection: &mut ::redis::cluster_async::ClusterConnection,
+    name: &str,
+) -> i64 {
+    ::redis::cmd("EXPIRETIME")
+        .arg(name)
+        .query_async(connection)
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn redis_daily_and_weekly_boards_expire_with_their_retention_and_all_time_is_kept() {
     let index = redis_index();
@@ -299,20 +310,80 @@ async fn redis_daily_and_weekly_boards_expire_with_their_retention_and_all_time_
             .apply(&[offer(&board, &entry("alice", 1, T0))])
             .await
             .unwrap();
+        // The board's order already has its expiry: a later call that also creates the
+        // revocations hash must still give that key the board's expiry.
+        index
+            .apply(&[
+                offer(&board, &entry("bob", 2, T0)),
+                revoke(&board, "alice", T0),
+            ])
+            .await
+            .unwrap();
         expected.insert(board.key(), board.board.expires_at());
     }
     let client = ::redis::cluster::ClusterClient::new(vec![redis_url()]).unwrap();
     let mut connection = client.get_async_connection().await.unwrap();
     for (key, expires_at) in expected {
-        for part in ["order", "players"] {
+        for part in ["order", "players", "revoked"] {
             let name = format!("lb:{{{key}}}:{part}");
-            let at: i64 = ::redis::cmd("EXPIRETIME")
-                .arg(&name)
-                .query_async(&mut connection)
-                .await
-                .unwrap();
+            let at = expire_time(&mut connection, &name).await;
             assert_eq!(at, expires_at.map_or(-1, |t| t.unix_timestamp()), "{name}");
         }
+    }
+}
+
+/// More changes than one script call takes, on three boards at once, with players offering
+/// again across the calls' boundaries and revocations among them: the same answers and boards
+/// as the in-memory reference, and every daily key with its expiry.
+#[tokio::test]
+async fn redis_a_batch_longer_than_one_call_applies_in_order_on_every_board() {
+    let redis = redis_index();
+    let memory = MemoryRankIndex::new();
+    let hero = unique_hero("long");
+    let boards = BoardRef::containing(&hero, T0);
+    let count = APPLY_CHUNK * 2 + 17;
+    let mut changes = Vec::new();
+    for i in 0..count {
+        let player = format!("p{}", i % 150);
+        let at = T0 + Duration::seconds(i as i64);
+        let board = &boards[i % 3];
+        if i % 41 == 40 {
+            changes.push(revoke(board, &player, at));
+        } else {
+            let score = ((i * 7919) % 1000) as u32;
+            changes.push(offer(board, &entry(&player, score, at)));
+        }
+    }
+    let from_redis = redis.apply(&changes).await.unwrap();
+    assert_eq!(from_redis, memory.apply(&changes).await.unwrap());
+    assert!(
+        from_redis.iter().filter(|&&c| c).count() > 150,
+        "most offers change a board"
+    );
+    for board in &boards {
+        let on_redis = read_all(&redis, board, 50).await;
+        assert!(!on_redis.is_empty());
+        assert_eq!(
+            on_redis,
+            read_all(&memory, board, 50).await,
+            "{}",
+            board.key()
+        );
+    }
+    let client = ::redis::cluster::ClusterClient::new(vec![redis_url()]).unwrap();
+    let mut connection = client.get_async_connection().await.unwrap();
+    let daily = boards
+        .iter()
+        .find(|b| b.board.expires_at().is_some())
+        .expect("a submission counts on an expiring board");
+    let expected = daily.board.expires_at().unwrap().unix_timestamp();
+    for part in ["order", "players", "revoked"] {
+        let name = format!("lb:{{{}}}:{part}", daily.key());
+        assert_eq!(
+            expire_time(&mut connection, &name).await,
+            expected,
+            "{name}"
+        );
     }
 }
 
