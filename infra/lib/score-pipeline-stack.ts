@@ -229,15 +229,17 @@ const DASHBOARD_WIDGET_HEIGHT = 6;
  * The HTTP API's access log line, written only with `apiAccessLogs=true` (off by default). JSON
  * for Logs Insights, and only what the functions' own lines do not carry. Ingest writes a line for
  * each submission it accepts (with the correlation id) and for each request it refuses or fails
- * (method, path, status, error); the Api5xx alarm and the dashboard's 4xx/5xx graph come from API
- * Gateway's metrics. (Successful reads, status lookups and the boards function's leaderboards,
- * get no function line at the default level.) What is left is what only API Gateway sees:
+ * (method, path, status, source IP, error); the Api5xx alarm and the dashboard's 4xx/5xx graph
+ * come from API Gateway's metrics. (Successful reads, status lookups and the boards function's
+ * leaderboards, get no function line at the default level.) What is left is what only API Gateway
+ * sees:
  *
  * - the requests it answers itself, which no function logs: throttling (429 past
  *   `apiRateLimit`/`apiBurstLimit`) and integration failures (a 5xx when Lambda could not be
  *   invoked, failed or timed out), with `status` and `error` (the integration's error message,
  *   `-` when there is none);
- * - the caller's source IP (`ip`), which the functions do not log;
+ * - the caller's source IP (`ip`) of every request; ingest logs it (`source_ip`) only on the
+ *   lines of refused and failed requests;
  * - API Gateway's latency for the whole request (`latency`, ms), the integration's (and a cold
  *   start's) included;
  * - `requestId`, API Gateway's id of the request, which clients get as the `apigw-requestid`

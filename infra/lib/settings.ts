@@ -62,8 +62,25 @@ const STREAM_RETENTION_SECONDS = 86_400;
 const MIN_CACHE_DATA_STORAGE_GB = 1;
 const MAX_CACHE_DATA_STORAGE_GB = 5_000;
 /** ElastiCache Serverless: the range of a cache's ECPU per second limit. */
-const MIN_CACHE_ECPU_PER_SECOND = 1_000;
-const MAX_CACHE_ECPU_PER_SECOND = 15_000_000;
+export const MIN_CACHE_ECPU_PER_SECOND = 1_000;
+export const MAX_CACHE_ECPU_PER_SECOND = 15_000_000;
+/**
+ * The most submissions one request may carry (`POST /v1/scores/batch`; shared/src/limits.rs
+ * MAX_BATCH_SUBMISSIONS). Not the processor's batch (`MAX_PROCESSOR_BATCH_SIZE`), which only
+ * happens to be the same size.
+ */
+export const MAX_SUBMISSIONS_PER_REQUEST = 100;
+/**
+ * The rank index ECPUs budgeted per accepted submission. Measured, worst case (every offer
+ * writes): about 11 for its three leaderboard offers (32.6 µs of server time in the ranker's
+ * per-board script calls, at AWS's estimator rule of one ECPU per 3 µs; docs/BENCHMARKS.md, "A
+ * script call per board, and what an ECPU is", and docs/COSTS.md, the rank index's ECPUs). The
+ * rest is margin for the quota counter on the same cache (`quotaCounter=cache`: about 2.4 per
+ * user and processor batch, docs/COSTS.md; a batch request's submissions are all one caller's)
+ * and for board reads (a page of 100 takes 37.4 µs of server time and answers 9 KB: tens of
+ * ECPUs a request, against a full batch's 1,100; docs/BENCHMARKS.md, "The rank index").
+ */
+export const RANK_INDEX_ECPUS_PER_SUBMISSION = 12;
 /** ElastiCache Serverless: daily snapshots are kept 1 to 35 days. */
 const MAX_SNAPSHOT_RETENTION_DAYS = 35;
 /** SQS: the allowed range of a redrive policy's maxReceiveCount. */
@@ -119,13 +136,13 @@ export const DEFAULTS = {
   /**
    * Caps on the serverless rank index (ElastiCache Serverless for Valkey), so that a runaway
    * client or a bug cannot grow the bill without bound: 5 GB holds millions of board entries
-   * (each player's best on three boards per hero, the daily and weekly ones expiring), and
-   * 10,000 ECPU/s is several times what the API's default throttle (500 requests/s) and a busy
-   * ranker ask for. Past a cap the cache refuses writes (storage) or throttles (ECPU); it never
-   * bills more.
+   * (each player's best on three boards per hero, the daily and weekly ones expiring). Past a cap
+   * the cache refuses writes (storage) or throttles (ECPU); it never bills more. The ECPU cap,
+   * `rankIndexMaxEcpuPerSecond`, has no fixed default: it follows `apiRateLimit`
+   * (`defaultRankIndexMaxEcpuPerSecond`: 600,000 at the default 500 requests/s), so that the
+   * cache does not throttle load the API admits.
    */
   rankIndexMaxDataStorageGb: 5,
-  rankIndexMaxEcpuPerSecond: 10_000,
   /** Daily snapshots of the rank index: the stream holds only 24 hours, so they are its backup. */
   rankIndexSnapshotRetentionDays: 1,
   productionRankIndexSnapshotRetentionDays: 7,
@@ -181,7 +198,7 @@ export interface StreamConsumerSettings extends FunctionSettings {
 export interface RankIndexSettings {
   /** cacheUsageLimits.dataStorage.maximum (GB). */
   readonly maxDataStorageGb: number;
-  /** cacheUsageLimits.ecpuPerSecond.maximum. */
+  /** cacheUsageLimits.ecpuPerSecond.maximum; by default `defaultRankIndexMaxEcpuPerSecond(apiRateLimit)`. */
   readonly maxEcpuPerSecond: number;
   /** How many days daily snapshots are kept (snapshotRetentionLimit). */
   readonly snapshotRetentionDays: number;
@@ -249,6 +266,30 @@ export interface Settings {
   readonly missingJwtSettings: readonly string[];
 }
 
+/**
+ * The default of `rankIndexMaxEcpuPerSecond` (cacheUsageLimits.ecpuPerSecond.maximum): what the
+ * API's throttle can ask of the cache, `apiRateLimit` x `MAX_SUBMISSIONS_PER_REQUEST` x
+ * `RANK_INDEX_ECPUS_PER_SUBMISSION`, within the range ElastiCache accepts
+ * (`MIN_CACHE_ECPU_PER_SECOND`..`MAX_CACHE_ECPU_PER_SECOND`). 600,000 at the default 500
+ * requests/s.
+ *
+ * A fixed cap below that throttles the ranker and the quota counter under load the API admits:
+ * at 500 requests/s of full batches the cache can be asked for 500 x 100 x 11 = 550,000 ECPU/s,
+ * and even single submissions reach 500 x (11 + 2.4) = 6,700 ECPU/s; the earlier default of
+ * 10,000 held only 750 to 900 accepted submissions a second. So the cap does not shape normal
+ * traffic; it bounds what a bug or a runaway (a ranker replaying a stream in a loop, a script
+ * gone wrong) can spend beyond what the API admits. At the cap the cache's ECPUs cost at most
+ * cap x 2,592,000 s a month x $0.0023 per million ECPUs (docs/COSTS.md): about $3,577 a month for
+ * 600,000 ECPU/s. The API admits that much only at its full throttle, in full batches, around
+ * the clock, where API Gateway and DynamoDB cost far more: 1.3 billion requests a month, about
+ * $1,200 of API Gateway, carrying 130 billion submissions, over $80,000 of DynamoDB writes at one
+ * write unit each (docs/COSTS.md's prices).
+ */
+export function defaultRankIndexMaxEcpuPerSecond(apiRateLimit: number): number {
+  const wanted = apiRateLimit * MAX_SUBMISSIONS_PER_REQUEST * RANK_INDEX_ECPUS_PER_SUBMISSION;
+  return Math.min(MAX_CACHE_ECPU_PER_SECOND, Math.max(MIN_CACHE_ECPU_PER_SECOND, wanted));
+}
+
 /** Reads one context key; `app.node.tryGetContext` in the app, a map in tests. */
 export type ContextReader = (key: string) => unknown;
 
@@ -305,6 +346,8 @@ export function readSettings(context: ContextReader): Settings {
     // Behind the same HTTP API as ingest, so within the same integration timeout.
     timeoutSeconds: intValue(read, 'boardsTimeoutSeconds', DEFAULTS.boardsTimeoutSeconds, 1, MAX_INGEST_TIMEOUT_SECONDS),
   };
+  // Before the rank index: its ECPU cap follows the API's throttle by default.
+  const apiRateLimit = intValue(read, 'apiRateLimit', DEFAULTS.apiRateLimit, 1, 1_000_000);
   const rankIndex: RankIndexSettings = {
     maxDataStorageGb: intValue(
       read,
@@ -316,7 +359,7 @@ export function readSettings(context: ContextReader): Settings {
     maxEcpuPerSecond: intValue(
       read,
       'rankIndexMaxEcpuPerSecond',
-      DEFAULTS.rankIndexMaxEcpuPerSecond,
+      defaultRankIndexMaxEcpuPerSecond(apiRateLimit),
       MIN_CACHE_ECPU_PER_SECOND,
       MAX_CACHE_ECPU_PER_SECOND,
     ),
@@ -344,7 +387,6 @@ export function readSettings(context: ContextReader): Settings {
     );
   }
 
-  const apiRateLimit = intValue(read, 'apiRateLimit', DEFAULTS.apiRateLimit, 1, 1_000_000);
   const apiBurstLimit = intValue(read, 'apiBurstLimit', DEFAULTS.apiBurstLimit, 1, 1_000_000);
   const apiAccessLogs = booleanValue(read, 'apiAccessLogs', DEFAULTS.apiAccessLogs);
 

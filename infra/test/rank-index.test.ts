@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RANK_INDEX_PORT, STATUS_ACCEPTED, STATUS_ATTRIBUTE, STATUS_REJECTED } from '../lib/score-pipeline-stack.ts';
-import { DEFAULTS } from '../lib/settings.ts';
+import { DEFAULTS, defaultRankIndexMaxEcpuPerSecond } from '../lib/settings.ts';
 import { egressRules, ingressRules, processorNetworkIds, ruleString } from './support/network.ts';
 import {
   type CfnTemplate,
@@ -217,8 +217,9 @@ describe('rank index', () => {
   it('caps data storage and ECPUs and keeps daily snapshots, by default', () => {
     assert.deepEqual(cache.Properties.CacheUsageLimits, {
       DataStorage: { Maximum: DEFAULTS.rankIndexMaxDataStorageGb, Unit: 'GB' },
-      ECPUPerSecond: { Maximum: DEFAULTS.rankIndexMaxEcpuPerSecond },
+      ECPUPerSecond: { Maximum: 600_000 },
     });
+    assert.equal(defaultRankIndexMaxEcpuPerSecond(DEFAULTS.apiRateLimit), 600_000, 'the default API throttle x 100 x 12');
     assert.equal(cache.Properties.SnapshotRetentionLimit, 1);
     const prod = synth({ stage: 'prod' }).json;
     assert.equal(prod.Resources[ids(prod).rankIndex]!.Properties.SnapshotRetentionLimit, 7, 'production keeps a week');
@@ -231,7 +232,18 @@ describe('rank index', () => {
     assert.equal(p.SnapshotRetentionLimit, 3);
     assert.throws(() => synth({ rankIndexMaxDataStorageGb: 0 }), /rankIndexMaxDataStorageGb.*outside 1\.\.5000/);
     assert.throws(() => synth({ rankIndexMaxEcpuPerSecond: 999 }), /rankIndexMaxEcpuPerSecond.*outside 1000\.\.15000000/);
+    assert.throws(() => synth({ apiRateLimit: 10, rankIndexMaxEcpuPerSecond: 15_000_001 }), /rankIndexMaxEcpuPerSecond.*outside 1000\.\.15000000/);
     assert.throws(() => synth({ rankIndexSnapshotRetentionDays: 0 }), /rankIndexSnapshotRetentionDays.*outside 1\.\.35/);
+  });
+
+  it('caps ECPUs by the API throttle unless given a cap', () => {
+    const ecpuCap = (context: Record<string, unknown>) => {
+      const json = synth(context).json;
+      return json.Resources[ids(json).rankIndex]!.Properties.CacheUsageLimits.ECPUPerSecond.Maximum;
+    };
+    assert.equal(ecpuCap({ apiRateLimit: 10 }), 12_000);
+    assert.equal(ecpuCap({ apiRateLimit: 100_000 }), 15_000_000, 'clamped at the ElastiCache maximum');
+    assert.equal(ecpuCap({ apiRateLimit: 10, rankIndexMaxEcpuPerSecond: 7_000 }), 7_000, 'a given cap wins');
   });
 
   it('is deleted with a dev stack, and retained with the network it stands in by a production stack', () => {

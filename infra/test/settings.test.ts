@@ -5,9 +5,14 @@ import { describe, it } from 'node:test';
 import {
   DEFAULT_LAMBDA_ZIP_DIR,
   DEFAULTS,
+  defaultRankIndexMaxEcpuPerSecond,
+  MAX_CACHE_ECPU_PER_SECOND,
   MAX_RANKER_BATCH_SIZE,
+  MAX_SUBMISSIONS_PER_REQUEST,
   MAX_USER_QUOTA_LIMIT,
   MAX_USER_QUOTA_WINDOW_SECONDS,
+  MIN_CACHE_ECPU_PER_SECOND,
+  RANK_INDEX_ECPUS_PER_SUBMISSION,
   readSettings,
   SettingsError,
   stackName,
@@ -162,7 +167,7 @@ describe('settings', () => {
     const s = read({});
     assert.deepEqual(s.ranker, { memoryMb: 256, timeoutSeconds: 30, batchSize: 100, batchingWindowSeconds: 1, maxRecordAgeSeconds: 6 * 3600 });
     assert.deepEqual(s.boards, { memoryMb: 256, timeoutSeconds: 10 });
-    assert.deepEqual(s.rankIndex, { maxDataStorageGb: 5, maxEcpuPerSecond: 10_000, snapshotRetentionDays: 1 });
+    assert.deepEqual(s.rankIndex, { maxDataStorageGb: 5, maxEcpuPerSecond: 600_000, snapshotRetentionDays: 1 });
     assert.equal(s.rankerIteratorAgeAlarmSeconds, 300);
     const prod = read({ stage: 'prod', jwtIssuer: 'i', jwtAudience: 'a', jwtPublicKeyPem: PEM });
     assert.equal(prod.rankIndex.snapshotRetentionDays, 7, 'production keeps a week of snapshots');
@@ -186,6 +191,38 @@ describe('settings', () => {
     assert.deepEqual(s.boards, { memoryMb: 384, timeoutSeconds: 5 });
     assert.deepEqual(s.rankIndex, { maxDataStorageGb: 2, maxEcpuPerSecond: 1000, snapshotRetentionDays: 35 });
     assert.equal(s.rankerIteratorAgeAlarmSeconds, 600);
+  });
+
+  it('cap the rank index ECPUs by what the API throttle admits, unless given', () => {
+    // The rule's parts: a full batch request (shared/src/limits.rs) at 12 ECPUs a submission.
+    assert.equal(MAX_SUBMISSIONS_PER_REQUEST, 100);
+    assert.equal(RANK_INDEX_ECPUS_PER_SUBMISSION, 12);
+    assert.equal(DEFAULTS.apiRateLimit, 500);
+    assert.equal(read({}).rankIndex.maxEcpuPerSecond, 600_000, '500 requests/s x 100 x 12');
+    assert.equal(defaultRankIndexMaxEcpuPerSecond(DEFAULTS.apiRateLimit), 600_000);
+    assert.equal(read({ apiRateLimit: 10 }).rankIndex.maxEcpuPerSecond, 12_000);
+    assert.equal(read({ apiRateLimit: '2000' }).rankIndex.maxEcpuPerSecond, 2_400_000, 'from -c, as a string');
+    assert.equal(read({ stage: 'qa', stages: { qa: { apiRateLimit: 1 } } }).rankIndex.maxEcpuPerSecond, 1_200, 'from a stage block');
+    // Clamped into what ElastiCache accepts: 12,500 requests/s reach the maximum exactly.
+    assert.equal(read({ apiRateLimit: 12_500 }).rankIndex.maxEcpuPerSecond, MAX_CACHE_ECPU_PER_SECOND);
+    assert.equal(read({ apiRateLimit: 12_501 }).rankIndex.maxEcpuPerSecond, MAX_CACHE_ECPU_PER_SECOND);
+    assert.equal(read({ apiRateLimit: 1_000_000 }).rankIndex.maxEcpuPerSecond, 15_000_000);
+    assert.equal(defaultRankIndexMaxEcpuPerSecond(0), MIN_CACHE_ECPU_PER_SECOND, 'never below the minimum');
+    assert.equal(MIN_CACHE_ECPU_PER_SECOND, 1_000);
+    // An explicit cap wins over the rule, whatever the throttle, and is still validated.
+    assert.equal(read({ rankIndexMaxEcpuPerSecond: 10_000 }).rankIndex.maxEcpuPerSecond, 10_000);
+    assert.equal(read({ apiRateLimit: 10, rankIndexMaxEcpuPerSecond: '50000' }).rankIndex.maxEcpuPerSecond, 50_000);
+    assert.equal(read({ apiRateLimit: 1_000_000, rankIndexMaxEcpuPerSecond: 1_000 }).rankIndex.maxEcpuPerSecond, 1_000);
+    const staged = read({ stage: 'qa', apiRateLimit: 10, stages: { qa: { rankIndexMaxEcpuPerSecond: 2_000 } } });
+    assert.equal(staged.rankIndex.maxEcpuPerSecond, 2_000, 'a cap in the stage block wins over the rule too');
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ rankIndexMaxEcpuPerSecond: 999 }, /^context "rankIndexMaxEcpuPerSecond": 999 is outside 1000\.\.15000000$/],
+      [{ apiRateLimit: 10, rankIndexMaxEcpuPerSecond: 15_000_001 }, /^context "rankIndexMaxEcpuPerSecond": 15000001 is outside 1000\.\.15000000$/],
+      [{ apiRateLimit: 0 }, /^context "apiRateLimit": 0 is outside 1\.\.1000000$/],
+    ];
+    for (const [context, message] of cases) {
+      assert.throws(() => read(context), (e: unknown) => e instanceof SettingsError && message.test(e.message), JSON.stringify(context));
+    }
   });
 
   it('refuse ranker, boards and rank index settings out of range', () => {

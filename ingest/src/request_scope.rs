@@ -55,6 +55,21 @@ fn work_deadline(extensions: &Extensions) -> tokio::time::Instant {
     }
 }
 
+/// Where a request came from, for the line of a refusal or a failure (API Gateway's access log
+/// is off by default, so this is where an operator finds a misbehaving client's address): API
+/// Gateway's `sourceIp` under Lambda, the peer's address when the server keeps connect info.
+fn source_ip(extensions: &Extensions) -> Option<String> {
+    use lambda_http::request::RequestContext as Event;
+    match extensions.get::<Event>() {
+        Some(Event::ApiGatewayV2(context)) => return context.http.source_ip.clone(),
+        Some(Event::ApiGatewayV1(context)) => return context.identity.source_ip.clone(),
+        _ => {}
+    }
+    extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|connected| connected.0.ip().to_string())
+}
+
 /// The correlation id a request asked for, if it sent exactly one well-formed id. A repeated
 /// header is ignored like a malformed one: API Gateway would join the values with a comma,
 /// which no correlation id contains, so both fronts generate a fresh id.
@@ -111,6 +126,7 @@ where
         // Kept for the outcome's line, which only refusals and failures write.
         let method = request.method().clone();
         let path = request.uri().clone();
+        let source = source_ip(request.extensions());
         let header = HeaderValue::from_str(correlation_id.as_str()).ok();
         request.extensions_mut().insert(RequestContext {
             correlation_id,
@@ -124,15 +140,16 @@ where
             let refusal = response.extensions_mut().remove::<error::Refusal>();
             let elapsed_us = started.elapsed().as_micros() as u64;
             let (method, path, status) = (method.as_str(), path.path(), status.as_u16());
+            let source_ip = source.as_deref().unwrap_or("-");
             match refusal {
                 Some(error::Refusal(error)) if status >= 500 => {
-                    tracing::error!(parent: &span, method, path, status, elapsed_us, error, "request failed")
+                    tracing::error!(parent: &span, method, path, status, source_ip, elapsed_us, error, "request failed")
                 }
                 Some(error::Refusal(error)) => {
-                    tracing::info!(parent: &span, method, path, status, error, "request refused")
+                    tracing::info!(parent: &span, method, path, status, source_ip, error, "request refused")
                 }
                 None if status >= 500 => {
-                    tracing::error!(parent: &span, method, path, status, elapsed_us, "request failed")
+                    tracing::error!(parent: &span, method, path, status, source_ip, elapsed_us, "request failed")
                 }
                 None => {
                     tracing::debug!(parent: &span, method, path, status, elapsed_us, "request done")
@@ -173,5 +190,138 @@ mod tests {
             left <= std::time::Duration::from_millis(1_500),
             "{left:?}: 3 s left less the 1.5 s margin"
         );
+    }
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+    use serde_json::Value;
+    use shared::ports::PortError;
+    use tower::ServiceExt;
+
+    use crate::error::IngestError;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The Lambda JSON lines (at `info`, as deployed) that serving `request` through the layer
+    /// writes, with the response's status.
+    fn lines_of(request: Request) -> (u16, Vec<Value>) {
+        let router = Router::new()
+            .route("/refused", get(|| async { IngestError::NotFound }))
+            .route(
+                "/failed",
+                get(|| async {
+                    IngestError::QueueUnavailable(PortError::Unavailable {
+                        service: "submissions queue",
+                        detail: "connection reset".to_owned(),
+                    })
+                }),
+            )
+            .route("/fine", get(|| async { "fine" }))
+            .layer(RequestScopeLayer);
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = shared::telemetry::lambda_json_subscriber(
+            tracing_subscriber::EnvFilter::new("info"),
+            move || writer.clone(),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let status = tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async { router.oneshot(request).await.unwrap().status() })
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+            .collect();
+        (status.as_u16(), lines)
+    }
+
+    fn from_api_gateway(path: &str, source_ip: &str) -> Request {
+        let mut context = ApiGatewayV2httpRequestContext::default();
+        context.http.source_ip = Some(source_ip.to_owned());
+        let mut request = Request::builder()
+            .uri(path)
+            .header(crate::CORRELATION_ID_HEADER, "client-42")
+            .body(Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(lambda_http::request::RequestContext::ApiGatewayV2(context));
+        request
+    }
+
+    #[test]
+    fn a_refusal_is_one_info_line_with_its_reason_and_where_it_came_from() {
+        let (status, lines) = lines_of(from_api_gateway("/refused", "203.0.113.7"));
+        assert_eq!(status, 404);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["message"], "request refused");
+        assert_eq!(line["correlation_id"], "client-42");
+        assert_eq!(line["method"], "GET");
+        assert_eq!(line["path"], "/refused");
+        assert_eq!(line["status"], 404);
+        assert_eq!(line["error"], "not found");
+        assert_eq!(line["source_ip"], "203.0.113.7");
+    }
+
+    #[test]
+    fn a_failure_is_an_error_line_with_the_whole_cause_and_its_time() {
+        let (status, lines) = lines_of(from_api_gateway("/failed", "198.51.100.1"));
+        assert_eq!(status, 503);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["message"], "request failed");
+        assert_eq!(line["status"], 503);
+        let error = line["error"].as_str().unwrap();
+        assert!(
+            error.contains("submissions queue") && error.contains("connection reset"),
+            "{error}"
+        );
+        assert!(line["elapsed_us"].is_u64(), "{line}");
+        assert_eq!(line["source_ip"], "198.51.100.1");
+    }
+
+    #[test]
+    fn the_peer_address_stands_in_off_lambda_and_a_success_writes_no_outcome_line() {
+        let connected = |path: &str| {
+            let mut request = Request::builder().uri(path).body(Body::empty()).unwrap();
+            request.extensions_mut().insert(axum::extract::ConnectInfo(
+                std::net::SocketAddr::from(([127, 0, 0, 9], 4000)),
+            ));
+            request
+        };
+        let (_, lines) = lines_of(connected("/refused"));
+        assert_eq!(lines[0]["source_ip"], "127.0.0.9");
+        let (status, lines) = lines_of(connected("/fine"));
+        assert_eq!(status, 200);
+        assert!(lines.is_empty(), "{lines:?}");
+        // Nothing to tell where a request came from: the field says so.
+        let bare = Request::builder()
+            .uri("/refused")
+            .body(Body::empty())
+            .unwrap();
+        let (_, lines) = lines_of(bare);
+        assert_eq!(lines[0]["source_ip"], "-");
     }
 }
