@@ -218,9 +218,29 @@ const MESSAGE_RETENTION = Duration.days(14);
 const RANK_INDEX_ENGINE = 'valkey';
 const RANK_INDEX_MAJOR_ENGINE_VERSION = '8';
 export const RANK_INDEX_PORT = 6379;
+/**
+ * The rank index's CloudWatch metrics: namespace AWS/ElastiCache, and for a serverless cache only
+ * the dimension `clusterId` (camelCase) with the cache's name as its value. Not `CacheClusterId`
+ * (node-based clusters) nor `ServerlessCacheName`: a graph or alarm on either finds no data, so
+ * the graphs stay empty and the alarms never fire (cdklabs/cdk-monitoring-constructs#766).
+ */
+export const RANK_INDEX_METRICS_NAMESPACE = 'AWS/ElastiCache';
+export const RANK_INDEX_METRICS_DIMENSION = 'clusterId';
+/**
+ * Bytes in a GB of `rankIndexMaxDataStorageGb` (the cache's `DataStorage` limit, unit "GB").
+ * The CloudFormation and ElastiCache documentation say only "GB", not whether 10^9 or 2^30 bytes
+ * (CDK's alpha ServerlessCache construct assumes GiB); 10^9 is the smaller, so the
+ * storage alarm fires no later than its fraction of the cap either way (at 74.5 % of a cap of
+ * 2^30-byte GB: AWS recommends alarming at 75 %).
+ */
+export const BYTES_PER_GB = 1_000_000_000;
+/** The share of `rankIndexMaxDataStorageGb` at which the RankIndexStorageNearCap alarm fires. */
+export const RANK_INDEX_STORAGE_ALARM_FRACTION = 0.8;
 /** Alarm periods: short enough to page within minutes, long enough to smooth single blips. */
 const ALARM_PERIOD = Duration.minutes(5);
 const DLQ_ALARM_PERIOD = Duration.minutes(1);
+/** Throttling of the rank index: a minute at a time, alarming on 2 of 3 (one blip is not a page). */
+const THROTTLE_ALARM_PERIOD = Duration.minutes(1);
 /** Dashboard graphs: a point a minute (SQS and Lambda publish at that resolution). */
 const DASHBOARD_PERIOD = Duration.minutes(1);
 const DASHBOARD_WIDGET_WIDTH = 8;
@@ -572,6 +592,7 @@ export class ScorePipelineStack extends Stack {
     this.functionAlarms('Ranker', ranker.fn);
     this.functionAlarms('Boards', boards.fn);
     this.rankerAlarms(ranker.fn, rankerFailures);
+    this.rankIndexAlarms(rankIndex);
     this.alarm('Api5xx', {
       metric: api.api.metricServerError({ period: ALARM_PERIOD, statistic: 'Sum' }),
       threshold: s.api5xxAlarmThreshold - 1, // alarms fire above the threshold: at api5xxAlarmThreshold or more
@@ -591,6 +612,7 @@ export class ScorePipelineStack extends Stack {
       submissions,
       rejections,
       rankerFailures,
+      rankIndex,
       functions: { ingest: ingest.fn, processor: processor.fn, notifier: notifier.fn, ranker: ranker.fn, boards: boards.fn },
     });
 
@@ -1172,6 +1194,47 @@ export class ScorePipelineStack extends Stack {
     });
   }
 
+  /**
+   * The rank index nearing or at its caps (it holds the boards and, with quotaCounter=cache, the
+   * quota counters): commands throttled (past `rankIndexMaxEcpuPerSecond`, or load growing faster
+   * than the serverless cache scales), and stored data near `rankIndexMaxDataStorageGb`, where
+   * ElastiCache first evicts keys with an expiry (the boards and quota windows all have one) and
+   * then refuses writes.
+   */
+  private rankIndexAlarms(cache: elasticache.CfnServerlessCache): void {
+    const limits = this.settings.rankIndex;
+    this.alarm('RankIndexThrottled', {
+      metric: this.rankIndexMetric(cache, 'ThrottledCmds', { period: THROTTLE_ALARM_PERIOD, statistic: 'Sum' }),
+      threshold: 0,
+      evaluationPeriods: 3,
+      datapointsToAlarm: 2,
+      description:
+        `The rank index throttled commands in 2 of the last 3 minutes: the boards lag (the ranker retries) and quota counting is retried; ` +
+        `raise rankIndexMaxEcpuPerSecond (now ${limits.maxEcpuPerSecond}) or look for a runaway caller (ElastiCacheProcessingUnits and TotalCmdsCount on the dashboard)`,
+    });
+    this.alarm('RankIndexStorageNearCap', {
+      metric: this.rankIndexMetric(cache, 'BytesUsedForCache', { period: ALARM_PERIOD, statistic: 'Maximum' }),
+      threshold: rankIndexStorageAlarmBytes(limits.maxDataStorageGb),
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      description:
+        `The rank index holds at least ${RANK_INDEX_STORAGE_ALARM_FRACTION * 100} % of its ${limits.maxDataStorageGb} GB storage cap; ` +
+        `at the cap it evicts boards and quota windows and then refuses writes (boards stop updating, quota counting fails): ` +
+        `raise rankIndexMaxDataStorageGb or shorten the boards' retention (shared/src/period.rs)`,
+    });
+  }
+
+  /** One of the rank index's ElastiCache metrics, by the dimension serverless caches publish under. */
+  private rankIndexMetric(cache: elasticache.CfnServerlessCache, metricName: string, options: cloudwatch.MetricOptions): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: RANK_INDEX_METRICS_NAMESPACE,
+      metricName,
+      // Ref of a serverless cache is its name: the dimension follows the resource, never a copy
+      // of the name string (and the alarms and dashboard depend on the cache).
+      dimensionsMap: { [RANK_INDEX_METRICS_DIMENSION]: cache.serverlessCacheRef.serverlessCacheName },
+      ...options,
+    });
+  }
+
   /** One of this stage's EMF metrics of `fn` (summed unless `options` say otherwise). */
   private emfMetric<F extends Binary>(fn: F, metricName: EmfMetricName<F>, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return new cloudwatch.Metric({
@@ -1186,22 +1249,24 @@ export class ScorePipelineStack extends Stack {
   /**
    * The operator's view, `ScorePipeline-<stage>`, one row per part of the pipeline: the HTTP API,
    * the queues, what the processor and notifier did with their batches (their EMF metrics), the
-   * ranker's changes and stream lag, the functions' health, and the functions' cold starts (each
-   * one's ColdStart EMF metric).
+   * ranker's changes and stream lag, the rank index (ECPUs, storage against its cap, throttled
+   * commands, latency and commands: ElastiCache's metrics), the functions' health, and the
+   * functions' cold starts (each one's ColdStart EMF metric).
    */
   private dashboard(parts: {
     api: apigw.HttpApi;
     submissions: QueueWithDeadLetters;
     rejections: QueueWithDeadLetters;
     rankerFailures: sqs.Queue;
+    rankIndex: elasticache.CfnServerlessCache;
     functions: Record<Binary, lambda.Function>;
   }): cloudwatch.Dashboard {
     const period = DASHBOARD_PERIOD;
     const sum = { period, statistic: 'Sum' };
     const max = { period, statistic: 'Maximum' };
     const p99 = { period, statistic: 'p99' };
-    const graph = (title: string, left: cloudwatch.IMetric[], leftYAxis?: cloudwatch.YAxisProps) =>
-      new cloudwatch.GraphWidget({ title, left, leftYAxis, width: DASHBOARD_WIDGET_WIDTH, height: DASHBOARD_WIDGET_HEIGHT });
+    const graph = (title: string, left: cloudwatch.IMetric[], leftYAxis?: cloudwatch.YAxisProps, leftAnnotations?: cloudwatch.HorizontalAnnotation[]) =>
+      new cloudwatch.GraphWidget({ title, left, leftYAxis, leftAnnotations, width: DASHBOARD_WIDGET_WIDTH, height: DASHBOARD_WIDGET_HEIGHT });
     const queues = { submissions: parts.submissions, rejections: parts.rejections };
     const functions = Object.entries(parts.functions) as [Binary, lambda.Function][];
     const zero = { min: 0 };
@@ -1214,7 +1279,8 @@ export class ScorePipelineStack extends Stack {
         markdown:
           `# Score pipeline (${this.settings.stage})\n` +
           `Managed by the CloudFormation stack ${this.stackName} (infra/ in the repository): edit the CDK app, not this dashboard. ` +
-          `Processor, notifier and ranker batch figures and the cold starts are the functions' EMF metrics (namespace ${METRICS_NAMESPACE}, Stage=${this.settings.stage}).`,
+          `Processor, notifier and ranker batch figures and the cold starts are the functions' EMF metrics (namespace ${METRICS_NAMESPACE}, Stage=${this.settings.stage}); ` +
+          `the rank index graphs are ElastiCache's (namespace ${RANK_INDEX_METRICS_NAMESPACE}, ${RANK_INDEX_METRICS_DIMENSION}=${parts.rankIndex.serverlessCacheRef.serverlessCacheName}).`,
         width: 3 * DASHBOARD_WIDGET_WIDTH,
         height: 2,
       }),
@@ -1277,6 +1343,38 @@ export class ScorePipelineStack extends Stack {
       // How far the boards lag behind the submissions table.
       graph('Ranker stream lag (iterator age, ms)', [parts.functions.ranker.metric('IteratorAge', { ...max, label: 'iterator age max' })], zero),
     );
+    // The rank index. ECPUs are the only exact figure for its request bill (docs/COSTS.md); the
+    // cap is per second, so a minute's sum meets it only at the cap every second of the minute
+    // (throttling starts sooner in bursts): it is in the title rather than drawn, like the other
+    // graphs (no annotations) but storage, whose line is the alarm's.
+    const rankIndex = (metricName: string, options: cloudwatch.MetricOptions) => this.rankIndexMetric(parts.rankIndex, metricName, options);
+    const limits = this.settings.rankIndex;
+    const storageAlarmBytes = rankIndexStorageAlarmBytes(limits.maxDataStorageGb);
+    dashboard.addWidgets(
+      graph(
+        `Rank index ECPUs per minute (cap ${thousands(limits.maxEcpuPerSecond)}/s, ${thousands(limits.maxEcpuPerSecond * 60)} a minute)`,
+        [rankIndex('ElastiCacheProcessingUnits', { ...sum, label: 'ECPUs' })],
+        zero,
+      ),
+      graph(
+        `Rank index data stored (bytes; cap ${limits.maxDataStorageGb} GB)`,
+        [rankIndex('BytesUsedForCache', { ...max, label: 'bytes used max' })],
+        zero,
+        [{ value: storageAlarmBytes, label: `alarm: ${RANK_INDEX_STORAGE_ALARM_FRACTION * 100} % of the ${limits.maxDataStorageGb} GB cap` }],
+      ),
+      graph('Rank index throttled commands', [rankIndex('ThrottledCmds', { ...sum, label: 'throttled' })], zero),
+    );
+    dashboard.addWidgets(
+      graph(
+        'Rank index latency p99 (µs)',
+        [
+          rankIndex('SuccessfulReadRequestLatency', { ...p99, label: 'read p99' }),
+          rankIndex('SuccessfulWriteRequestLatency', { ...p99, label: 'write p99' }),
+        ],
+        zero,
+      ),
+      graph('Rank index commands', [rankIndex('TotalCmdsCount', { ...sum, label: 'commands' })], zero),
+    );
     dashboard.addWidgets(
       graph('Function errors', functions.map(([name, fn]) => fn.metricErrors({ ...sum, label: name })), zero),
       graph('Function throttles', functions.map(([name, fn]) => fn.metricThrottles({ ...sum, label: name })), zero),
@@ -1290,13 +1388,28 @@ export class ScorePipelineStack extends Stack {
     return dashboard;
   }
 
-  /** An alarm when `metric` exceeds `threshold`, notifying the alarm topic on alarm and recovery. */
-  private alarm(id: string, props: { metric: cloudwatch.IMetric; threshold: number; description: string }): cloudwatch.Alarm {
+  /**
+   * An alarm when `metric` exceeds `threshold` (or meets it, with GREATER_THAN_OR_EQUAL_TO_THRESHOLD)
+   * in one period, or in `datapointsToAlarm` of the last `evaluationPeriods`, notifying the alarm
+   * topic on alarm and recovery.
+   */
+  private alarm(
+    id: string,
+    props: {
+      metric: cloudwatch.IMetric;
+      threshold: number;
+      description: string;
+      comparisonOperator?: cloudwatch.ComparisonOperator;
+      evaluationPeriods?: number;
+      datapointsToAlarm?: number;
+    },
+  ): cloudwatch.Alarm {
     const alarm = new cloudwatch.Alarm(this, id, {
       metric: props.metric,
       threshold: props.threshold,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
+      comparisonOperator: props.comparisonOperator ?? cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: props.evaluationPeriods ?? 1,
+      datapointsToAlarm: props.datapointsToAlarm,
       // No data means no traffic (or an empty queue), not a problem.
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       alarmDescription: `${props.description} (${this.settings.stage})`,
@@ -1305,6 +1418,16 @@ export class ScorePipelineStack extends Stack {
     alarm.addOkAction(this.alarmAction);
     return alarm;
   }
+}
+
+/** The rank index's stored bytes that raise RankIndexStorageNearCap: the alarm's share of the cap. */
+export function rankIndexStorageAlarmBytes(maxDataStorageGb: number): number {
+  return Math.round(RANK_INDEX_STORAGE_ALARM_FRACTION * maxDataStorageGb * BYTES_PER_GB);
+}
+
+/** 36000000 as "36,000,000", whatever the machine's locale. */
+function thousands(n: number): string {
+  return String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
 }
 
 /** At least VISIBILITY_TIMEOUT_FACTOR x the consumer's timeout, plus its batching window. */

@@ -4,7 +4,19 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { METRICS_NAMESPACE } from '../lib/score-pipeline-stack.ts';
 import { DEFAULTS } from '../lib/settings.ts';
-import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, logicalId, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
+import {
+  type CfnTemplate,
+  FUNCTION_IDS,
+  type FunctionName,
+  functionId,
+  ids,
+  logicalId,
+  refTarget,
+  resource,
+  resourcesOfType,
+  synth,
+  synthDefault,
+} from './support/synth.ts';
 
 interface AlarmProps {
   Namespace: string;
@@ -14,6 +26,9 @@ interface AlarmProps {
   Statistic?: string;
   Period?: number;
   ComparisonOperator: string;
+  EvaluationPeriods: number;
+  DatapointsToAlarm?: number;
+  AlarmDescription: string;
   AlarmActions: unknown[];
   OKActions?: unknown[];
   TreatMissingData?: string;
@@ -143,6 +158,53 @@ describe('alarms', () => {
     assert.equal(firesAt(found[0]!), 1, 'depth > 0');
   });
 
+  /** The one alarm whose construct id is `id`, checked to watch the rank index by its clusterId. */
+  const rankIndexAlarm = (t: CfnTemplate, id: string, metric: string): AlarmProps => {
+    const props = resource(t, logicalId(t, 'AWS::CloudWatch::Alarm', id)).Properties as AlarmProps;
+    assert.equal(props.Namespace, 'AWS/ElastiCache', id);
+    assert.equal(props.MetricName, metric, id);
+    // The only dimension serverless caches publish under, valued by Ref of the cache: its name.
+    assert.deepEqual(props.Dimensions, [{ Name: 'clusterId', Value: { Ref: ids(t).rankIndex } }], id);
+    assert.deepEqual(alarmsOn(t, 'AWS/ElastiCache', metric, 'clusterId', ids(t).rankIndex), [props], `${id}: the only alarm on ${metric}`);
+    return props;
+  };
+
+  it('fire when the rank index throttles commands in 2 of 3 minutes', () => {
+    const a = rankIndexAlarm(json, 'RankIndexThrottled', 'ThrottledCmds');
+    assert.equal(a.Statistic, 'Sum');
+    assert.equal(a.Period, 60);
+    assert.equal(firesAt(a), 1, 'any throttled command');
+    assert.equal(a.EvaluationPeriods, 3);
+    assert.equal(a.DatapointsToAlarm, 2);
+    assert.equal(a.TreatMissingData, 'notBreaching');
+    assert.match(a.AlarmDescription, /raise rankIndexMaxEcpuPerSecond \(now 600000\) or look for a runaway caller/);
+    // The other alarms keep one period of one.
+    for (const other of alarms(json).filter((x) => x.MetricName !== 'ThrottledCmds')) {
+      assert.equal(other.EvaluationPeriods, 1, other.MetricName);
+      assert.equal(other.DatapointsToAlarm, undefined, other.MetricName);
+    }
+  });
+
+  it('fire when the rank index stores 80 % of rankIndexMaxDataStorageGb (GB = 10^9 bytes)', () => {
+    const a = rankIndexAlarm(json, 'RankIndexStorageNearCap', 'BytesUsedForCache');
+    assert.equal(a.Statistic, 'Maximum');
+    assert.equal(a.Period, 300);
+    assert.equal(DEFAULTS.rankIndexMaxDataStorageGb, 5);
+    assert.equal(firesAt(a), 4_000_000_000);
+    assert.equal(a.ComparisonOperator, 'GreaterThanOrEqualToThreshold');
+    assert.equal(a.TreatMissingData, 'notBreaching');
+    assert.match(a.AlarmDescription, /80 % of its 5 GB storage cap.*refuses writes.*raise rankIndexMaxDataStorageGb or shorten/);
+    const custom = synth({ rankIndexMaxDataStorageGb: 10 }).json;
+    assert.equal(firesAt(rankIndexAlarm(custom, 'RankIndexStorageNearCap', 'BytesUsedForCache')), 8_000_000_000);
+    assert.equal(firesAt(rankIndexAlarm(synth({ rankIndexMaxDataStorageGb: 1 }).json, 'RankIndexStorageNearCap', 'BytesUsedForCache')), 800_000_000);
+  });
+
+  it('watch the rank index whichever quota counter (it holds the boards either way)', () => {
+    const table = synth({ quotaCounter: 'table' }).json;
+    rankIndexAlarm(table, 'RankIndexThrottled', 'ThrottledCmds');
+    rankIndexAlarm(table, 'RankIndexStorageNearCap', 'BytesUsedForCache');
+  });
+
   it('leave cold starts to the dashboard: no alarm on ColdStart', () => {
     assert.deepEqual(alarms(json).filter((a) => a.MetricName === 'ColdStart'), []);
   });
@@ -150,8 +212,8 @@ describe('alarms', () => {
   it('all notify the alarm topic on alarm and on recovery, and treat no data as fine', () => {
     const all = alarms(json);
     // DLQs, queue ages, Errors and Throttles of each function, API 5xx, processor FailedRecords,
-    // ranker UnreadableChanges, IteratorAge and failure queue.
-    assert.equal(all.length, 2 + 2 + 5 * 2 + 1 + 1 + 3);
+    // ranker UnreadableChanges, IteratorAge and failure queue, rank index throttling and storage.
+    assert.equal(all.length, 2 + 2 + 5 * 2 + 1 + 1 + 3 + 2);
     for (const a of all) {
       assert.deepEqual(a.AlarmActions.map(refTarget), [r.alarmTopic], a.MetricName);
       assert.deepEqual(a.OKActions?.map(refTarget), [r.alarmTopic], a.MetricName);

@@ -1,6 +1,6 @@
 // The CloudWatch dashboard: its name, and that its widgets show the API, the queues, the
-// processor's, notifier's and ranker's EMF metrics, the ranker's stream lag, the functions, and
-// every function's cold starts.
+// processor's, notifier's and ranker's EMF metrics, the ranker's stream lag, the rank index's
+// ElastiCache metrics, the functions, and every function's cold starts.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -13,64 +13,8 @@ import {
   PROCESSOR_METRICS,
   RANKER_METRICS,
 } from '../lib/score-pipeline-stack.ts';
-import { type CfnTemplate, FUNCTION_IDS, type FunctionName, functionId, ids, refTarget, resourcesOfType, synth, synthDefault } from './support/synth.ts';
-
-interface Dashboard {
-  name: string;
-  /** The DashboardBody as one string, references written as `${LogicalId}`. */
-  text: string;
-  widgets: Widget[];
-}
-
-interface Widget {
-  type: string;
-  properties: { title?: string; markdown?: string; metrics?: unknown[][] };
-}
-
-/** One metric line of a graph: namespace, name, dimensions, and its rendering options. */
-interface MetricLine {
-  widget: string;
-  namespace: string;
-  name: string;
-  dimensions: Record<string, string>;
-  stat: string;
-  period: number;
-}
-
-function dashboard(json: CfnTemplate): Dashboard {
-  const found = resourcesOfType(json, 'AWS::CloudWatch::Dashboard');
-  assert.equal(found.length, 1, 'one dashboard');
-  const props = found[0]![1].Properties;
-  // The body is a Fn::Join of string pieces and references (region, API id, queue names,
-  // function names); a reference becomes `${LogicalId}` so the body parses as JSON.
-  const [separator, parts] = props.DashboardBody['Fn::Join'] as [string, unknown[]];
-  const text = parts
-    .map((part) => {
-      if (typeof part === 'string') return part;
-      const target = refTarget(part);
-      if (target === undefined) throw new Error(`unexpected piece ${JSON.stringify(part)}`);
-      return `\${${target}}`;
-    })
-    .join(separator);
-  return { name: props.DashboardName, text, widgets: JSON.parse(text).widgets };
-}
-
-function metricLines(d: Dashboard): MetricLine[] {
-  return d.widgets.flatMap((w) =>
-    (w.properties.metrics ?? []).map((m) => {
-      const options = m.at(-1) as { stat: string; period: number };
-      const [namespace, name, ...dims] = m.slice(0, -1) as string[];
-      const dimensions: Record<string, string> = {};
-      for (let i = 0; i < dims.length; i += 2) dimensions[dims[i]!] = dims[i + 1]!;
-      return { widget: w.properties.title ?? '', namespace: namespace!, name: name!, dimensions, stat: options.stat, period: options.period };
-    }),
-  );
-}
-
-/** The lines showing `namespace`/`name`, optionally only those with dimension `key` = `value`. */
-function linesOf(lines: MetricLine[], namespace: string, name: string, key?: string, value?: string): MetricLine[] {
-  return lines.filter((l) => l.namespace === namespace && l.name === name && (key === undefined || l.dimensions[key] === value));
-}
+import { dashboard, linesOf, metricLines, type Widget } from './support/dashboard.ts';
+import { FUNCTION_IDS, type FunctionName, functionId, ids, synth, synthDefault } from './support/synth.ts';
 
 describe('dashboard', () => {
   const { json } = synthDefault();
@@ -214,6 +158,46 @@ describe('dashboard', () => {
     );
   });
 
+  it("shows the rank index's ECPUs, storage against the alarm line, throttled commands, latency and commands, by clusterId", () => {
+    const cache = `\${${r.rankIndex}}`; // Ref: the cache's name
+    const expected: [string, string][] = [
+      ['ElastiCacheProcessingUnits', 'Sum'],
+      ['BytesUsedForCache', 'Maximum'],
+      ['ThrottledCmds', 'Sum'],
+      ['SuccessfulReadRequestLatency', 'p99'],
+      ['SuccessfulWriteRequestLatency', 'p99'],
+      ['TotalCmdsCount', 'Sum'],
+    ];
+    for (const [name, stat] of expected) {
+      const found = linesOf(lines, 'AWS/ElastiCache', name, 'clusterId', cache);
+      assert.equal(found.length, 1, name);
+      assert.equal(found[0]!.stat, stat, name);
+      assert.equal(found[0]!.period, 60, name);
+      assert.deepEqual(Object.keys(found[0]!.dimensions), ['clusterId'], `${name}: the only dimension serverless caches publish under`);
+    }
+    // Read and write latency share a graph, as the functions' durations do.
+    assert.equal(new Set(['SuccessfulReadRequestLatency', 'SuccessfulWriteRequestLatency'].map((n) => linesOf(lines, 'AWS/ElastiCache', n)[0]!.widget)).size, 1);
+    // The plain text search the body must pass: the metric names and the dimension.
+    for (const name of expected.map(([name]) => name)) assert.ok(d.text.includes(`["AWS/ElastiCache","${name}","clusterId","${cache}"`), name);
+    assert.ok(d.widgets[0]!.properties.markdown!.includes(`clusterId=${cache}`), 'the header names the dimension');
+  });
+
+  it('draws the storage alarm line at 80 % of rankIndexMaxDataStorageGb and names the ECPU cap', () => {
+    const storage = (t: typeof json) => {
+      const w = dashboard(t).widgets.filter((w) => (w.properties.metrics ?? []).some((m) => m[1] === 'BytesUsedForCache'));
+      assert.equal(w.length, 1);
+      return w[0]!;
+    };
+    assert.deepEqual(storage(json).properties.annotations?.horizontal?.map((a) => a.value), [4_000_000_000]);
+    const custom = synth({ rankIndexMaxDataStorageGb: 10, rankIndexMaxEcpuPerSecond: 50_000 }).json;
+    assert.deepEqual(storage(custom).properties.annotations?.horizontal?.map((a) => a.value), [8_000_000_000]);
+    const ecpuTitle = (t: typeof json) => metricLines(dashboard(t)).find((l) => l.name === 'ElastiCacheProcessingUnits')!.widget;
+    assert.match(ecpuTitle(json), /cap 600,000\/s, 36,000,000 a minute/);
+    assert.match(ecpuTitle(custom), /cap 50,000\/s, 3,000,000 a minute/);
+    // No other graph draws a line.
+    assert.equal(d.widgets.filter((w) => w.properties.annotations !== undefined).length, 1);
+  });
+
   it('shows errors, throttles and duration of all five functions', () => {
     for (const fn of Object.keys(FUNCTION_IDS) as FunctionName[]) {
       for (const name of ['Errors', 'Throttles', 'Duration']) {
@@ -225,7 +209,7 @@ describe('dashboard', () => {
 
   it('lays its graphs out on the 24-column grid', () => {
     const metricWidgets = d.widgets.filter((w) => w.type === 'metric');
-    assert.equal(metricWidgets.length, 15);
+    assert.equal(metricWidgets.length, 20);
     for (const w of d.widgets as (Widget & { x: number; width: number })[]) {
       assert.ok(w.x + w.width <= 24, w.properties.title);
     }

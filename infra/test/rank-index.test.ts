@@ -1,11 +1,13 @@
 // The players' leaderboards: the rank index (ElastiCache Serverless), the VPC it lives in, the
-// security groups between it and its two clients, and the ranker's stream event source. (The
-// processor's place in that VPC, with quotaCounter=cache, is in quota-counter.test.ts.)
+// security groups between it and its two clients, the dimension its metrics are watched by, and
+// the ranker's stream event source. (The processor's place in that VPC, with quotaCounter=cache,
+// is in quota-counter.test.ts; its alarms and graphs in alarms.test.ts and dashboard.test.ts.)
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RANK_INDEX_PORT, STATUS_ACCEPTED, STATUS_ATTRIBUTE, STATUS_REJECTED } from '../lib/score-pipeline-stack.ts';
 import { DEFAULTS, defaultRankIndexMaxEcpuPerSecond } from '../lib/settings.ts';
+import { dashboard, metricLines } from './support/dashboard.ts';
 import { egressRules, ingressRules, processorNetworkIds, ruleString } from './support/network.ts';
 import {
   type CfnTemplate,
@@ -277,6 +279,73 @@ describe('rank index', () => {
   it('refuses stage names the cache name cannot hold', () => {
     assert.throws(() => synth({ stage: 'qa--1' }), /context "stage".*"--"/);
     assert.throws(() => synth({ stage: 'qa-' }), /context "stage".*end with "-"/);
+  });
+});
+
+/** A metric of the template on AWS/ElastiCache: where it is, its dimensions' names and values. */
+interface CacheMetric {
+  where: string;
+  names: string[];
+  values: unknown[];
+}
+
+/**
+ * Every AWS/ElastiCache metric in the template: any object with that Namespace (an alarm's metric,
+ * or one in a metric math alarm's MetricStat), and every line of the dashboard on that namespace.
+ */
+function elastiCacheMetrics(t: CfnTemplate): CacheMetric[] {
+  const found: CacheMetric[] = [];
+  const walk = (value: unknown, where: string): void => {
+    if (Array.isArray(value)) return value.forEach((v, i) => walk(v, `${where}[${i}]`));
+    if (value === null || typeof value !== 'object') return;
+    const o = value as Record<string, unknown>;
+    if (o.Namespace === 'AWS/ElastiCache') {
+      const dimensions = (o.Dimensions ?? []) as { Name: string; Value: unknown }[];
+      found.push({ where, names: dimensions.map((d) => d.Name), values: dimensions.map((d) => d.Value) });
+    }
+    for (const [key, inner] of Object.entries(o)) walk(inner, `${where}.${key}`);
+  };
+  for (const [id, res] of Object.entries(t.Resources)) walk(res.Properties, id);
+  for (const l of metricLines(dashboard(t)).filter((l) => l.namespace === 'AWS/ElastiCache')) {
+    found.push({ where: `dashboard: ${l.widget}: ${l.name}`, names: Object.keys(l.dimensions), values: Object.values(l.dimensions) });
+  }
+  return found;
+}
+
+describe('rank index metrics', () => {
+  const templates: [string, CfnTemplate][] = [
+    ['dev', synthDefault().json],
+    ['prod', synth({ stage: 'prod' }).json],
+    ['quotaCounter=table', synth({ quotaCounter: 'table' }).json],
+  ];
+
+  it('are all watched by clusterId, the one dimension serverless caches publish under, valued by Ref of the cache (its name)', () => {
+    for (const [what, t] of templates) {
+      const metrics = elastiCacheMetrics(t);
+      // Two alarms; six dashboard lines (ECPUs, bytes, throttled, read and write latency, commands).
+      assert.equal(metrics.length, 2 + 6, what);
+      for (const m of metrics) {
+        assert.deepEqual(m.names, ['clusterId'], `${what}: ${m.where}`);
+        const value = m.values[0];
+        const target = typeof value === 'string' ? /^\$\{(.+)\}$/.exec(value)?.[1] : refTarget(value);
+        assert.equal(target, ids(t).rankIndex, `${what}: ${m.where}: Ref of the cache, not a copy of its name`);
+        if (typeof value !== 'string') assert.deepEqual(value, { Ref: ids(t).rankIndex }, `${what}: ${m.where}`);
+      }
+    }
+  });
+
+  it('never use CacheClusterId (node-based clusters) or ServerlessCacheName: a graph or alarm on either gets no data', () => {
+    for (const [what, t] of templates) {
+      for (const m of elastiCacheMetrics(t)) {
+        for (const wrong of ['CacheClusterId', 'ServerlessCacheName']) assert.ok(!m.names.includes(wrong), `${what}: ${m.where} uses ${wrong}`);
+      }
+      // Nothing in the stack is a node-based cluster: the string has no business anywhere.
+      assert.ok(!JSON.stringify(t).includes('CacheClusterId'), `${what}: CacheClusterId in the template`);
+      // ServerlessCacheName is the cache's own property, and nothing else's.
+      assert.ok(!dashboard(t).text.includes('ServerlessCacheName'), `${what}: ServerlessCacheName in the dashboard`);
+      const alarms = resourcesOfType(t, 'AWS::CloudWatch::Alarm').map(([, a]) => JSON.stringify(a));
+      assert.ok(!alarms.some((a) => a.includes('ServerlessCacheName')), `${what}: ServerlessCacheName in an alarm`);
+    }
   });
 });
 
