@@ -299,7 +299,8 @@ async fn expire_time(
 async fn redis_daily_and_weekly_boards_expire_with_their_retention_and_all_time_is_kept() {
     let index = redis_index();
     let hero = unique_hero("expiry");
-    let today = date!(2026 - 12 - 02);
+    // Today's boards: a fixed date's daily board would, 90 days on, expire as it is written.
+    let today = OffsetDateTime::now_utc().date();
     let mut expected = HashMap::new();
     for period in Period::ALL {
         let board = BoardRef {
@@ -340,12 +341,14 @@ async fn redis_a_batch_longer_than_one_call_applies_in_order_on_every_board() {
     let redis = redis_index();
     let memory = MemoryRankIndex::new();
     let hero = unique_hero("long");
-    let boards = BoardRef::containing(&hero, T0);
+    // Boards of now, not of T0: an expired daily board would be dropped as it is written.
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let boards = BoardRef::containing(&hero, now);
     let count = APPLY_CHUNK * 2 + 17;
     let mut changes = Vec::new();
     for i in 0..count {
         let player = format!("p{}", i % 150);
-        let at = T0 + Duration::seconds(i as i64);
+        let at = now + Duration::seconds(i as i64);
         let board = &boards[i % 3];
         if i % 41 == 40 {
             changes.push(revoke(board, &player, at));
