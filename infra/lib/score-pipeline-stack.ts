@@ -27,8 +27,8 @@
 //
 //   table            in the quotas table (a conditional UpdateItem per user and batch, $0.625 per
 //                    million in the worst case of one submission per batch): the processor stays
-//                    outside the VPC and no endpoint exists, so no fixed cost. Below roughly 27
-//                    million single submissions a month ($14.60 / $0.55 per million, what the
+//                    outside the VPC and no endpoint exists, so no fixed cost. Below roughly 25
+//                    million single submissions a month ($14.60 / $0.59 per million, what the
 //                    cache saves net of its own cost per call: docs/COSTS.md) that is the
 //                    cheaper choice; with batching clients, far beyond.
 //
@@ -1198,8 +1198,9 @@ export class ScorePipelineStack extends Stack {
    * The rank index nearing or at its caps (it holds the boards and, with quotaCounter=cache, the
    * quota counters): commands throttled (past `rankIndexMaxEcpuPerSecond`, or load growing faster
    * than the serverless cache scales), and stored data near `rankIndexMaxDataStorageGb`, where
-   * ElastiCache first evicts keys with an expiry (the boards and quota windows all have one) and
-   * then refuses writes.
+   * ElastiCache first evicts keys with an expiry (daily and weekly boards, quota windows; the
+   * all-time boards have none) and then refuses writes. Eviction takes single keys, so it can
+   * split a board's order from its players: the alarm fires well before.
    */
   private rankIndexAlarms(cache: elasticache.CfnServerlessCache): void {
     const limits = this.settings.rankIndex;
@@ -1218,7 +1219,7 @@ export class ScorePipelineStack extends Stack {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       description:
         `The rank index holds at least ${RANK_INDEX_STORAGE_ALARM_FRACTION * 100} % of its ${limits.maxDataStorageGb} GB storage cap; ` +
-        `at the cap it evicts boards and quota windows and then refuses writes (boards stop updating, quota counting fails): ` +
+        `at the cap it evicts daily and weekly boards and quota windows and then refuses writes (boards stop updating, quota counting fails): ` +
         `raise rankIndexMaxDataStorageGb or shorten the boards' retention (shared/src/period.rs)`,
     });
   }

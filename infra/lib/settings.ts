@@ -77,7 +77,7 @@ export const MAX_SUBMISSIONS_PER_REQUEST = 100;
  * script call per board, and what an ECPU is", and docs/COSTS.md, the rank index's ECPUs). The
  * rest is margin for the quota counter on the same cache (`quotaCounter=cache`: about 2.4 per
  * user and processor batch, docs/COSTS.md; a batch request's submissions are all one caller's)
- * and for board reads (a page of 100 takes 37.4 µs of server time and answers 9 KB: tens of
+ * and for board reads (a page of 100 takes 28 to 37 µs of server time and answers 9 KB: 11 to 13
  * ECPUs a request, against a full batch's 1,100; docs/BENCHMARKS.md, "The rank index").
  */
 export const RANK_INDEX_ECPUS_PER_SUBMISSION = 12;
@@ -276,8 +276,9 @@ export interface Settings {
  * A fixed cap below that throttles the ranker and the quota counter under load the API admits:
  * at 500 requests/s of full batches the cache can be asked for 500 x 100 x 11 = 550,000 ECPU/s,
  * and even single submissions reach 500 x (11 + 2.4) = 6,700 ECPU/s; the earlier default of
- * 10,000 held only 750 to 900 accepted submissions a second. So the cap does not shape normal
- * traffic; it bounds what a bug or a runaway (a ranker replaying a stream in a loop, a script
+ * 10,000 held only 750 to 900 accepted submissions a second. So, at the measured figure (an
+ * estimate: AWS does not publish how it meters a script) and outside bursts up to
+ * `apiBurstLimit`, the cap does not shape normal traffic; it bounds what a bug or a runaway (a ranker replaying a stream in a loop, a script
  * gone wrong) can spend beyond what the API admits. At the cap the cache's ECPUs cost at most
  * cap x 2,592,000 s a month x $0.0023 per million ECPUs (docs/COSTS.md): about $3,577 a month for
  * 600,000 ECPU/s. The API admits that much only at its full throttle, in full batches, around

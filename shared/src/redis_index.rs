@@ -29,8 +29,9 @@ use crate::ports::{PortError, RankIndex};
 use crate::redis_cluster::{DEFAULT_NAMESPACE, LazyCluster, checked_namespace};
 
 const SERVICE: &str = "rank index";
-/// Most changes one script call applies: a call blocks its shard while it runs (about 4 µs a
-/// change), so a large batch on one board goes in several.
+/// Most changes one script call applies: a call blocks its shard while it runs (6 to 8 µs a
+/// change that writes, in `make bench`, so a full call about 1.5 ms), so a large batch on one
+/// board goes in several.
 pub const APPLY_CHUNK: usize = 200;
 
 /// Compares fixed-width lowercase hex strings as numbers, eight digits at a time (exact in Lua's
@@ -54,7 +55,11 @@ end
 ///
 /// The expiry is set once per call, and only when the board's order lacks it (one `EXPIRETIME`
 /// instead of three `EXPIREAT`s per offer): every key of a board gets the same expiry, and
-/// order and players are created, and emptied, together.
+/// order and players are created, and emptied, together (only eviction at the cache's storage
+/// cap could part them; its alarm fires well before). A board whose expiry has passed is deleted
+/// at the end of the call, as it was after each offer before; the answers of a call's later
+/// changes on it can differ from then (they see the call's earlier changes), which only the
+/// ranker's count of board writes shows.
 const APPLY: &str = r"
 local expiry = ARGV[1]
 local results = {}

@@ -333,9 +333,11 @@ async fn redis_daily_and_weekly_boards_expire_with_their_retention_and_all_time_
     }
 }
 
-/// More changes than one script call takes, on three boards at once, with players offering
-/// again across the calls' boundaries and revocations among them: the same answers and boards
-/// as the in-memory reference, and every daily key with its expiry.
+/// More changes on one board than three script calls take, with a few on the other boards
+/// between them: players offering again across the calls' boundaries, revocations among them,
+/// and one revocation at the end of a call that must hold back the player's offer at the start
+/// of the next. The same answers and boards as the in-memory reference, and every daily key with
+/// its expiry.
 #[tokio::test]
 async fn redis_a_batch_longer_than_one_call_applies_in_order_on_every_board() {
     let redis = redis_index();
@@ -344,23 +346,53 @@ async fn redis_a_batch_longer_than_one_call_applies_in_order_on_every_board() {
     // Boards of now, not of T0: an expired daily board would be dropped as it is written.
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
     let boards = BoardRef::containing(&hero, now);
-    let count = APPLY_CHUNK * 2 + 17;
+    let daily = boards
+        .iter()
+        .find(|b| b.board.expires_at().is_some())
+        .expect("a submission counts on an expiring board")
+        .clone();
     let mut changes = Vec::new();
-    for i in 0..count {
-        let player = format!("p{}", i % 150);
+    let mut on_daily = 0;
+    let mut held_back = None;
+    for i in 0..APPLY_CHUNK * 3 + 117 {
         let at = now + Duration::seconds(i as i64);
-        let board = &boards[i % 3];
-        if i % 41 == 40 {
-            changes.push(revoke(board, &player, at));
+        let edge_case = [0, APPLY_CHUNK - 1, APPLY_CHUNK].contains(&on_daily);
+        if i % 10 == 9 && !edge_case {
+            let board = &boards[(i / 10) % 3];
+            changes.push(offer(board, &entry(&format!("p{}", i % 97), 5, at)));
+            if *board != daily {
+                continue;
+            }
+        } else if on_daily == 0 {
+            changes.push(offer(&daily, &entry("edge", 999, at)));
+        } else if on_daily == APPLY_CHUNK - 1 {
+            // The last change of the daily board's first call: a revocation through tomorrow.
+            changes.push(revoke(&daily, "edge", now + Duration::days(1)));
+        } else if on_daily == APPLY_CHUNK {
+            // The first of its second call: an offer received before that revocation's time.
+            held_back = Some(changes.len());
+            changes.push(offer(&daily, &entry("edge", 1_000, at)));
+        } else if i % 41 == 40 {
+            changes.push(revoke(&daily, &format!("p{}", i % 97), at));
         } else {
             let score = ((i * 7919) % 1000) as u32;
-            changes.push(offer(board, &entry(&player, score, at)));
+            changes.push(offer(&daily, &entry(&format!("p{}", i % 97), score, at)));
         }
+        on_daily += 1;
     }
+    assert!(
+        on_daily > APPLY_CHUNK * 3,
+        "the daily board takes four calls"
+    );
     let from_redis = redis.apply(&changes).await.unwrap();
     assert_eq!(from_redis, memory.apply(&changes).await.unwrap());
+    assert!(from_redis[0], "the edge player's first offer enters");
     assert!(
-        from_redis.iter().filter(|&&c| c).count() > 150,
+        !from_redis[held_back.unwrap()],
+        "the revocation at the end of one call holds back the offer at the start of the next"
+    );
+    assert!(
+        from_redis.iter().filter(|&&c| c).count() > 97,
         "most offers change a board"
     );
     for board in &boards {
@@ -372,13 +404,12 @@ async fn redis_a_batch_longer_than_one_call_applies_in_order_on_every_board() {
             "{}",
             board.key()
         );
+        if *board == daily {
+            assert!(!users(&on_redis).contains(&"edge".to_owned()));
+        }
     }
     let client = ::redis::cluster::ClusterClient::new(vec![redis_url()]).unwrap();
     let mut connection = client.get_async_connection().await.unwrap();
-    let daily = boards
-        .iter()
-        .find(|b| b.board.expires_at().is_some())
-        .expect("a submission counts on an expiring board");
     let expected = daily.board.expires_at().unwrap().unix_timestamp();
     for part in ["order", "players", "revoked"] {
         let name = format!("lb:{{{}}}:{part}", daily.key());
@@ -386,6 +417,43 @@ async fn redis_a_batch_longer_than_one_call_applies_in_order_on_every_board() {
             expire_time(&mut connection, &name).await,
             expected,
             "{name}"
+        );
+    }
+}
+
+/// A daily board past its retention (a late redelivery): what the call wrote is gone at its end.
+#[tokio::test]
+async fn redis_a_board_past_its_retention_keeps_nothing() {
+    let index = redis_index();
+    let board = BoardRef {
+        hero_id: unique_hero("past"),
+        board: Period::Daily.board_of(OffsetDateTime::now_utc().date() - Duration::days(400)),
+    };
+    assert!(board.board.expires_at().unwrap() < OffsetDateTime::now_utc());
+    index
+        .apply(&[
+            offer(&board, &entry("alice", 1, T0)),
+            revoke(&board, "bob", T0),
+            offer(&board, &entry("carol", 2, T0)),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        index
+            .page(&board, None, 10)
+            .await
+            .unwrap()
+            .entries
+            .is_empty()
+    );
+    let client = ::redis::cluster::ClusterClient::new(vec![redis_url()]).unwrap();
+    let mut connection = client.get_async_connection().await.unwrap();
+    for part in ["order", "players", "revoked"] {
+        let name = format!("lb:{{{}}}:{part}", board.key());
+        assert_eq!(
+            expire_time(&mut connection, &name).await,
+            -2,
+            "{name} exists"
         );
     }
 }
