@@ -50,6 +50,28 @@ impl LazyCluster {
             .map_err(|error| self.error(error))
     }
 
+    /// Runs `invocation`, a script that answers once per item it was given (`expected` of
+    /// them), and checks that it did; `what` names the script and its items in the refusal.
+    pub async fn invoke_per_item<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+        connection: &mut ClusterConnection,
+        expected: usize,
+        what: &str,
+    ) -> Result<Vec<T>, PortError> {
+        let answers: Vec<T> = invocation
+            .invoke_async(connection)
+            .await
+            .map_err(|error| self.error(error))?;
+        if answers.len() != expected {
+            return Err(PortError::Refused {
+                service: self.service,
+                detail: format!("the {what} script answered {} of {expected}", answers.len()),
+            });
+        }
+        Ok(answers)
+    }
+
     /// A client error as this port's: a timeout, the cluster unavailable (worth retrying), or a
     /// refusal (a script error, a wrong type).
     pub fn error(&self, error: redis::RedisError) -> PortError {

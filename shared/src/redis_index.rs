@@ -206,20 +206,15 @@ impl RedisRankIndex {
                 }
             }
         }
-        let changed: Vec<i64> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|error| self.cluster.error(error))?;
-        if changed.len() != changes.len() {
-            return Err(PortError::Refused {
-                service: SERVICE,
-                detail: format!(
-                    "the apply script answered {} results for {} changes",
-                    changed.len(),
-                    changes.len()
-                ),
-            });
-        }
+        let changed: Vec<i64> = self
+            .cluster
+            .invoke_per_item(
+                &invocation,
+                &mut connection,
+                changes.len(),
+                "apply (changes)",
+            )
+            .await?;
         Ok(changed.into_iter().map(|c| c == 1).collect())
     }
 }

@@ -122,20 +122,15 @@ impl RedisQuotaCounter {
                 invocation.arg(&id.to_bytes()[..]);
             }
         }
-        let answers: Vec<Vec<usize>> = invocation
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|error| self.cluster.error(error))?;
-        if answers.len() != windows.len() {
-            return Err(PortError::Refused {
-                service: SERVICE,
-                detail: format!(
-                    "the admit script answered for {} windows of {}",
-                    answers.len(),
-                    windows.len()
-                ),
-            });
-        }
+        let answers: Vec<Vec<usize>> = self
+            .cluster
+            .invoke_per_item(
+                &invocation,
+                &mut connection,
+                windows.len(),
+                "admit (windows)",
+            )
+            .await?;
         windows
             .iter()
             .zip(answers)
