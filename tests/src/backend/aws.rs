@@ -309,16 +309,33 @@ impl AwsObserver {
     }
 }
 
+/// How long after an empty reading of the queues [`AwsObserver::is_drained`] reads them again.
+const DRAINED_CONFIRMATION_DELAY: Duration = Duration::from_millis(50);
+
 #[async_trait]
 impl Observe for AwsObserver {
     async fn is_drained(&self) -> Result<bool, PortError> {
-        let submissions = self
-            .queue_depth(&self.resources.submissions_queue_url)
-            .await?;
-        let rejections = self
-            .queue_depth(&self.resources.rejections_queue_url)
-            .await?;
-        Ok(submissions == 0 && rejections == 0)
+        // A queue's depth is its visible, in-flight and delayed messages, which the emulator
+        // counts one after the other, each at its own moment: a message whose visibility timeout
+        // runs out between the two counts is in neither, and the queue reads empty while it
+        // waits for its next receive (and, on its last, its move to the dead-letter queue). It
+        // can only do so once before it is received again, so an empty reading is confirmed by a
+        // second one a little later.
+        for confirmation in [false, true] {
+            if confirmation {
+                tokio::time::sleep(DRAINED_CONFIRMATION_DELAY).await;
+            }
+            let submissions = self
+                .queue_depth(&self.resources.submissions_queue_url)
+                .await?;
+            let rejections = self
+                .queue_depth(&self.resources.rejections_queue_url)
+                .await?;
+            if submissions != 0 || rejections != 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     async fn dead_letters(&self) -> Result<DeadLetters, PortError> {
