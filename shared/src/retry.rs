@@ -116,8 +116,10 @@ mod tests {
         let before = Instant::now();
         assert!(!b.pause(3, far).await, "attempts used up");
         assert!(!b.pause(1, Instant::now()).await, "no time left");
+        // A refusal that waited out the 10 s to the deadline shows; a busy machine holding
+        // this thread up for a moment does not.
         assert!(
-            before.elapsed() < Duration::from_millis(50),
+            before.elapsed() < Duration::from_secs(5),
             "refusals do not wait"
         );
     }

@@ -4,7 +4,7 @@
 //! a shard with unlimited retries. Two feeds: the in-memory store's subscription, and a real
 //! DynamoDB stream read through the DynamoDB Streams API (moto).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -236,8 +236,49 @@ enum StreamOf {
 
 struct StreamState {
     stream_arn: String,
-    /// Per shard, where the next read starts; `None` once a closed shard is read to its end.
-    iterators: HashMap<String, Option<String>>,
+    /// Per shard id, where the next read starts and what was handed out lately.
+    shards: HashMap<String, ShardCursor>,
+}
+
+struct ShardCursor {
+    /// Where the next read starts; `None` once a closed shard is read to its end.
+    iterator: Option<String>,
+    handed_out: RecentEventIds,
+}
+
+/// How many of a shard's latest event ids a feed remembers, to drop a record read again.
+const REMEMBERED_EVENT_IDS: usize = 1_024;
+
+/// The event ids a shard's reads handed out lately.
+///
+/// moto numbers a stream record before it appends it, with no lock (`StreamShard.add`, moto
+/// 5.2), so two writes to a table at the same moment can get the same sequence number: 2 in
+/// 1,600 puts from 16 threads on this machine. The iterator that follows a read ending with
+/// such a pair points at the pair's second record again, so that record is read twice, and at
+/// the stream's end it is read again on every read: the feed never comes back empty, and a
+/// test waiting for it to catch up times out. DynamoDB numbers each record once; a record
+/// whose `eventID` was handed out already is dropped here.
+#[derive(Default)]
+struct RecentEventIds {
+    order: VecDeque<String>,
+    ids: HashSet<String>,
+}
+
+impl RecentEventIds {
+    /// Whether `id` is new (not among the last [`REMEMBERED_EVENT_IDS`]); a new one is kept.
+    fn first_sight(&mut self, id: &str) -> bool {
+        if self.ids.contains(id) {
+            return false;
+        }
+        if self.order.len() == REMEMBERED_EVENT_IDS
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.ids.remove(&oldest);
+        }
+        self.order.push_back(id.to_owned());
+        self.ids.insert(id.to_owned());
+        true
+    }
 }
 
 impl DynamoStreamFeed {
@@ -280,14 +321,11 @@ impl DynamoStreamFeed {
                 })?
                 .to_owned(),
         };
-        let iterators = self.shards(&stream_arn).await?;
-        Ok(StreamState {
-            stream_arn,
-            iterators,
-        })
+        let shards = self.shards(&stream_arn).await?;
+        Ok(StreamState { stream_arn, shards })
     }
 
-    async fn shards(&self, stream_arn: &str) -> Result<HashMap<String, Option<String>>, PortError> {
+    async fn shards(&self, stream_arn: &str) -> Result<HashMap<String, ShardCursor>, PortError> {
         let description = self
             .moto
             .dynamodb_streams("DescribeStream", &json!({ "StreamArn": stream_arn }))
@@ -312,7 +350,10 @@ impl DynamoStreamFeed {
                 .map_err(unavailable)?;
             iterators.insert(
                 shard_id.to_owned(),
-                iterator["ShardIterator"].as_str().map(str::to_owned),
+                ShardCursor {
+                    iterator: iterator["ShardIterator"].as_str().map(str::to_owned),
+                    handed_out: RecentEventIds::default(),
+                },
             );
         }
         Ok(iterators)
@@ -344,14 +385,11 @@ impl ChangeFeed for DynamoStreamFeed {
         if state.is_none() {
             *state = Some(self.open().await?);
         }
-        let StreamState {
-            stream_arn,
-            iterators: shards,
-        } = state.as_mut().expect("just opened");
+        let StreamState { stream_arn, shards } = state.as_mut().expect("just opened");
         loop {
             let mut taken = Vec::new();
-            for iterator in shards.values_mut() {
-                let Some(current) = iterator.clone() else {
+            for shard in shards.values_mut() {
+                let Some(current) = shard.iterator.clone() else {
                     continue;
                 };
                 let answer = match self
@@ -371,9 +409,14 @@ impl ChangeFeed for DynamoStreamFeed {
                     }
                 };
                 for raw in answer["Records"].as_array().into_iter().flatten() {
-                    taken.push(event_record(stream_arn, raw)?);
+                    let read_before = raw["eventID"]
+                        .as_str()
+                        .is_some_and(|id| !shard.handed_out.first_sight(id));
+                    if !read_before {
+                        taken.push(event_record(stream_arn, raw)?);
+                    }
                 }
-                *iterator = answer["NextShardIterator"].as_str().map(str::to_owned);
+                shard.iterator = answer["NextShardIterator"].as_str().map(str::to_owned);
                 if taken.len() >= max {
                     break;
                 }
@@ -383,5 +426,120 @@ impl ChangeFeed for DynamoStreamFeed {
             }
             tokio::time::sleep(IDLE_READ_INTERVAL).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as StdMutex;
+
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    use axum::routing::post;
+
+    use super::*;
+
+    /// A stream as moto keeps one: records in a list, an iterator a position in it, and the
+    /// iterator after a read the position just past the largest sequence number read (moto's
+    /// `AFTER_SEQUENCE_NUMBER`, with the shard's numbers starting at 0).
+    struct MotoLikeStream {
+        /// Each record's event id and sequence number, in the order appended.
+        records: Vec<(&'static str, u64)>,
+    }
+
+    async fn streams_api(
+        State(stream): State<Arc<StdMutex<MotoLikeStream>>>,
+        headers: HeaderMap,
+        body: String,
+    ) -> String {
+        let target = headers["x-amz-target"].to_str().unwrap_or_default();
+        let request: Value = serde_json::from_str(&body).unwrap_or_default();
+        let stream = stream.lock().expect("not poisoned");
+        let answer = match target.rsplit('.').next() {
+            Some("DescribeStream") => {
+                json!({ "StreamDescription": { "Shards": [{ "ShardId": "shard-1" }] } })
+            }
+            Some("GetShardIterator") => json!({ "ShardIterator": "0" }),
+            Some("GetRecords") => {
+                let at: usize = request["ShardIterator"]
+                    .as_str()
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0);
+                let limit = request["Limit"].as_u64().unwrap_or(1_000) as usize;
+                let read: Vec<_> = stream.records.iter().skip(at).take(limit).collect();
+                let next = read
+                    .iter()
+                    .map(|(_, seq)| seq + 1)
+                    .max()
+                    .unwrap_or(at as u64);
+                let records: Vec<Value> = read
+                    .iter()
+                    .map(|(id, seq)| {
+                        json!({
+                            "eventID": id,
+                            "eventName": "INSERT",
+                            "eventSource": "aws:dynamodb",
+                            "eventVersion": "1.0",
+                            "awsRegion": "us-east-1",
+                            "dynamodb": {
+                                "ApproximateCreationDateTime": 1_765_000_000.0,
+                                "Keys": { "userId": { "S": id } },
+                                "SequenceNumber": format!("{seq:021}"),
+                                "SizeBytes": 1,
+                                "StreamViewType": "NEW_AND_OLD_IMAGES",
+                            },
+                        })
+                    })
+                    .collect();
+                json!({ "Records": records, "NextShardIterator": next.to_string() })
+            }
+            _ => json!({}),
+        };
+        answer.to_string()
+    }
+
+    fn ids(records: &[EventRecord]) -> Vec<&str> {
+        records.iter().map(|r| r.event_id.as_str()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_record_moto_numbered_twice_is_handed_out_once_and_the_stream_end_reads_empty() {
+        // Two pairs of writes that got the same number, one of them at the stream's end.
+        let stream = Arc::new(StdMutex::new(MotoLikeStream {
+            records: vec![("a", 0), ("b", 1), ("c", 1), ("d", 3), ("e", 3)],
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new()
+            .route("/", post(streams_api))
+            .with_state(stream);
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let feed = DynamoStreamFeed::of_stream(Moto::new(endpoint), "arn:aws:dynamodb:stream");
+        let wait = Duration::from_millis(100);
+
+        let first = feed.read(3, wait).await.unwrap();
+        assert_eq!(ids(&first), ["a", "b", "c"]);
+        // moto's next iterator points at "c" again: it is not handed out twice.
+        let second = feed.read(10, wait).await.unwrap();
+        assert_eq!(ids(&second), ["d", "e"]);
+        // Every read from here on gets "e" from moto; the feed has nothing new to give.
+        assert!(feed.read(10, wait).await.unwrap().is_empty());
+        assert!(feed.read(10, wait).await.unwrap().is_empty());
+        server.abort();
+    }
+
+    #[test]
+    fn recent_event_ids_forget_the_oldest_beyond_their_capacity() {
+        let mut recent = RecentEventIds::default();
+        assert!(recent.first_sight("first"));
+        assert!(!recent.first_sight("first"));
+        for n in 0..REMEMBERED_EVENT_IDS {
+            assert!(recent.first_sight(&n.to_string()));
+        }
+        assert_eq!(recent.ids.len(), REMEMBERED_EVENT_IDS);
+        assert!(recent.first_sight("first"), "the oldest id is forgotten");
+        assert!(!recent.first_sight(&(REMEMBERED_EVENT_IDS - 1).to_string()));
     }
 }
