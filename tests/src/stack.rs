@@ -282,11 +282,16 @@ impl LocalStack {
         })?;
         let (stop_http, mut http_stopped) = watch::channel(false);
         let http = tokio::spawn(async move {
-            axum::serve(listener, ingest::full_router(app, boards))
-                .with_graceful_shutdown(async move {
-                    let _ = http_stopped.wait_for(|stop| *stop).await;
-                })
-                .await
+            // With the peer's address, which a refused or failed request's line names.
+            let router = ingest::full_router(app, boards);
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = http_stopped.wait_for(|stop| *stop).await;
+            })
+            .await
         });
 
         let mut processor = Processor::new(

@@ -68,10 +68,21 @@ async fn the_local_binarys_logs_carry_the_correlation_id_and_end_with_the_stop_l
         .await
         .unwrap();
     assert_eq!(response.status(), 202);
+    // AND a request without a token is refused
+    let refused = reqwest::Client::new()
+        .post(format!("{}/v1/scores", ready["url"].as_str().unwrap()))
+        .header("content-type", "application/json")
+        .header("x-correlation-id", "refuse-me-43")
+        .body(r#"{"heroId":"storm","score":1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
     stop(child).await;
 
     // THEN the log holds the submission's correlation id at ingest and on the processor's
-    // batch line, and everything up to the line written last before the process exited
+    // batch line, the refusal with the caller's address, and everything up to the line
+    // written last before the process exited
     let logs = std::fs::read_to_string(&log_path).unwrap();
     std::fs::remove_file(&log_path).ok();
     let traced: Vec<&str> = logs.lines().filter(|l| l.contains("trace-me-42")).collect();
@@ -83,6 +94,12 @@ async fn the_local_binarys_logs_carry_the_correlation_id_and_end_with_the_stop_l
         traced
             .iter()
             .any(|l| l.contains("batch processed") && l.contains("accepted_requests=trace-me-42")),
+        "{logs}"
+    );
+    assert!(
+        logs.lines().any(|l| l.contains("refuse-me-43")
+            && l.contains("request refused")
+            && l.contains("source_ip=127.0.0.1")),
         "{logs}"
     );
     let last = logs.lines().last().unwrap_or_default();
