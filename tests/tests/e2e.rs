@@ -916,18 +916,9 @@ fn board(body: &Value) -> Vec<(u64, String, u64)> {
 
 /// Reads a board or standing path as `token`, expecting 200, and returns the body.
 async fn read_board(client: &Client, path: &str, token: &str) -> Value {
-    // A 503 with Retry-After says the rank index did not answer in time (its first connection,
-    // on a busy machine): try again, as a client is told to; a lasting one still fails below.
-    let mut response = client.get(path, Some(token)).send().await.unwrap();
-    for _ in 0..4 {
-        if response.status() != StatusCode::SERVICE_UNAVAILABLE
-            || !response.headers().contains_key("retry-after")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        response = client.get(path, Some(token)).send().await.unwrap();
-    }
+    let response = pipeline_tests::send_retrying_unavailable(|| client.get(path, Some(token)))
+        .await
+        .unwrap();
     assert_eq!(
         response.headers()["cache-control"],
         "private, max-age=5",

@@ -141,15 +141,16 @@ async fn the_functions_log_lambda_json_lines_that_tie_the_three_stages_together(
     let accepted = post(&emulation, "alice", "application/json", score(7)).await;
     assert_eq!(accepted.status(), StatusCode::ACCEPTED);
     assert!(emulation.stack.wait_until_drained(DRAIN).await);
-    let board: Value = reqwest::Client::new()
-        .get(format!("{}/v1/leaderboards/storm", emulation.stack.url))
-        .bearer_auth(emulation.stack.token("alice"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let http = reqwest::Client::new();
+    let board: Value = pipeline_tests::send_retrying_unavailable(|| {
+        http.get(format!("{}/v1/leaderboards/storm", emulation.stack.url))
+            .bearer_auth(emulation.stack.token("alice"))
+    })
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
     assert_eq!(board["entries"][0]["userId"], "alice", "{board}");
     let response = reqwest::Client::new()
         .post(format!("{}/v1/scores", emulation.stack.url))

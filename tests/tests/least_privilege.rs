@@ -174,12 +174,12 @@ async fn exercise(emulation: &Emulation) {
         "/v1/leaderboards/storm".to_owned(),
         "/v1/leaderboards/storm/players/me?around=2".to_owned(),
     ] {
-        let response = http
-            .get(url(&path))
-            .bearer_auth(emulation.stack.token("alice"))
-            .send()
-            .await
-            .unwrap();
+        let response = pipeline_tests::send_retrying_unavailable(|| {
+            http.get(url(&path))
+                .bearer_auth(emulation.stack.token("alice"))
+        })
+        .await
+        .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
     assert_eq!(
