@@ -320,7 +320,21 @@ fn substitute(text: &str) -> String {
         .replace("${AWS::Partition}", "aws")
 }
 
-/// Uploads the file assets where the template expects them; returns the template's URL.
+/// The objects this process has put into each moto server: (endpoint, bucket, key).
+///
+/// moto closes an object's body as soon as its key is written again (`setlist` disposes of
+/// the version it replaces), even while another request is still reading that body: two
+/// emulations started side by side made one of them fail with a 500 on its `PutObject` (the
+/// ETag of its own, already replaced, object), and a read of the template by CloudFormation
+/// could meet the same fate. Asset keys are hashes of their content, so an object this process
+/// put once is what every later emulation needs: it is written once, and the emulations that
+/// start meanwhile wait for it.
+static UPLOADED: std::sync::LazyLock<
+    tokio::sync::Mutex<std::collections::HashSet<(String, String, String)>>,
+> = std::sync::LazyLock::new(Default::default);
+
+/// Uploads the file assets where the template expects them (each once per moto server and
+/// process, see [`UPLOADED`]); returns the template's URL.
 async fn upload_assets(
     moto: &Moto,
     template_path: &Path,
@@ -337,7 +351,7 @@ async fn upload_assets(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut template_url = None;
-    let mut buckets = std::collections::BTreeSet::new();
+    let mut uploaded = UPLOADED.lock().await;
     for (id, asset) in manifest["files"].as_object().into_iter().flatten() {
         let source = asset["source"]["path"].as_str().unwrap_or_default();
         if asset["source"]["packaging"].as_str() == Some("zip") {
@@ -358,10 +372,17 @@ async fn upload_assets(
         {
             let bucket = substitute(destination["bucketName"].as_str().unwrap_or_default());
             let key = substitute(destination["objectKey"].as_str().unwrap_or_default());
-            if buckets.insert(bucket.clone()) {
-                moto.create_bucket(&bucket).await?;
+            let object = (moto.endpoint().to_owned(), bucket.clone(), key.clone());
+            if !uploaded.contains(&object) {
+                let bucket_made = uploaded
+                    .iter()
+                    .any(|(endpoint, b, _)| endpoint == moto.endpoint() && *b == bucket);
+                if !bucket_made {
+                    moto.create_bucket(&bucket).await?;
+                }
+                moto.put_object(&bucket, &key, bytes.clone()).await?;
+                uploaded.insert(object);
             }
-            moto.put_object(&bucket, &key, bytes.clone()).await?;
             if source == template_file {
                 template_url = Some(format!("https://{bucket}.s3.amazonaws.com/{key}"));
             }
