@@ -431,8 +431,6 @@ impl ChangeFeed for DynamoStreamFeed {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex as StdMutex;
-
     use axum::Router;
     use axum::extract::State;
     use axum::http::HeaderMap;
@@ -449,13 +447,12 @@ mod tests {
     }
 
     async fn streams_api(
-        State(stream): State<Arc<StdMutex<MotoLikeStream>>>,
+        State(stream): State<Arc<MotoLikeStream>>,
         headers: HeaderMap,
         body: String,
     ) -> String {
         let target = headers["x-amz-target"].to_str().unwrap_or_default();
         let request: Value = serde_json::from_str(&body).unwrap_or_default();
-        let stream = stream.lock().expect("not poisoned");
         let answer = match target.rsplit('.').next() {
             Some("DescribeStream") => {
                 json!({ "StreamDescription": { "Shards": [{ "ShardId": "shard-1" }] } })
@@ -507,9 +504,9 @@ mod tests {
     #[tokio::test]
     async fn a_record_moto_numbered_twice_is_handed_out_once_and_the_stream_end_reads_empty() {
         // Two pairs of writes that got the same number, one of them at the stream's end.
-        let stream = Arc::new(StdMutex::new(MotoLikeStream {
+        let stream = Arc::new(MotoLikeStream {
             records: vec![("a", 0), ("b", 1), ("c", 1), ("d", 3), ("e", 3)],
-        }));
+        });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
         let app = Router::new()

@@ -58,26 +58,11 @@ async fn the_local_binarys_logs_carry_the_correlation_id_and_end_with_the_stop_l
     let ready: Value = serde_json::from_str(&stdout.next().unwrap().unwrap()).unwrap();
 
     // WHEN a submission with a correlation id goes through, and the stack is stopped
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/scores", ready["url"].as_str().unwrap()))
-        .bearer_auth(ready["tokens"]["alice"].as_str().unwrap())
-        .header("content-type", "application/json")
-        .header("x-correlation-id", "trace-me-42")
-        .body(r#"{"heroId":"storm","score":1}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 202);
+    let url = ready["url"].as_str().unwrap();
+    let alice = ready["tokens"]["alice"].as_str().unwrap();
+    assert_eq!(post_score(url, Some(alice), "trace-me-42").await, 202);
     // AND a request without a token is refused
-    let refused = reqwest::Client::new()
-        .post(format!("{}/v1/scores", ready["url"].as_str().unwrap()))
-        .header("content-type", "application/json")
-        .header("x-correlation-id", "refuse-me-43")
-        .body(r#"{"heroId":"storm","score":1}"#)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 401);
+    assert_eq!(post_score(url, None, "refuse-me-43").await, 401);
     stop(child).await;
 
     // THEN the log holds the submission's correlation id at ingest and on the processor's
@@ -107,6 +92,20 @@ async fn the_local_binarys_logs_carry_the_correlation_id_and_end_with_the_stop_l
         last.contains("stopped; all queued work finished"),
         "the last line is {last:?}"
     );
+}
+
+/// Posts one score to the stack at `url` as `token` (or with none), with `correlation_id`;
+/// returns the status.
+async fn post_score(url: &str, token: Option<&str>, correlation_id: &str) -> u16 {
+    let mut request = reqwest::Client::new()
+        .post(format!("{url}/v1/scores"))
+        .header("content-type", "application/json")
+        .header("x-correlation-id", correlation_id)
+        .body(r#"{"heroId":"storm","score":1}"#);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status().as_u16()
 }
 
 /// Sends Ctrl-C (SIGINT) and waits for a clean exit.
